@@ -1,0 +1,1 @@
+"""Connections and nothing else: WebSocket endpoint, HTTP API, token checks, send queues."""

@@ -1,0 +1,1 @@
+"""Every yes or no: consent, grants, quotas, rate limits, content filter, audit."""

@@ -1,0 +1,1 @@
+"""Sound: text normalisation and splitting, engines, enrollment, scheduling, Opus encoding."""

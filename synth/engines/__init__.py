@@ -1,0 +1,1 @@
+"""Voice engines behind one interface; `registry.create_engine(name)` picks one by name."""

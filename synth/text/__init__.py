@@ -1,0 +1,1 @@
+"""Text to what an engine reads: normalisation, clause splitting, script runs, phonemes."""
