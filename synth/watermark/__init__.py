@@ -1,0 +1,14 @@
+"""Inaudible yes/no watermark on every synthetic utterance, and a public detector for it."""
+
+from synth.watermark.files import detect_file
+from synth.watermark.watermarker import Detection, EmbedStats, Watermarker, WatermarkInputError
+from synth.watermark.weights import WatermarkWeightsError
+
+__all__ = [
+    "Detection",
+    "EmbedStats",
+    "WatermarkInputError",
+    "WatermarkWeightsError",
+    "Watermarker",
+    "detect_file",
+]
