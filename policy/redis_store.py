@@ -97,12 +97,14 @@ class RedisPolicyStore:
         self._refund = client.register_script(_REFUND)
 
     @classmethod
-    def from_url(cls, url: str, prefix: str) -> RedisPolicyStore:
-        # Short timeouts: a stuck Redis must refuse a message, not hang it.
-        client = aioredis.Redis.from_url(
-            url, decode_responses=True, socket_timeout=2, socket_connect_timeout=2
+    def from_url(cls, url: str, prefix: str, max_connections: int = 64) -> RedisPolicyStore:
+        # A bounded pool that makes a burst of decisions wait their turn for a connection
+        # instead of failing; short timeouts so a stuck Redis refuses a message, not hangs it.
+        pool = aioredis.BlockingConnectionPool.from_url(
+            url, max_connections=max_connections, timeout=2,
+            decode_responses=True, socket_timeout=2, socket_connect_timeout=2,
         )
-        return cls(client, prefix)
+        return cls(aioredis.Redis(connection_pool=pool), prefix)
 
     def key(self, name: str) -> str:
         return self.prefix + name
@@ -177,7 +179,7 @@ class RedisPolicyStore:
         return RedisStreamAuditLog(self.redis, self.key("audit"), max_len)
 
     async def close(self) -> None:
-        await self.redis.aclose()
+        await self.redis.aclose(close_connection_pool=True)
 
 
 class RedisStreamAuditLog:

@@ -5,11 +5,12 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from policy_helpers import MakeService
 
 from policy.clock import ManualClock
 from policy.config import PolicyConfig, RateLimit
@@ -52,9 +53,6 @@ def clock() -> ManualClock:
 @pytest.fixture
 def voices() -> StaticVoiceDirectory:
     return StaticVoiceDirectory({"alice", "bob", "carol"})
-
-
-MakeService = Callable[..., PolicyService]
 
 
 @pytest.fixture

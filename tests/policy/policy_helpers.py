@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 from policy.audit import JsonlAuditLog
@@ -14,6 +15,8 @@ ALICE = Account("alice")
 BOB = Account("bob")
 BOT = Account("bot-7", kind="bot")
 OWN = object()  # "speak in the sender's own voice"
+
+MakeService = Callable[..., PolicyService]
 
 
 async def say(
