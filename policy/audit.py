@@ -33,7 +33,8 @@ class AuditRecord:
     category: str | None = None  # for content_blocked
 
     def to_json(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        # Shallow on purpose: dataclasses.asdict deep-copies and shows up in the decision profile.
+        return {field.name: getattr(self, field.name) for field in dataclasses.fields(self)}
 
 
 def text_hmac(key: bytes, text: str) -> str:

@@ -51,6 +51,10 @@ class MemoryPolicyStore:
     async def list_grants(self, owner: str) -> list[Grant]:
         return sorted(self._grants.get(owner, {}).values(), key=lambda g: g.grantee)
 
+    async def voice_access(self, owner: str, grantee: str | None) -> tuple[bool, Grant | None]:
+        grant = self._grants.get(owner, {}).get(grantee) if grantee is not None else None
+        return owner in self._consent, grant
+
     async def forget_voice(self, owner: str) -> None:
         self._consent.discard(owner)
         self._grants.pop(owner, None)

@@ -144,6 +144,16 @@ class RedisPolicyStore:
             raw = await self.redis.hgetall(self._grants_key(owner))
         return sorted((Grant.from_record(json.loads(v)) for v in raw.values()), key=lambda g: g.grantee)
 
+    async def voice_access(self, owner: str, grantee: str | None) -> tuple[bool, Grant | None]:
+        async with _reaching_redis():
+            async with self.redis.pipeline(transaction=False) as pipe:
+                pipe.exists(self._consent_key(owner))
+                if grantee is not None:
+                    pipe.hget(self._grants_key(owner), grantee)
+                replies = await pipe.execute()
+        raw = replies[1] if grantee is not None else None
+        return bool(replies[0]), Grant.from_record(json.loads(raw)) if raw else None
+
     async def forget_voice(self, owner: str) -> None:
         async with _reaching_redis():
             await self.redis.delete(self._consent_key(owner), self._grants_key(owner))

@@ -169,14 +169,14 @@ class PolicyService:
                 "You have no enrolled voice yet; record one first, or pick a stock voice." if own else
                 f"{owner} has no enrolled voice; pick another voice."
             ))
-        if not await self.store.consent(owner):
+        consent, grant = await self.store.voice_access(owner, None if own else sender.id)
+        if not consent:
             raise VoxroomError(ErrorCode.CONSENT_REQUIRED, (
                 "You have not switched on synthesis in your voice yet; turn it on in your voice settings."
                 if own else f"{owner} has not switched on synthesis in their voice yet."
             ))
         if own:
             return None
-        grant = await self.store.get_grant(owner, sender.id)
         if grant is None:
             raise VoxroomError(ErrorCode.FORBIDDEN, (
                 f"{owner} has not allowed {sender.id} to speak in their voice; ask them for a grant."
@@ -261,16 +261,13 @@ class PolicyService:
         owner = permit.voice_owner
         if owner is None:
             return True
+        own = owner == permit.sender.id
         try:
-            if not await self.store.consent(owner):
-                return False
-            if owner == permit.sender.id:
-                return True
-            grant = await self.store.get_grant(owner, permit.sender.id)
+            consent, grant = await self.store.voice_access(owner, None if own else permit.sender.id)
         except PolicyStoreError as exc:
             log.error("policy store unavailable while re-checking %s: %s", permit.decision_id, exc)
             return False
-        return grant is not None and grant.live_at(self._clock())
+        return consent and (own or (grant is not None and grant.live_at(self._clock())))
 
     # ---- the voice owner's controls --------------------------------------------------
 

@@ -61,3 +61,16 @@ async def test_grants_round_trip_exactly(store: PolicyStore) -> None:
     assert await store.list_grants("alice") == [grant]
     assert await store.delete_grant("alice", "bot-7") is True
     assert await store.list_grants("alice") == []
+
+
+async def test_voice_access_reads_consent_and_grant_together(store: PolicyStore) -> None:
+    created = dt.datetime(2026, 3, 14, 12, 0, tzinfo=dt.UTC)
+    grant = Grant("alice", "bot-7", "g1", created)
+    assert await store.voice_access("alice", "bot-7") == (False, None)
+    await store.put_grant(grant)
+    await store.set_consent("alice", True)
+    assert await store.voice_access("alice", "bot-7") == (True, grant)
+    assert await store.voice_access("alice", None) == (True, None)
+    assert await store.voice_access("alice", "bot-8") == (True, None)
+    await store.forget_voice("alice")
+    assert await store.voice_access("alice", "bot-7") == (False, None)
