@@ -1,0 +1,204 @@
+"""Text -> phone symbols of the v2 symbol table (732 entries, in `symbols_v2.txt`).
+
+- Chinese: jieba words, pypinyin readings, tone sandhi (不, 一, third-tone runs), then each
+  syllable split into the table's initial + toned final (zero-initial syllables take the
+  table's AA/EE/OO/y/w initials; zi/ci/si -> i0, zhi/chi/shi/ri -> ir, j/q/x + u -> v).
+- English: gruut's lexicon and guesser (IPA) mapped onto the table's ARPAbet with stress.
+- Japanese: pyopenjtalk phonemes (devoiced vowels I/U kept, others folded to voiced).
+Punctuation becomes the table's , . ! ? … - marks. BERT features are not computed here:
+the caller passes zeros unless a BERT model was supplied.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from importlib import resources
+
+PUNCTUATION = {
+    "，": ",", "、": ",", "；": ",", "：": ",", ";": ",", ":": ",", ",": ",",
+    "。": ".", ".": ".", "！": "!", "!": "!", "？": "?", "?": "?",
+    "…": "…", "~": "…", "～": "…", "—": "-", "-": "-",
+}  # fmt: skip
+
+
+class FrontendError(ValueError):
+    """Text that yields no speakable phones, or a language this backend does not speak."""
+
+
+@functools.cache
+def symbols() -> list[str]:
+    text = resources.files("synth.engines.gptsovits").joinpath("symbols_v2.txt").read_text(encoding="utf-8")
+    return text.rstrip("\n").split("\n")
+
+
+@functools.cache
+def symbol_ids() -> dict[str, int]:
+    return {s: i for i, s in enumerate(symbols())}
+
+
+def phones_to_ids(phones: list[str]) -> list[int]:
+    table = symbol_ids()
+    return [table.get(p, table["UNK"]) for p in phones]
+
+
+def phonemize(text: str, lang: str) -> list[str]:
+    if lang == "zh":
+        phones = _chinese(text)
+    elif lang == "en":
+        phones = _english(text)
+    elif lang == "ja":
+        phones = _japanese(text)
+    else:
+        raise FrontendError(f"GPT-SoVITS v2 speaks zh, en and ja, not {lang!r}")
+    if not any(p not in PUNCTUATION.values() for p in phones):
+        raise FrontendError(f"nothing speakable in {text!r}")
+    return phones
+
+
+# --- Chinese -----------------------------------------------------------------------------
+
+_INITIALS = (
+    "zh",
+    "ch",
+    "sh",
+    "b",
+    "p",
+    "m",
+    "f",
+    "d",
+    "t",
+    "n",
+    "l",
+    "g",
+    "k",
+    "h",
+    "j",
+    "q",
+    "x",
+    "r",
+    "z",
+    "c",
+    "s",
+)
+_Y_FINALS = {"an": "En", "e": "E", "u": "v", "uan": "van", "ue": "ve", "un": "vn"}
+
+
+def split_syllable(syllable: str) -> tuple[str, str]:
+    """Toneless pinyin (v for ü) -> (initial, final) as spelled in the symbol table."""
+    s = syllable.replace("ü", "v")
+    if s[0] in "aeo":
+        return {"a": "AA", "e": "EE", "o": "OO"}[s[0]], s
+    if s[0] == "y":
+        rest = "u" + s[2:] if s[1:2] == "v" else s[1:]
+        return "y", rest if rest.startswith("i") else _Y_FINALS.get(rest, rest)
+    if s[0] == "w":
+        return "w", s[1:]
+    for initial in _INITIALS:
+        if s.startswith(initial):
+            final = s[len(initial) :]
+            if initial in ("j", "q", "x") and final.startswith("u"):
+                final = "v" + final[1:]
+            if final == "i" and initial in ("z", "c", "s"):
+                final = "i0"
+            elif final == "i" and initial in ("zh", "ch", "sh", "r"):
+                final = "ir"
+            return initial, final
+    raise FrontendError(f"not a pinyin syllable: {syllable!r}")
+
+
+def _sandhi(word: str, readings: list[str]) -> list[str]:
+    """Tone changes applied within a word: 不 and 一 before a fourth tone, and third-tone runs."""
+    tones = [r[-1] for r in readings]
+    for i, char in enumerate(word[: len(readings) - 1]):
+        nxt = tones[i + 1]
+        if char == "不" and nxt == "4":
+            tones[i] = "2"
+        elif char == "一" and len(word) > 1 and not word.isdigit():
+            tones[i] = "2" if nxt == "4" else ("4" if nxt in "123" else tones[i])
+    for i in range(len(tones) - 2, -1, -1):  # 3-3 -> 2-3, right to left
+        if tones[i] == "3" and tones[i + 1] == "3":
+            tones[i] = "2"
+    return [r[:-1] + t for r, t in zip(readings, tones, strict=True)]
+
+
+def _chinese(text: str) -> list[str]:
+    import jieba  # imported here: loading its dictionary takes a moment
+    from pypinyin import Style, lazy_pinyin
+
+    jieba.setLogLevel(60)
+    phones: list[str] = []
+    for word in jieba.cut(text):
+        if word in PUNCTUATION:
+            phones.append(PUNCTUATION[word])
+            continue
+        hanzi = "".join(ch for ch in word if "\u4e00" <= ch <= "\u9fff")
+        if not hanzi:
+            if re.search(r"[A-Za-z]", word):
+                phones += _english(word)
+            continue
+        readings = lazy_pinyin(hanzi, style=Style.TONE3, neutral_tone_with_five=True)
+        for reading in _sandhi(hanzi, readings):
+            initial, final = split_syllable(reading[:-1])
+            phones += [initial, final + reading[-1]]
+    return phones
+
+
+# --- English -----------------------------------------------------------------------------
+
+_IPA_TO_ARPA = {
+    "ɑ": "AA", "æ": "AE", "ʌ": "AH", "ə": "AH", "ɔ": "AO", "aʊ": "AW", "aɪ": "AY", "ɛ": "EH", "ɚ": "ER",
+    "ɝ": "ER", "eɪ": "EY", "ɪ": "IH", "ɨ": "IH", "i": "IY", "oʊ": "OW", "ɔɪ": "OY", "ʊ": "UH", "u": "UW",
+    "b": "B", "t͡ʃ": "CH", "d": "D", "ð": "DH", "f": "F", "ɡ": "G", "g": "G", "h": "HH", "d͡ʒ": "JH",
+    "k": "K", "l": "L", "m": "M", "n": "N", "ŋ": "NG", "p": "P", "ɹ": "R", "r": "R", "s": "S", "ʃ": "SH",
+    "t": "T", "θ": "TH", "v": "V", "w": "W", "j": "Y", "z": "Z", "ʒ": "ZH", "ɾ": "T", "ʔ": "T", "l̩": "L",
+    "n̩": "N", "m̩": "M", "ɐ": "AH", "o": "OW", "e": "EY", "a": "AA",
+}  # fmt: skip
+_VOWELS = {"AA", "AE", "AH", "AO", "AW", "AY", "EH", "ER", "EY", "IH", "IY", "OW", "OY", "UH", "UW"}
+
+
+def _arpa(ipa: str) -> str | None:
+    stress = "1" if "ˈ" in ipa else "2" if "ˌ" in ipa else "0"
+    core = ipa.replace("ˈ", "").replace("ˌ", "").replace("ː", "")
+    arpa = _IPA_TO_ARPA.get(core)
+    if arpa is None:
+        return None
+    return arpa + stress if arpa in _VOWELS else arpa
+
+
+def _english(text: str) -> list[str]:
+    import gruut
+
+    phones: list[str] = []
+    for sentence in gruut.sentences(text, lang="en-us"):
+        for word in sentence:
+            if word.is_break or word.is_punctuation:
+                mark = PUNCTUATION.get(word.text)
+                if mark and (not phones or phones[-1] != mark):
+                    phones.append(mark)
+                continue
+            for ipa in word.phonemes or []:
+                arpa = _arpa(ipa)
+                if arpa is not None:
+                    phones.append(arpa)
+    return phones
+
+
+# --- Japanese ----------------------------------------------------------------------------
+
+
+def _japanese(text: str) -> list[str]:
+    import pyopenjtalk
+
+    table = symbol_ids()
+    phones: list[str] = []
+    for ph in pyopenjtalk.g2p(text).split():
+        if ph == "pau":
+            phones.append(",")
+        elif ph in table:
+            phones.append(ph)
+        elif ph.lower() in table:
+            phones.append(ph.lower())  # devoiced A/E/O are not in the table
+    if text.rstrip()[-1:] in PUNCTUATION:
+        phones.append(PUNCTUATION[text.rstrip()[-1]])
+    return phones
