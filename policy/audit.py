@@ -37,6 +37,11 @@ class AuditRecord:
         return {field.name: getattr(self, field.name) for field in dataclasses.fields(self)}
 
 
+def derive_audit_key(secret: str) -> bytes:
+    """The audit hash key, derived from the deployment secret so hashes survive restarts."""
+    return hmac.new(secret.encode("utf-8"), b"voxroom audit text hash", hashlib.sha256).digest()
+
+
 def text_hmac(key: bytes, text: str) -> str:
     return hmac.new(key, text.encode("utf-8"), hashlib.sha256).hexdigest()
 

@@ -91,3 +91,16 @@ def parse_account_limits(value: str) -> dict[str, int]:
 def parse_blocklist_paths(value: str) -> tuple[Path, ...]:
     """Parse VOXROOM_BLOCKLIST: one or more file paths separated by the OS path separator (':')."""
     return tuple(Path(part) for part in value.split(os.pathsep) if part.strip())
+
+
+def parse_rate_limit(value: str) -> RateLimit:
+    """Parse `BURST,PER_SECOND` (VOXROOM_RATE_ACCOUNT, VOXROOM_RATE_CONNECTION), e.g. `20,1`."""
+    burst, sep, rate = value.partition(",")
+    try:
+        if not sep:
+            raise ValueError
+        return RateLimit(burst=float(burst), per_second=float(rate))
+    except ValueError as exc:
+        raise ValueError(
+            f"expected BURST,PER_SECOND such as 20,1 (burst >= 1, per_second > 0), got {value!r}"
+        ) from exc

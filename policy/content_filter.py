@@ -82,7 +82,8 @@ class ContentFilter:
         if not self.size:
             return None
         for view in sorted(matching_views(text)):
-            for end, blocked in self._automaton.iter(view):
+            for end, found in self._automaton.iter(view):
+                blocked: BlockedTerm = found
                 if self._whole_word(view, end - len(blocked.term) + 1, end, blocked):
                     return blocked.category
         return None

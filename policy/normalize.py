@@ -66,7 +66,8 @@ def fold(text: str) -> str:
         if unicodedata.category(ch) not in ("Mn", "Me", "Cf") and ch not in _FILLERS
     )
     text = unicodedata.normalize("NFC", text)
-    return _t2s().convert(text).translate(_HOMOGLYPHS)
+    simplified: str = _t2s().convert(text)
+    return simplified.translate(_HOMOGLYPHS)
 
 
 def squeeze(text: str) -> str:

@@ -232,6 +232,8 @@ class PolicyService:
 
     async def refund(self, permit: SayPermit) -> None:
         """Undo the quota charge of an utterance refused after its permit (e.g. overloaded). Idempotent."""
+        if not permit.counters:
+            return  # nothing was charged for it
         now = self._clock()
         try:
             refunded = await self.store.refund(permit.counters, permit.refund_marker,

@@ -7,9 +7,15 @@ from pathlib import Path
 import pytest
 from policy_helpers import ALICE, say
 
-from policy.audit import JsonlAuditLog
+from policy.audit import JsonlAuditLog, derive_audit_key
 from policy.clock import ManualClock
-from policy.config import PolicyConfig, parse_account_limits, parse_blocklist_paths
+from policy.config import (
+    PolicyConfig,
+    RateLimit,
+    parse_account_limits,
+    parse_blocklist_paths,
+    parse_rate_limit,
+)
 from policy.memory_store import MemoryPolicyStore
 from policy.redis_store import RedisPolicyStore
 from policy.service import PolicyService
@@ -58,5 +64,10 @@ def test_config_checks_its_values() -> None:
         PolicyConfig(timezone="Mars/Olympus")
     with pytest.raises(ValueError, match="0 or more"):
         PolicyConfig(daily_limit=-1)
+    assert parse_rate_limit("20,1") == RateLimit(burst=20, per_second=1.0)
+    for bad in ("20", "0,1", "5,0", "x,y"):
+        with pytest.raises(ValueError, match="BURST,PER_SECOND"):
+            parse_rate_limit(bad)
+    assert derive_audit_key("secret") == derive_audit_key("secret") != derive_audit_key("other")
     config = PolicyConfig(daily_limit=7, per_account_limits={"bot-7": 70})
     assert (config.limit_for("bot-7"), config.limit_for("alice")) == (70, 7)
