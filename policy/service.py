@@ -316,6 +316,15 @@ class PolicyService:
         grants = await self._store_call(self.store.list_grants(owner))
         return [g for g in grants if g.live_at(now)]
 
+    async def consent_info(self, owner: str) -> dict[str, object]:
+        """What GET /v1/voices/me shows of the policy: consent, live grants, today's quota."""
+        quota = await self.quota_for(owner)
+        return {
+            "consent": await self.consent(owner),
+            "grants": [grant.to_json() for grant in await self.grants(owner)],
+            "quota": quota.to_json(),
+        }
+
     async def forget_voice(self, owner: str) -> None:
         """On voice deletion: consent and every grant of that voice are erased."""
         await self._store_call(self.store.forget_voice(owner))

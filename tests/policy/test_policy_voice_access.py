@@ -157,3 +157,16 @@ async def test_forgetting_a_voice_erases_consent_and_grants(service: PolicyServi
     assert await service.consent("alice") is False
     assert await service.grants("alice") == []
     assert [g.grantee for g in await service.grants("bob")] == ["bot-7"]
+
+
+async def test_consent_info_shows_what_the_owner_set(service: PolicyService) -> None:
+    await service.set_consent("alice", True)
+    grant = await service.add_grant("alice", "bot-7", None)
+    await say(service, ALICE)
+    info = await service.consent_info("alice")
+    assert info == {
+        "consent": True,
+        "grants": [{"grant_id": grant.grant_id, "grantee": "bot-7",
+                    "created_at": "2026-03-14T12:00:00Z", "expires_at": None}],
+        "quota": {"used": 1, "limit": 50, "resets_at": "2026-03-15T00:00:00Z"},
+    }
