@@ -128,10 +128,12 @@ class PolicyService:
             raise VoxroomError(ErrorCode.INTERNAL, _STORE_DOWN) from exc
         try:
             await self.audit.write(dataclasses.replace(record, grant=permit.grant))
-        except Exception as exc:
-            # No decision without its audit record: take the charge back and refuse.
-            log.error("audit log unavailable, refusing: %s", exc)
+        except BaseException as exc:
+            # No decision without its audit record, and a cancelled one costs nothing: take the charge back.
             await self._refund_quietly(permit)
+            if not isinstance(exc, Exception):
+                raise
+            log.error("audit log unavailable, refusing: %s", exc)
             raise VoxroomError(ErrorCode.INTERNAL, _STORE_DOWN) from exc
         return permit
 
