@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from policy_helpers import MakeService
+from policy_helpers import REDIS_URL, MakeService
 
 from policy.clock import ManualClock
 from policy.config import PolicyConfig, RateLimit
@@ -20,7 +20,6 @@ from policy.service import PolicyService
 from policy.store import PolicyStore
 from policy.voice_directory import StaticVoiceDirectory
 
-REDIS_URL = "redis://127.0.0.1:6379/0"
 BLOCKLIST = Path(__file__).parents[1] / "data" / "blocklist_test.txt"
 # Generous enough that only the rate-limit tests ever meet a limit.
 UNLIMITED_RATE = RateLimit(burst=10_000, per_second=10_000)

@@ -11,6 +11,7 @@ from policy.redis_store import RedisStreamAuditLog
 from policy.service import PolicyService, SayPermit
 from voxroom.identity import Account
 
+REDIS_URL = "redis://127.0.0.1:6379/0"
 ALICE = Account("alice")
 BOB = Account("bob")
 BOT = Account("bot-7", kind="bot")

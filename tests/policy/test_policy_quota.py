@@ -3,14 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
+from pathlib import Path
 
 import pytest
-from policy_helpers import ALICE, BOB, BOT, MakeService, say
+from policy_helpers import ALICE, BOB, BOT, REDIS_URL, MakeService, say
 
 from policy.clock import ManualClock
+from policy.config import PolicyConfig, RateLimit
+from policy.redis_store import RedisPolicyStore
 from policy.service import PolicyService
+from policy.voice_directory import StaticVoiceDirectory
 from voxroom.errors import ErrorCode, VoxroomError
 from voxroom.identity import Account
+
+UNLIMITED = RateLimit(burst=10_000, per_second=10_000)
 
 
 async def test_the_50th_is_accepted_and_the_51st_refused(service: PolicyService) -> None:
@@ -145,3 +152,26 @@ async def test_a_zero_limit_refuses_everything(make_service: MakeService) -> Non
     with pytest.raises(VoxroomError) as caught:
         await say(service, ALICE, None)
     assert caught.value.code == ErrorCode.DAILY_LIMIT
+
+
+@pytest.mark.redis
+async def test_two_gateways_on_one_redis_share_the_limit_exactly(clock: ManualClock, tmp_path: Path) -> None:
+    prefix = f"voxroom-test:{uuid.uuid4().hex}:"
+    # Two gateways: each with its own client and connection pool, the same keys.
+    stores = [RedisPolicyStore.from_url(REDIS_URL, prefix) for _ in range(2)]
+    config = PolicyConfig(clock=clock, account_rate=UNLIMITED, connection_rate=UNLIMITED,
+                          audit_path=tmp_path / "audit.jsonl")
+    first, second = (PolicyService(config, s, StaticVoiceDirectory({"alice"})) for s in stores)
+    try:
+        await first.set_consent("alice", True)
+        results = await asyncio.gather(
+            *(say(first if i % 2 else second, ALICE, connection=f"conn-{i % 2}") for i in range(200)),
+            return_exceptions=True,
+        )
+        assert sum(not isinstance(r, BaseException) for r in results) == 50
+        assert (await second.quota_for("alice")).used == 50
+    finally:
+        keys = [key async for key in stores[0].redis.scan_iter(match=prefix + "*")]
+        await stores[0].redis.delete(*keys)
+        for store in stores:
+            await store.close()
