@@ -29,3 +29,17 @@ def tiny_models(tiny_dir: Path) -> TorchModels:
 @pytest.fixture(scope="session")
 def torch_backend(tiny_models: TorchModels) -> TorchBackend:
     return TorchBackend(tiny_models)
+
+
+@pytest.fixture(scope="session")
+def onnx_dir(tiny_models: TorchModels, tiny_dir: Path) -> Path:
+    from synth.engines.gptsovits.onnx_export import export_all
+
+    return export_all(tiny_models, tiny_dir / "onnx")
+
+
+@pytest.fixture(scope="session")
+def ort_backend(onnx_dir: Path, torch_backend: TorchBackend):  # type: ignore[no-untyped-def]
+    from synth.engines.gptsovits.runtime import OrtBackend
+
+    return OrtBackend(onnx_dir, torch_backend.dims, threads=1)

@@ -27,11 +27,14 @@ class ChannelLayerNorm(nn.Module):
 
     def __init__(self, channels: int) -> None:
         super().__init__()
+        self.channels = channels
         self.gamma = nn.Parameter(torch.ones(channels))
         self.beta = nn.Parameter(torch.zeros(channels))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.layer_norm(x.transpose(1, -1), (x.shape[1],), self.gamma, self.beta, 1e-5).transpose(1, -1)
+        return F.layer_norm(x.transpose(1, -1), (self.channels,), self.gamma, self.beta, 1e-5).transpose(
+            1, -1
+        )
 
 
 class RelativeAttention(nn.Module):

@@ -84,12 +84,11 @@ class SinePosition(nn.Module):
         self.alpha = nn.Parameter(torch.ones(1))
 
     def forward(self, x: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
-        div = torch.exp(
-            torch.arange(0, self.dim, 2, dtype=torch.float32, device=x.device)
-            * (-math.log(10000.0) / self.dim)
-        )
+        channel = torch.arange(self.dim, device=x.device)
+        div = torch.exp((channel - channel % 2).to(torch.float32) * (-math.log(10000.0) / self.dim))
         angle = positions.to(torch.float32).unsqueeze(-1) * div
-        pe = torch.stack([torch.sin(angle), torch.cos(angle)], dim=-1).flatten(-2)  # interleaved sin, cos
+        # sin on even channels, cos on odd ones (no reshape, so an empty prompt stays valid)
+        pe = torch.where(channel % 2 == 0, torch.sin(angle), torch.cos(angle))
         return x + self.alpha * pe
 
 
