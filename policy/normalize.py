@@ -9,7 +9,8 @@ step can also create false matches, and a view per step keeps those steps apart:
   t2s), Cyrillic/Greek look-alike letters mapped to Latin;
 - letter-spaced words joined ("i d i o t", "i.d.i.o.t");
 - separators between CJK characters removed ("傻 瓜", "傻*瓜"); clause punctuation
-  (， 。 , ! ? and the like) is kept, so two clauses never merge into a term;
+  (， 。 , ! ? and the like) is kept, and so is a space between two longer runs,
+  so two clauses never merge into a term;
 - with digit and symbol substitutions undone, in words that also hold letters
   ("1d10t", "$tupid"), in two readings of "1" and "!" (i or l);
 - with symbols inside a word removed ("id.iot", "stu*pid");
@@ -45,6 +46,7 @@ _SEPARATOR_CLASS = r"[\s.\-_*~^`'\"·•|/\\+=#&%$@<>()\[\]{}「」『』【】�
 
 _CJK = r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uac00-\ud7af]"
 _CJK_SEPARATORS = re.compile(rf"(?<={_CJK}){_SEPARATOR_CLASS}+(?={_CJK})")
+_CJK_CHAR = re.compile(_CJK)
 _SPACED_LETTERS = re.compile(r"(?<![a-z0-9])(?:[a-z0-9][\s.\-_*·•|/+]+){2,}[a-z0-9](?![a-z0-9])")
 _SPACING = re.compile(r"[\s.\-_*·•|/+]+")
 _INTRAWORD_SYMBOLS = re.compile(r"(?<=[a-z0-9])[.\-_*~^`'\"·•|/\\#]+(?=[a-z0-9])")
@@ -74,6 +76,26 @@ def squeeze(text: str) -> str:
     return _REPEATS.sub(r"\1", text)
 
 
+def _drop_cjk_separators(text: str) -> str:
+    """Remove separators between CJK characters ("傻 瓜", "傻*瓜").
+
+    Symbols always go. Plain spaces go only next to a lone character, the way an
+    evasion spaces out a word; a space between two longer runs is how some people
+    separate clauses ("我真傻 瓜子呢"), and joining those would invent terms.
+    """
+
+    def replace(match: re.Match[str]) -> str:
+        if not match.group(0).isspace():
+            return ""
+        # The characters on either side are CJK (the pattern says so); is the one beyond too?
+        start, end = match.start(), match.end()
+        long_before = start >= 2 and _CJK_CHAR.match(text, start - 2) is not None
+        long_after = _CJK_CHAR.match(text, end + 1) is not None
+        return match.group(0) if long_before and long_after else ""
+
+    return _CJK_SEPARATORS.sub(replace, text)
+
+
 def _join_spaced_letters(text: str) -> str:
     return _SPACED_LETTERS.sub(lambda m: _SPACING.sub("", m.group(0)), text)
 
@@ -96,7 +118,7 @@ def _undo_leet(text: str, table: dict[str, str]) -> str:
 
 
 def matching_views(text: str) -> set[str]:
-    base = _CJK_SEPARATORS.sub("", _join_spaced_letters(fold(text)))
+    base = _drop_cjk_separators(_join_spaced_letters(fold(text)))
     views = {base, _undo_leet(base, _LEET_I), _undo_leet(base, _LEET_L)}
     views |= {_INTRAWORD_SYMBOLS.sub("", view) for view in views}
     views |= {squeeze(view) for view in views}
@@ -105,5 +127,5 @@ def matching_views(text: str) -> set[str]:
 
 def normalize_term(term: str) -> str:
     """A block list term in the form the views use (squeezed forms are added separately)."""
-    return _CJK_SEPARATORS.sub("", fold(term.strip()))
+    return _drop_cjk_separators(fold(term.strip()))
 

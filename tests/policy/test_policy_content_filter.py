@@ -31,6 +31,8 @@ EVASIONS = [
     ("zero-width joiner between CJK", "笨\u200d蛋", "insult"),
     ("word joiner and BOM between CJK", "傻\u2060\ufeff瓜", "insult"),
     ("space between CJK", "你是 傻 瓜", "insult"),
+    ("every CJK character spaced out", "禁 语 测 试", "test"),
+    ("one space inside a CJK word", "他是傻 瓜", "insult"),
     ("full-width space between CJK", "笨\u3000蛋", "insult"),
     ("symbols between CJK", "白*痴 和 蓝.莓.怪.兽", "insult"),
     ("letters spaced out", "what an i d i o t", "insult"),
@@ -118,12 +120,14 @@ ORDINARY_LINES = [
     "明天记得带伞",
     "加油加油！",
     "蛋白质很重要",
+    "我真傻 瓜子呢",
+    "太笨 蛋糕呢",
     "好的好的，马上来",
 ]
 
 
 def test_ordinary_chat_is_never_blocked(content_filter: ContentFilter) -> None:
-    assert len(ORDINARY_LINES) == 60
+    assert len(ORDINARY_LINES) >= 60
     blocked = [line for line in ORDINARY_LINES if content_filter.check(line) is not None]
     assert blocked == []
 
