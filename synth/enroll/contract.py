@@ -1,0 +1,92 @@
+"""The contract between enrollment and the voice fit.
+
+The raw recording is used once, for features, and then discarded: the fit receives a
+`FitTarget` (features only, never audio) and a starting style pack, and returns a
+fitted style pack. `synth.fit.fit_style` is the real fit; until it is installed, the
+nearest stock pack is returned as it is, so the whole flow still works end to end.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from typing import Protocol
+
+import numpy as np
+
+LANGUAGE_HINTS = ("zh", "en", "ja", "unknown")
+PACK_SHAPE = (510, 1, 256)
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class FitTarget:
+    """Everything the fit may use, computed once from the cleaned recording."""
+
+    voiceprint: np.ndarray  # Resemblyzer (GE2E) 256-d embedding, unit norm (synth.enroll.voiceprint)
+    segment_voiceprints: np.ndarray  # [k, 256] per-segment embeddings (for robust targets)
+    logmel_mean: np.ndarray  # [80] (synth.enroll.features.log_mel_24k over speech frames)
+    logmel_std: np.ndarray  # [80]
+    f0_median_hz: float  # voiced F0 statistics
+    f0_p10_hz: float
+    f0_p90_hz: float
+    language_hint: str  # "zh" | "en" | "ja" | "unknown"
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        """Flat name -> array form, for encrypted storage and for passing to the fit process."""
+        return {
+            "voiceprint": self.voiceprint,
+            "segment_voiceprints": self.segment_voiceprints,
+            "logmel_mean": self.logmel_mean,
+            "logmel_std": self.logmel_std,
+            "f0": np.array([self.f0_median_hz, self.f0_p10_hz, self.f0_p90_hz], dtype=np.float64),
+        }
+
+    @classmethod
+    def from_arrays(cls, arrays: dict[str, np.ndarray], language_hint: str) -> FitTarget:
+        f0 = arrays["f0"]
+        return cls(
+            voiceprint=np.asarray(arrays["voiceprint"], dtype=np.float32),
+            segment_voiceprints=np.asarray(arrays["segment_voiceprints"], dtype=np.float32),
+            logmel_mean=np.asarray(arrays["logmel_mean"], dtype=np.float32),
+            logmel_std=np.asarray(arrays["logmel_std"], dtype=np.float32),
+            f0_median_hz=float(f0[0]),
+            f0_p10_hz=float(f0[1]),
+            f0_p90_hz=float(f0[2]),
+            language_hint=language_hint,
+        )
+
+
+FitProgress = Callable[[float, str], None]
+
+
+class FitFunction(Protocol):
+    def __call__(
+        self, target: FitTarget, start_pack: np.ndarray, *, progress: FitProgress, cpu_budget_s: float
+    ) -> np.ndarray: ...
+
+
+def keep_start_pack(
+    target: FitTarget, start_pack: np.ndarray, *, progress: FitProgress, cpu_budget_s: float
+) -> np.ndarray:
+    """The stand-in fit: the nearest stock pack, unchanged."""
+    progress(1.0, "using the nearest built-in voice")
+    return np.asarray(start_pack, dtype=np.float32).copy()
+
+
+def load_fit_function() -> tuple[FitFunction, str]:
+    """`synth.fit.fit_style` when it is installed, else the stand-in; with a name for status reports."""
+    try:
+        from synth.fit import fit_style  # type: ignore[attr-defined]
+    except ImportError:
+        return keep_start_pack, "nearest-stock"
+    return fit_style, "gradient-fit"
+
+
+def check_pack(pack: np.ndarray) -> np.ndarray:
+    """A style pack as the engine needs it, or ValueError."""
+    array = np.asarray(pack, dtype=np.float32)
+    if array.shape == (510, 256):
+        array = array.reshape(PACK_SHAPE)
+    if array.shape != PACK_SHAPE or not np.all(np.isfinite(array)):
+        raise ValueError(f"a style pack must be finite float32 {PACK_SHAPE}, got {array.shape}")
+    return array
