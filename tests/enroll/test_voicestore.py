@@ -1,4 +1,4 @@
-"""Encrypted voice records: round trip, no plaintext on disk, wrong key fails closed, atomic replace, erase."""
+"""Encrypted voice records: round trip, no plaintext, wrong key fails closed, atomic replace, erase."""
 
 from __future__ import annotations
 
