@@ -7,7 +7,7 @@ Chunked rendering (`ChunkedVocoder`): each chunk decodes only a window of tokens
 ones plus `context` tokens before them, never the whole utterance again. The decoder is
 not causal (attention and convolutions look both ways), so each chunk holds back its last
 `overlap` tokens; the next chunk renders them again with more right context and the two
-renderings are crossfaded with an equal-power curve, which removes clicks at the seams.
+renderings are crossfaded (raised cosine), which removes clicks at the seams.
 """
 
 from __future__ import annotations
@@ -81,7 +81,12 @@ class ChunkPolicy:
 
 
 class ChunkedVocoder:
-    """Feed tokens as they are sampled; get audio chunks whose concatenation is the utterance."""
+    """Feed tokens as they are sampled; get audio chunks whose concatenation is the utterance.
+
+    `push`/`finish` render at once. A batching caller instead asks `due()`, collects the
+    `window()` of every due utterance into one `vocode_batch` call and hands each result
+    back to `accept()`.
+    """
 
     def __init__(
         self, backend: Backend, phones: np.ndarray, timbre: np.ndarray, noise: np.ndarray, policy: ChunkPolicy
@@ -95,22 +100,28 @@ class ChunkedVocoder:
 
     def push(self, token: int) -> np.ndarray | None:
         self.tokens.append(token)
-        due = self.policy.first_chunk if self.emitted == 0 and self.tail is None else self.policy.chunk
-        if len(self.tokens) - self.emitted >= due + self.policy.overlap:
-            return self._render(final=False)
-        return None
+        return self._render(final=False) if self.due() else None
 
     def finish(self) -> np.ndarray | None:
-        if len(self.tokens) == self.emitted and self.tail is None:
-            return None
-        return self._render(final=True)
+        return self._render(final=True) if self.has_remainder() else None
 
-    def _render(self, final: bool) -> np.ndarray:
+    def due(self) -> bool:
+        size = self.policy.first_chunk if self.emitted == 0 and self.tail is None else self.policy.chunk
+        return len(self.tokens) - self.emitted >= size + self.policy.overlap
+
+    def has_remainder(self) -> bool:
+        return len(self.tokens) > self.emitted or self.tail is not None
+
+    def window(self) -> tuple[VocodeRequest, int]:
+        """The tokens the next chunk renders and the index of the first of them."""
         start = max(0, self.emitted - self.policy.context)
-        window = np.asarray(self.tokens[start:], np.int64)
-        (audio,) = vocode_batch(
-            self.backend, [VocodeRequest(window, self.phones, self.timbre, self.noise)], [start]
-        )
+        return VocodeRequest(
+            np.asarray(self.tokens[start:], np.int64), self.phones, self.timbre, self.noise
+        ), start
+
+    def accept(self, audio: np.ndarray, final: bool) -> np.ndarray:
+        """Audio of `window()` -> the next chunk to play."""
+        start = max(0, self.emitted - self.policy.context)
         end = len(self.tokens) if final else len(self.tokens) - self.policy.overlap
         piece = audio[(self.emitted - start) * self.spt : (end - start) * self.spt].copy()
         if self.tail is not None:
@@ -119,8 +130,18 @@ class ChunkedVocoder:
         self.emitted = end
         return piece
 
+    def _render(self, final: bool) -> np.ndarray:
+        request, start = self.window()
+        (audio,) = vocode_batch(self.backend, [request], [start])
+        return self.accept(audio, final)
+
 
 def crossfade(old: np.ndarray, new: np.ndarray) -> np.ndarray:
-    """Equal-power crossfade from `old` to `new` (same length)."""
+    """Raised-cosine crossfade from `old` to `new` (same length).
+
+    The gains sum to one (equal gain, not equal power): the two renderings of the seam are
+    nearly the same signal, and an equal-power fade would overshoot by up to 3 dB there.
+    """
     t = (np.arange(len(old)) + 0.5) / max(1, len(old))
-    return (old * np.cos(0.5 * np.pi * t) + new * np.sin(0.5 * np.pi * t)).astype(np.float32)
+    w = 0.5 - 0.5 * np.cos(np.pi * t)
+    return (old * (1.0 - w) + new * w).astype(np.float32)
