@@ -164,6 +164,12 @@ def build(out: Path, seed: int = 0, full_size: bool = False) -> None:
         architectures=["HubertModel"],
     )
     (hubert_dir / "config.json").write_text(json.dumps(config, indent=2))
+    preprocessor = {
+        "feature_extractor_type": "Wav2Vec2FeatureExtractor",
+        "feature_size": 1,
+        "sampling_rate": 16000,
+    }
+    (hubert_dir / "preprocessor_config.json").write_text(json.dumps(preprocessor, indent=2))
 
 
 def main(argv: list[str] | None = None) -> None:
