@@ -8,7 +8,7 @@ from synth.audio_io import decode_audio
 from synth.watermark import spectrum
 from synth.watermark.watermarker import Detection, Watermarker
 
-MAX_FILE_SECONDS = 600.0  # longer uploads are refused by the decoder (AudioDecodeError)
+MAX_FILE_SECONDS = 300.0  # longer uploads are refused by the decoder (AudioDecodeError)
 
 _shared: Watermarker | None = None
 _shared_lock = threading.Lock()

@@ -17,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Literal
 
@@ -33,6 +34,7 @@ Confidence = Literal["low", "medium", "high"]
 MIN_EMBED_SECONDS = 0.1  # shorter chunks are returned unchanged: too few frames to carry a mark
 EDGE_FADE_SECONDS = 0.01  # the mark fades in and out over this much at each chunk edge
 SCORE_THRESHOLD = 0.5  # decoder score at or above which a clip is called watermarked
+DETECT_WINDOW_SECONDS = 20.0  # long clips are scored in windows of about this length
 MIN_CONFIDENT_SECONDS = 1.0  # below this much audible audio, any answer has low confidence
 HIGH_CONFIDENCE_SECONDS = 3.0
 HIGH_CONFIDENCE_MARGIN = 0.3  # this far from the threshold, on enough audio: high confidence
@@ -97,7 +99,9 @@ class Watermarker:
         weights_path: Path | None = None,
         expected_sha256: str = CHECKPOINT_SHA256,
         torch_threads: int = 1,
+        on_embed: Callable[[float, float], None] | None = None,
     ) -> None:
+        """`on_embed(cpu_seconds, audio_seconds)` runs after each marked chunk (e.g. to feed /metrics)."""
         # Process-wide, but the service keeps torch single-threaded everywhere (2 cores, many users).
         torch.set_num_threads(torch_threads)
         state = load_verified_state(weights_path, expected_sha256)
@@ -110,6 +114,7 @@ class Watermarker:
         self._audio_seconds = 0.0
         self._cpu_seconds = 0.0
         self._last_chunk_seconds = 0.0
+        self._on_embed = on_embed
 
     def embed(self, pcm: np.ndarray, sample_rate: int) -> np.ndarray:
         """`pcm` with the mark added: same length, rate and dtype (float32), clipped to [-1, 1]."""
@@ -124,17 +129,30 @@ class Watermarker:
         return marked
 
     def detect(self, pcm: np.ndarray, sample_rate: int) -> Detection:
+        """Whether `pcm` carries the mark. Long clips are scored in windows (bounded memory),
+        and the window scores averaged by how much audible audio each held."""
         pcm = _checked_pcm(pcm, sample_rate)
         if pcm.size < MIN_EMBED_SECONDS * sample_rate or not np.any(pcm):
             return Detection(False, 0.0, 0.0, "low")
-        signal = torch.from_numpy(resample(pcm, sample_rate, spectrum.SAMPLE_RATE))
+        signal = resample(pcm, sample_rate, spectrum.SAMPLE_RATE)
+        windows = max(1, round(signal.size / (DETECT_WINDOW_SECONDS * spectrum.SAMPLE_RATE)))
+        scores, weights = [], []
+        for window in np.array_split(signal, windows):
+            score, loud = self._score_window(window)
+            scores.append(score)
+            weights.append(loud)
+        total = sum(weights)
+        score = float(np.average(scores, weights=weights)) if total else 0.0
+        seconds = spectrum.frames_to_seconds(total)
+        return Detection(score >= SCORE_THRESHOLD, score, seconds, _confidence(score, seconds))
+
+    def _score_window(self, signal: np.ndarray) -> tuple[float, int]:
+        """(decoder score clipped to 0..1, loud frames) for one stretch of 32 kHz audio."""
         with torch.inference_mode():
-            scaled = spectrum.to_scaled_db(spectrum.stft(signal).abs())[None]
+            scaled = spectrum.to_scaled_db(spectrum.stft(torch.from_numpy(signal)).abs())[None]
             score = float(self._decoder(scaled).clamp(0.0, 1.0)[0])
             loud = int(loud_frames(scaled).sum())
-        seconds = spectrum.frames_to_seconds(loud)
-        watermarked = score >= SCORE_THRESHOLD
-        return Detection(watermarked, score, seconds, _confidence(score, seconds))
+        return score, loud
 
     def stats(self) -> EmbedStats:
         with self._lock:
@@ -164,6 +182,8 @@ class Watermarker:
             self._audio_seconds += audio_seconds
             self._cpu_seconds += cpu_seconds
             self._last_chunk_seconds = cpu_seconds
+        if self._on_embed is not None:
+            self._on_embed(cpu_seconds, audio_seconds)
 
 
 def _confidence(score: float, seconds: float) -> Confidence:

