@@ -24,10 +24,13 @@ import numpy as np
 from synth.engines.base import ClauseRequest, Engine, StockVoice, Voice
 from synth.engines.gptsovits.backend import Backend, TorchBackend
 from synth.engines.gptsovits.batching import DecodeRequest, decode_all
-from synth.engines.gptsovits.frontend import FrontendError, phonemize, phones_to_ids
-from synth.engines.gptsovits.loader import ModelFiles, load_torch_models
+from synth.engines.gptsovits.bert import BertFeaturizer
+from synth.engines.gptsovits.checkpoint import CheckpointError
+from synth.engines.gptsovits.frontend import FrontendError, phonemize, phonemize_aligned, phones_to_ids
+from synth.engines.gptsovits.loader import BERT_DIR, ModelFiles, load_torch_models
 from synth.engines.gptsovits.sampling import SamplingParams
 from synth.engines.gptsovits.streaming import ContinuousSynthesizer, Utterance
+from synth.engines.gptsovits.t2s import BERT_DIM
 from synth.engines.gptsovits.vocoder import ChunkPolicy, VocodeRequest, frame_noise, vocode_batch
 from synth.engines.gptsovits.voice import GptSovitsVoice, VoiceError, make_voice
 from voxroom.errors import ErrorCode, VoxroomError
@@ -49,7 +52,11 @@ class GptSovitsEngine(Engine):
     sample_rate = 32000
 
     def __init__(
-        self, backend: Backend, options: GptSovitsOptions | None = None, voices_dir: Path | None = None
+        self,
+        backend: Backend,
+        options: GptSovitsOptions | None = None,
+        voices_dir: Path | None = None,
+        bert: BertFeaturizer | None = None,
     ) -> None:
         self.backend = backend
         self.options = options or GptSovitsOptions()
@@ -58,6 +65,8 @@ class GptSovitsEngine(Engine):
         self.model_version = f"gpt-sovits-v2/{backend.name}"
         self.voices_dir = voices_dir
         self._stock: dict[str, Voice] = {}
+        self.bert = bert  # Chinese BERT features when the deployer supplied the model; zeros otherwise
+        self._prompt_bert_cache: dict[tuple[str, int], np.ndarray] = {}
         self._lock = threading.Lock()  # one batch at a time through the shared backend
 
     # --- voices --------------------------------------------------------------------------
@@ -154,6 +163,27 @@ class GptSovitsEngine(Engine):
         timbre = np.zeros(dims.gin_channels, np.float32)
         vocode_batch(self.backend, [VocodeRequest(np.asarray(tokens, np.int64), phones, timbre, silent)])
 
+    def _bert_features(self, lang: str, units: list[tuple[str, int]]) -> np.ndarray:
+        assert self.bert is not None
+        if lang == "zh":
+            return self.bert.features(units)
+        return np.zeros((BERT_DIM, sum(n for _, n in units)), np.float32)
+
+    def _prompt_bert(self, voice: Voice) -> np.ndarray:
+        params: GptSovitsVoice = voice.params
+        key = (voice.id, voice.version)
+        if key not in self._prompt_bert_cache:
+            if len(params.prompt_phones) and params.prompt_text:
+                features = self._bert_features(
+                    params.prompt_lang, phonemize_aligned(params.prompt_text, params.prompt_lang)[1]
+                )
+            else:
+                features = np.zeros((BERT_DIM, 0), np.float32)
+            if features.shape[1] != len(params.prompt_phones):
+                features = np.zeros((BERT_DIM, len(params.prompt_phones)), np.float32)
+            self._prompt_bert_cache[key] = features
+        return self._prompt_bert_cache[key]
+
     def _utterance(self, clause: ClauseRequest) -> Utterance:
         voice = clause.voice
         if voice.engine != self.name or not isinstance(voice.params, GptSovitsVoice):
@@ -161,13 +191,18 @@ class GptSovitsEngine(Engine):
                 ErrorCode.BAD_REQUEST, f"voice {voice.id} was made for the {voice.engine} engine"
             )
         try:
-            phones = np.asarray(phones_to_ids(phonemize(clause.text, clause.lang)), np.int64)
+            symbols, units = phonemize_aligned(clause.text, clause.lang)
         except FrontendError as exc:
             raise VoxroomError(ErrorCode.BAD_REQUEST, str(exc)) from exc
+        phones = np.asarray(phones_to_ids(symbols), np.int64)
         params: GptSovitsVoice = voice.params
         seed = zlib.crc32(f"{voice.id}/{voice.version}/{clause.lang}/{clause.text}".encode())
         sampling = dataclasses.replace(self.options.sampling, seed=seed)
-        decode = DecodeRequest(np.concatenate([params.prompt_phones, phones]), params.prompt_tokens, sampling)
+        bert = None
+        if self.bert is not None:
+            bert = np.concatenate([self._prompt_bert(voice), self._bert_features(clause.lang, units)], axis=1)
+        all_phones = np.concatenate([params.prompt_phones, phones])
+        decode = DecodeRequest(all_phones, params.prompt_tokens, sampling, bert)
         return Utterance(decode, phones, params.timbre, noise_seed=seed, noise_scale=self.options.noise_scale)
 
 
@@ -177,6 +212,8 @@ def voice_to_arrays(params: GptSovitsVoice) -> dict[str, np.ndarray]:
         "prompt_tokens": params.prompt_tokens,
         "prompt_phones": params.prompt_phones,
         "timbre": params.timbre,
+        "prompt_text": np.array(params.prompt_text),
+        "prompt_lang": np.array(params.prompt_lang),
     }
 
 
@@ -186,6 +223,8 @@ def voice_from_arrays(arrays: dict[str, np.ndarray]) -> GptSovitsVoice:
             np.asarray(arrays["prompt_tokens"], np.int64),
             np.asarray(arrays["prompt_phones"], np.int64),
             np.asarray(arrays["timbre"], np.float32),
+            str(arrays.get("prompt_text", "")),
+            str(arrays.get("prompt_lang", "")),
         )
     except KeyError as exc:
         raise ValueError(f"stored GPT-SoVITS voice lacks {exc.args[0]}") from exc
@@ -199,11 +238,14 @@ def create_gptsovits_engine(
     threads: int = 1,
     fp16: bool = True,
     options: GptSovitsOptions | None = None,
+    bert: bool | None = None,
 ) -> GptSovitsEngine:
     """The engine from a models directory (official layout, see loader.py).
 
     runtime "onnx" uses `onnx_dir` (default `<models>/onnx`), exporting there first when it
-    is missing; "torch" runs the PyTorch reference graph.
+    is missing; "torch" runs the PyTorch reference graph. bert: None uses
+    `<models>/chinese-roberta-wwm-ext-large` when it is there, True requires it, False never.
+    Nothing is downloaded here.
     """
     import torch
 
@@ -222,4 +264,9 @@ def create_gptsovits_engine(
         backend = OrtBackend(target, reference.dims, threads=threads, fp16=fp16)
     elif runtime != "torch":
         raise ValueError(f"runtime must be 'onnx' or 'torch', not {runtime!r}")
-    return GptSovitsEngine(backend, options, voices_dir=Path(models_dir) / "voices")
+    featurizer = None
+    if bert or (bert is None and files.bert_dir is not None):
+        if files.bert_dir is None:
+            raise CheckpointError(f"BERT was asked for but {Path(models_dir) / BERT_DIR} is missing")
+        featurizer = BertFeaturizer(files.bert_dir)
+    return GptSovitsEngine(backend, options, voices_dir=Path(models_dir) / "voices", bert=featurizer)

@@ -43,17 +43,28 @@ def phones_to_ids(phones: list[str]) -> list[int]:
 
 
 def phonemize(text: str, lang: str) -> list[str]:
+    return phonemize_aligned(text, lang)[0]
+
+
+def phonemize_aligned(text: str, lang: str) -> tuple[list[str], list[tuple[str, int]]]:
+    """Phones, and which character each run of phones came from: [(char, n_phones), ...].
+
+    The character is "" for phones that no single Chinese character produced (English words,
+    Japanese text); BERT features for those phones are zeros.
+    """
     if lang == "zh":
-        phones = _chinese(text)
+        phones, units = _chinese(text)
     elif lang == "en":
         phones = _english(text)
+        units = [("", len(phones))]
     elif lang == "ja":
         phones = _japanese(text)
+        units = [("", len(phones))]
     else:
         raise FrontendError(f"GPT-SoVITS v2 speaks zh, en and ja, not {lang!r}")
     if not any(p not in PUNCTUATION.values() for p in phones):
         raise FrontendError(f"nothing speakable in {text!r}")
-    return phones
+    return phones, units
 
 
 # --- Chinese -----------------------------------------------------------------------------
@@ -122,26 +133,31 @@ def _sandhi(word: str, readings: list[str]) -> list[str]:
     return [r[:-1] + t for r, t in zip(readings, tones, strict=True)]
 
 
-def _chinese(text: str) -> list[str]:
+def _chinese(text: str) -> tuple[list[str], list[tuple[str, int]]]:
     import jieba  # imported here: loading its dictionary takes a moment
     from pypinyin import Style, lazy_pinyin
 
     jieba.setLogLevel(60)
     phones: list[str] = []
+    units: list[tuple[str, int]] = []
     for word in jieba.cut(text):
         if word in PUNCTUATION:
             phones.append(PUNCTUATION[word])
+            units.append((PUNCTUATION[word], 1))  # BERT reads the normalised mark
             continue
         hanzi = "".join(ch for ch in word if "\u4e00" <= ch <= "\u9fff")
         if not hanzi:
             if re.search(r"[A-Za-z]", word):
-                phones += _english(word)
+                english = _english(word)
+                phones += english
+                units.append(("", len(english)))
             continue
         readings = lazy_pinyin(hanzi, style=Style.TONE3, neutral_tone_with_five=True)
-        for reading in _sandhi(hanzi, readings):
+        for char, reading in zip(hanzi, _sandhi(hanzi, readings), strict=True):
             initial, final = split_syllable(reading[:-1])
             phones += [initial, final + reading[-1]]
-    return phones
+            units.append((char, 2))
+    return phones, units
 
 
 # --- English -----------------------------------------------------------------------------

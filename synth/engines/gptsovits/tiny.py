@@ -17,10 +17,11 @@ from pathlib import Path
 
 import torch
 
+from synth.engines.gptsovits.bert import Bert, BertConfig
 from synth.engines.gptsovits.checkpoint import unfold_weight_norm
 from synth.engines.gptsovits.hparams import HParams, pickled_as_official_name
 from synth.engines.gptsovits.hubert import Hubert, HubertConfig
-from synth.engines.gptsovits.loader import GPT_FILE, HUBERT_DIR, SOVITS_FILE
+from synth.engines.gptsovits.loader import BERT_DIR, GPT_FILE, HUBERT_DIR, SOVITS_FILE
 from synth.engines.gptsovits.sovits import SovitsConfig, SynthesizerV2
 from synth.engines.gptsovits.sovits_modules import Generator, WaveNet
 from synth.engines.gptsovits.t2s import T2SConfig, Text2Semantic
@@ -115,7 +116,28 @@ def _spread_weights(model: torch.nn.Module, seed: int) -> None:
                 p.copy_(torch.randn(p.shape, generator=gen) * (1.0 / max(1, p[0].numel()) ** 0.5))
 
 
-def build(out: Path, seed: int = 0, full_size: bool = False) -> None:
+# Characters the tiny BERT knows; others map to [UNK] as unknown characters do in the real vocabulary.
+TINY_BERT_CHARS = "你好世界今天气很我们一起去买雨伞这是段参考录音第句话三来得晚些出走吧"
+
+
+def _build_bert(directory: Path, seed: int) -> None:
+    """A tiny BERT in the chinese-roberta-wwm-ext-large layout (1024-dim output is part of the interface)."""
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", ",", ".", "!", "?", "…", "-", *TINY_BERT_CHARS]
+    config = BertConfig(
+        vocab_size=len(vocab), num_hidden_layers=3, num_attention_heads=4, intermediate_size=64
+    )
+    torch.manual_seed(seed)
+    model = Bert(config)
+    directory.mkdir(parents=True, exist_ok=True)
+    state = {f"bert.{k}": v for k, v in model.state_dict().items()}
+    state["cls.predictions.bias"] = torch.zeros(len(vocab))  # pre-training head, present in the real file
+    torch.save(state, directory / "pytorch_model.bin")
+    (directory / "vocab.txt").write_text("\n".join(vocab) + "\n", encoding="utf-8")
+    fields = dataclasses.asdict(config) | {"model_type": "bert", "architectures": ["BertForMaskedLM"]}
+    (directory / "config.json").write_text(json.dumps(fields, indent=2))
+
+
+def build(out: Path, seed: int = 0, full_size: bool = False, with_bert: bool = False) -> None:
     t2s_config = T2SConfig() if full_size else TINY_T2S
     sovits_config = SovitsConfig() if full_size else TINY_SOVITS
     hubert_config = HubertConfig() if full_size else TINY_HUBERT
@@ -170,6 +192,8 @@ def build(out: Path, seed: int = 0, full_size: bool = False) -> None:
         "sampling_rate": 16000,
     }
     (hubert_dir / "preprocessor_config.json").write_text(json.dumps(preprocessor, indent=2))
+    if with_bert:
+        _build_bert(out / BERT_DIR, seed + 2)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -179,8 +203,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--full-size", action="store_true", help="real dimensions (24 layers, width 512) with random weights"
     )
+    parser.add_argument(
+        "--with-bert", action="store_true", help="also a tiny chinese-roberta-wwm-ext-large stand-in"
+    )
     args = parser.parse_args(argv)
-    build(args.out, seed=args.seed, full_size=args.full_size)
+    build(args.out, seed=args.seed, full_size=args.full_size, with_bert=args.with_bert)
     print(f"wrote {args.out}")
 
 

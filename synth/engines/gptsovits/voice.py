@@ -28,6 +28,8 @@ class GptSovitsVoice:
     prompt_tokens: np.ndarray  # int64 [N]; empty for a reference-free voice
     prompt_phones: np.ndarray  # int64 [P] phone ids of the recording's transcript; empty when none
     timbre: np.ndarray  # float32 [gin]
+    prompt_text: str = ""  # the transcript, kept for BERT features of the prompt
+    prompt_lang: str = ""
 
 
 def linear_spectrogram(audio: np.ndarray, dims: Dims) -> np.ndarray:
@@ -67,4 +69,4 @@ def make_voice(
     wav16 = np.concatenate([wav16, np.zeros(int(0.3 * 16000), np.float32)])
     tokens = backend.content_codes(wav16[None])[0].astype(np.int64)
     phones = np.asarray(phones_to_ids(phonemize(transcript, lang)), np.int64)
-    return GptSovitsVoice(tokens, phones, timbre.astype(np.float32))
+    return GptSovitsVoice(tokens, phones, timbre.astype(np.float32), transcript, lang)
