@@ -208,7 +208,7 @@ def _japanese(text: str) -> list[str]:
 
     table = symbol_ids()
     phones: list[str] = []
-    for ph in pyopenjtalk.g2p(text).split():
+    for ph in str(pyopenjtalk.g2p(text)).split():
         if ph == "pau":
             phones.append(",")
         elif ph in table:

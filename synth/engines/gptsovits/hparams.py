@@ -27,6 +27,10 @@ class HParams:
         # Called by the restricted unpickler (BUILD); nested HParams arrive already built.
         self.__dict__.update(state)
 
+    def __getattr__(self, name: str) -> Any:
+        # Only reached for missing attributes; declared so nested configs type-check.
+        raise AttributeError(name)
+
     def get(self, key: str, default: Any = None) -> Any:
         return self.__dict__.get(key, default)
 

@@ -36,7 +36,7 @@ class HubertConfig:
             raise ValueError("only the HuBERT-base layout (group norm, post-norm layers) is supported")
         fields = {f.name for f in dataclasses.fields(cls)}
         values = {k: tuple(v) if isinstance(v, list) else v for k, v in config.items() if k in fields}
-        return cls(**values)
+        return cls(**values)  # type: ignore[arg-type]  # values come from JSON; dataclass fields check
 
 
 class _ConvLayer(nn.Module):

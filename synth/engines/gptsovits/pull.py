@@ -16,6 +16,7 @@ import argparse
 import hashlib
 import os
 import urllib.error
+import urllib.parse
 import urllib.request
 from pathlib import Path
 
@@ -52,7 +53,7 @@ def pull(
         if target.exists() and sums.get(name) == _sha256(target):
             done.append(target)
             continue
-        sums[name] = _download(base_url + urllib.request.quote(name), target, timeout_s)
+        sums[name] = _download(base_url + urllib.parse.quote(name), target, timeout_s)
         expected_head = HEAD_MD5.get(name)
         if expected_head and _head_md5(target) != expected_head:
             target.unlink()

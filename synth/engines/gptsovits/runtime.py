@@ -29,7 +29,7 @@ def choose_providers(
         if name not in available:
             continue
         if name == "TensorrtExecutionProvider":
-            options = {"trt_fp16_enable": fp16}
+            options: dict[str, object] = {"trt_fp16_enable": fp16}
             if cache_dir is not None:
                 options |= {"trt_engine_cache_enable": True, "trt_engine_cache_path": str(cache_dir)}
             chosen.append((name, options))

@@ -10,6 +10,7 @@ n_fft 2048 (1025 bins), of which v2's style encoder reads the first 704.
 from __future__ import annotations
 
 import dataclasses
+from typing import cast
 
 import torch
 from torch import nn
@@ -141,7 +142,8 @@ class Quantizer(nn.Module):
 
     @property
     def embed(self) -> torch.Tensor:
-        return self.vq.layers[0]._codebook.embed
+        layer = cast(_VQLayer, cast(nn.ModuleList, self.vq.layers)[0])
+        return cast(torch.Tensor, layer._codebook.embed)
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         """[B, D, T] -> codes [B, T] by nearest codebook entry (Euclidean)."""

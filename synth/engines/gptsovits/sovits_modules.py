@@ -198,13 +198,13 @@ class CouplingLayer(nn.Module):
 
     def __init__(self, channels: int, hidden: int, kernel_size: int, layers: int, gin_channels: int) -> None:
         super().__init__()
-        self.half = channels // 2
-        self.pre = nn.Conv1d(self.half, hidden, 1)
+        self.half_channels = channels // 2
+        self.pre = nn.Conv1d(self.half_channels, hidden, 1)
         self.enc = WaveNet(hidden, kernel_size, 1, layers, gin_channels)
-        self.post = nn.Conv1d(hidden, self.half, 1)
+        self.post = nn.Conv1d(hidden, self.half_channels, 1)
 
     def reverse(self, x: torch.Tensor, mask: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
-        x0, x1 = x[:, : self.half], x[:, self.half :]
+        x0, x1 = x[:, : self.half_channels], x[:, self.half_channels :]
         m = self.post(self.enc(self.pre(x0) * mask, mask, g)) * mask
         return torch.cat([x0, (x1 - m) * mask], dim=1)
 
@@ -223,7 +223,7 @@ class Flow(nn.Module):
 
     def reverse(self, x: torch.Tensor, mask: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
         for flow in reversed(self.flows):
-            x = torch.flip(x, [1]) if isinstance(flow, _Flip) else flow.reverse(x, mask, g)
+            x = flow.reverse(x, mask, g) if isinstance(flow, CouplingLayer) else torch.flip(x, [1])
         return x
 
 
@@ -259,6 +259,7 @@ class Generator(nn.Module):
     ) -> None:
         super().__init__()
         self.num_kernels = len(resblock_kernel_sizes)
+        self.upsample_rates = list(upsample_rates)
         self.conv_pre = nn.Conv1d(in_channels, upsample_initial_channel, 7, 1, padding=3)
         self.ups = nn.ModuleList()
         self.resblocks = nn.ModuleList()
@@ -279,8 +280,8 @@ class Generator(nn.Module):
         """
         x = (self.conv_pre(x) + self.cond(g)) * length_mask(lengths, x.shape[2])
         scale = 1
-        for i, up in enumerate(self.ups):
-            scale *= up.stride[0]
+        for i, (up, rate) in enumerate(zip(self.ups, self.upsample_rates, strict=True)):
+            scale *= rate
             x = up(F.leaky_relu(x, LRELU_SLOPE))
             mask = length_mask(lengths * scale, x.shape[2])
             x = x * mask
@@ -300,13 +301,20 @@ class _Linear(nn.Module):
         return self.fc(x)
 
 
+class _ConvNorm(nn.Module):
+    """Official `ConvNorm`: a Conv1d kept under the name `conv`."""
+
+    def __init__(self, conv: nn.Conv1d) -> None:
+        super().__init__()
+        self.conv = conv
+
+
 class _GatedConv(nn.Module):
     """Official `Conv1dGLU` (conv kept under `conv1.conv`) with its residual."""
 
     def __init__(self, channels: int, kernel_size: int) -> None:
         super().__init__()
-        self.conv1 = nn.Module()
-        self.conv1.conv = nn.Conv1d(channels, 2 * channels, kernel_size, padding=(kernel_size - 1) // 2)
+        self.conv1 = _ConvNorm(nn.Conv1d(channels, 2 * channels, kernel_size, padding=(kernel_size - 1) // 2))
         self.channels = channels
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import nn
@@ -161,6 +161,9 @@ class Text2Semantic(nn.Module):
         self.h = Layers(config)
         self.ar_predict_layer = nn.Linear(config.hidden_dim, config.vocab_size, bias=False)
 
+    def decoder_layers(self) -> list[DecoderLayer]:
+        return [cast(DecoderLayer, layer) for layer in self.h.layers]
+
     def prefill(
         self,
         phones: torch.Tensor,  # [B, Tx] int64, padded
@@ -193,7 +196,7 @@ class Text2Semantic(nn.Module):
         )
         b, s, heads = h.shape[0], h.shape[1], self.config.head
         keys, values = [], []
-        for layer in self.h.layers:
+        for layer in self.decoder_layers():
             q, k, v = layer.self_attn.project(h)
             keys.append(k.view(b, s, heads, -1).permute(0, 2, 3, 1))
             values.append(v.view(b, s, heads, -1).transpose(1, 2))
@@ -215,7 +218,7 @@ class Text2Semantic(nn.Module):
         b, heads = h.shape[0], self.config.head
         bias = mask_bias.unsqueeze(1).unsqueeze(1)  # [B, 1, 1, T]
         new_k, new_v = [], []
-        for i, layer in enumerate(self.h.layers):
+        for i, layer in enumerate(self.decoder_layers()):
             attn = layer.self_attn
             q, k, v = (t.view(b, heads, -1) for t in attn.project(h))  # [B, H, hd]
             new_k.append(k)

@@ -14,6 +14,7 @@ import argparse
 import dataclasses
 import json
 from pathlib import Path
+from typing import cast
 
 import torch
 
@@ -23,7 +24,7 @@ from synth.engines.gptsovits.hparams import HParams, pickled_as_official_name
 from synth.engines.gptsovits.hubert import Hubert, HubertConfig
 from synth.engines.gptsovits.loader import BERT_DIR, GPT_FILE, HUBERT_DIR, SOVITS_FILE
 from synth.engines.gptsovits.sovits import SovitsConfig, SynthesizerV2
-from synth.engines.gptsovits.sovits_modules import Generator, WaveNet
+from synth.engines.gptsovits.sovits_modules import Generator, ResBlock, WaveNet
 from synth.engines.gptsovits.t2s import T2SConfig, Text2Semantic
 
 TINY_T2S = T2SConfig(embedding_dim=64, hidden_dim=64, head=4, n_layer=2, linear_units=128)
@@ -59,7 +60,7 @@ def _weight_normed_keys(model: SynthesizerV2) -> list[str]:
         elif isinstance(module, Generator):
             keys += [f"{name}.ups.{i}.weight" for i in range(len(module.ups))]
             for i, block in enumerate(module.resblocks):
-                for j in range(len(block.convs1)):
+                for j in range(len(cast(ResBlock, block).convs1)):
                     keys += [
                         f"{name}.resblocks.{i}.convs1.{j}.weight",
                         f"{name}.resblocks.{i}.convs2.{j}.weight",
