@@ -37,8 +37,19 @@ class Settings:
     default_voice: str = "stock:jf_alpha"
     max_text_chars: int = 500
     send_queue_messages: int = 512
+    send_buffer_bytes: int = 65536
+    heartbeat_s: float = 30.0
     engine_threads: int = 0
+    engine_workers: int = 1
+    max_active_utterances: int = 64
     demo: bool = False
+    daily_limit: int = 50
+    daily_limit_overrides: str = ""
+    quota_timezone: str = "UTC"
+    blocklist: str = ""
+    rate_account: str = "20,1"
+    rate_connection: str = "10,0.5"
+    redis_prefix: str = "voxroom:"
     log_level: str = "info"
 
     @property
@@ -57,8 +68,39 @@ SETTING_SPECS: list[tuple[str, str, Any, str]] = [
     ("engine", "VOXROOM_ENGINE", str, "synthesis engine name"),
     ("default_voice", "VOXROOM_DEFAULT_VOICE", str, "voice used when the sender has none"),
     ("max_text_chars", "VOXROOM_MAX_TEXT_CHARS", int, "longest text a `say` may carry"),
-    ("send_queue_messages", "VOXROOM_SEND_QUEUE", int, "per-connection send queue bound; a client this far behind is dropped"),
+    (
+        "send_queue_messages",
+        "VOXROOM_SEND_QUEUE",
+        int,
+        "per-connection send queue bound; a client this far behind is dropped",
+    ),
+    (
+        "send_buffer_bytes",
+        "VOXROOM_SEND_BUFFER",
+        int,
+        "socket and transport send buffer per client; past it, the send queue fills",
+    ),
+    (
+        "heartbeat_s",
+        "VOXROOM_HEARTBEAT",
+        float,
+        "seconds between WebSocket pings; a peer that misses the pong is closed (1011)",
+    ),
     ("engine_threads", "VOXROOM_ENGINE_THREADS", int, "ONNX Runtime threads per inference session (0 = one per core)"),
+    ("engine_workers", "VOXROOM_ENGINE_WORKERS", int, "clauses rendered at once (one inference thread pool slot each)"),
+    ("max_active_utterances", "VOXROOM_MAX_ACTIVE", int, "utterances in flight before new ones get `overloaded`"),
+    ("daily_limit", "VOXROOM_DAILY_LIMIT", int, "utterances a day, per sender and per voice owner"),
+    (
+        "daily_limit_overrides",
+        "VOXROOM_DAILY_LIMIT_OVERRIDES",
+        str,
+        "per-account daily limits, e.g. alice=100,bot-7=500",
+    ),
+    ("quota_timezone", "VOXROOM_QUOTA_TIMEZONE", str, "IANA time zone whose midnight starts the quota day"),
+    ("blocklist", "VOXROOM_BLOCKLIST", str, "block list files (':'-separated), one `term|category` per line"),
+    ("rate_account", "VOXROOM_RATE_ACCOUNT", str, "token bucket per account: burst,refill-per-second"),
+    ("rate_connection", "VOXROOM_RATE_CONNECTION", str, "token bucket per connection: burst,refill-per-second"),
+    ("redis_prefix", "VOXROOM_REDIS_PREFIX", str, "prefix of every Redis key this deployment writes"),
     ("demo", "VOXROOM_DEMO", _bool, "demo mode: the page mints short-lived tokens for a display name"),
     ("log_level", "VOXROOM_LOG_LEVEL", str, "debug, info, warning or error"),
 ]

@@ -70,8 +70,8 @@ class Engine(abc.ABC):
         """Render one clause as successive PCM chunks; engines that can stream inside a clause override."""
         yield self.synthesize_batch([clause])[0]
 
-    def warm_up(self) -> None:
+    def warm_up(self) -> None:  # noqa: B027  (optional hook: engines without a load step keep it empty)
         """Load weights and run once, so the first real request is not the slow one."""
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027  (optional hook)
         """Free sessions and threads."""

@@ -1,0 +1,81 @@
+"""Text to clauses to phonemes: what the engine is asked to read."""
+
+from __future__ import annotations
+
+import pytest
+
+from synth.speech import plan_clauses
+from synth.text.g2p import G2P, english_to_misaki
+from synth.text.normalize import dominant_language, normalize_text
+from synth.text.segment import FIRST_HARD_LIMIT, split_clauses, split_script_runs
+from voxroom.errors import ErrorCode, VoxroomError
+
+
+def test_language_guess() -> None:
+    assert dominant_language("你好") == "zh"
+    assert dominant_language("こんにちは世界") == "ja"
+    assert dominant_language("hello") == "en"
+
+
+@pytest.mark.parametrize(
+    ("text", "lang", "expected"),
+    [
+        ("会议在2024-05-03 14:30开始😀", "zh", "会议在2024年5月3日 14点30分开始"),
+        ("see https://example.com/x now", "en", "see link now"),
+        ("call 13800138000", "en", "call one three eight zero zero one three eight zero zero zero"),
+        ("电话13800138000", "zh", "电话 一三八零零一三八零零零"),
+        ("A & B", "en", "A and B"),
+        ("太好了！！！", "zh", "太好了!"),
+        ("👍👍", "en", ""),
+        ("\u200bhi\u200b", "en", "hi"),
+    ],
+)
+def test_normalisation(text: str, lang: str, expected: str) -> None:
+    assert normalize_text(text, lang) == expected
+
+
+def test_first_clause_is_short_and_later_ones_merge() -> None:
+    assert split_clauses("你好,今天天气很好。我们去公园吧!") == ["你好,", "今天天气很好。", "我们去公园吧!"]
+    assert split_clauses("Hello there, how are you doing today? I am fine.") == [
+        "Hello there,",
+        "how are you doing today?",
+        "I am fine.",
+    ]
+    long_first = split_clauses("This is a long sentence without any punctuation at all that goes on and on")
+    assert len(long_first[0]) <= FIRST_HARD_LIMIT and " ".join(long_first).startswith("This is a long")
+
+
+def test_script_runs_split_mixed_text() -> None:
+    runs = split_script_runs("我用iPhone 15拍的,OK吗", "zh")
+    assert [(r.lang, r.text.strip()) for r in runs] == [
+        ("zh", "我用"),
+        ("en", "iPhone 15"),
+        ("zh", "拍的,"),
+        ("en", "OK"),
+        ("zh", "吗"),
+    ]
+    assert [r.lang for r in split_script_runs("3个苹果", "zh")] == ["zh"]
+    assert {r.lang for r in split_script_runs("今日は晴れ", "ja")} == {"ja"}  # kanji read as Japanese here
+
+
+def test_english_phonemes_use_kokoro_symbols() -> None:
+    phonemes = english_to_misaki("I go, they play.")
+    assert "I" in phonemes and "O" in phonemes and "A" in phonemes  # aɪ, oʊ, eɪ diphthongs
+    assert "," in phonemes and phonemes.endswith(".")
+    assert "ɡ" in english_to_misaki("go") and "ʤ" in english_to_misaki("jump")
+
+
+def test_chinese_phonemes_keep_tones_and_mixed_text_uses_both_g2ps() -> None:
+    g2p = G2P()
+    zh = g2p.phonemize("你好", "zh")
+    assert any(arrow in zh for arrow in "↓↗↘→")
+    mixed = g2p.phonemize("我用iPhone", "zh")
+    assert any(arrow in mixed for arrow in "↓↗↘→") and "ˈ" in mixed
+
+
+def test_plan_refuses_text_with_nothing_speakable() -> None:
+    with pytest.raises(VoxroomError) as info:
+        plan_clauses("🎉🎉🎉")
+    assert info.value.code is ErrorCode.BAD_REQUEST
+    clauses = plan_clauses("ok 好的", "auto")
+    assert clauses and clauses[0].lang == "zh"

@@ -1,0 +1,113 @@
+"""The composition root: build every part from the settings, wire them, serve on one port."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from pathlib import Path
+
+from aiohttp import web
+
+from gateway.auth import TokenAuthority
+from gateway.context import ServerContext
+from gateway.http import auth_middleware, base_routes, demo_routes, error_middleware
+from gateway.http_policy import policy_routes
+from gateway.ws import CTX_KEY, websocket_handler
+from policy.audit import derive_audit_key
+from policy.config import PolicyConfig, parse_account_limits, parse_blocklist_paths, parse_rate_limit
+from policy.service import PolicyService
+from policy.store import create_store
+from policy.voice_directory import StaticVoiceDirectory, VoiceDirectory
+from rooms.hub import RoomHub
+from synth.engines.registry import create_engine
+from synth.scheduler import Scheduler
+from synth.speech import Speaker
+from synth.voices import VoiceResolver
+from voxroom.metrics import Metrics
+from voxroom.settings import Settings
+
+log = logging.getLogger("voxroom")
+
+WEB_DEMO_DIR = Path(__file__).resolve().parent.parent / "web-demo"
+
+
+def build_policy(settings: Settings, voices: VoiceDirectory) -> PolicyService:
+    try:
+        config = PolicyConfig(
+            daily_limit=settings.daily_limit,
+            per_account_limits=parse_account_limits(settings.daily_limit_overrides),
+            timezone=settings.quota_timezone,
+            account_rate=parse_rate_limit(settings.rate_account),
+            connection_rate=parse_rate_limit(settings.rate_connection),
+            blocklist_paths=parse_blocklist_paths(settings.blocklist),
+            audit_path=settings.data_dir / "audit.jsonl",
+            audit_key=derive_audit_key(settings.secret),
+        )
+    except ValueError as exc:
+        raise SystemExit(f"voxroom: bad policy setting: {exc}") from exc
+    store = create_store(settings.redis_url or None, settings.redis_prefix)
+    return PolicyService(config, store, voices)
+
+
+def build_context(settings: Settings) -> ServerContext:
+    metrics = Metrics()
+    engine = create_engine(settings.engine, threads=settings.engine_threads)
+    scheduler = Scheduler(engine, metrics, workers=settings.engine_workers, max_active=settings.max_active_utterances)
+    return ServerContext(
+        settings=settings,
+        auth=TokenAuthority(settings.secret),
+        metrics=metrics,
+        rooms=RoomHub(),
+        engine=engine,
+        scheduler=scheduler,
+        speaker=Speaker(engine, scheduler),
+        voices=VoiceResolver(engine, settings.default_voice),
+        policy=build_policy(settings, StaticVoiceDirectory()),
+    )
+
+
+def create_app(ctx: ServerContext) -> web.Application:
+    app = web.Application(middlewares=[error_middleware, auth_middleware], client_max_size=64 * 1024 * 1024)
+    app[CTX_KEY] = ctx
+    app.add_routes([web.get("/v1/ws", websocket_handler), *base_routes(), *demo_routes(WEB_DEMO_DIR)])
+    app.add_routes(policy_routes(ctx.policy))
+
+    async def on_startup(app: web.Application) -> None:
+        started = asyncio.get_running_loop().time()
+        await asyncio.to_thread(ctx.engine.warm_up)
+        await ctx.scheduler.start()
+        log.info(
+            "engine %s ready in %.1f s (%d worker(s))",
+            ctx.engine.name,
+            asyncio.get_running_loop().time() - started,
+            ctx.scheduler.workers,
+        )
+
+    async def on_shutdown(app: web.Application) -> None:
+        for task in list(ctx.tasks):
+            task.cancel()
+        await asyncio.gather(*ctx.tasks, return_exceptions=True)
+        await ctx.scheduler.stop()
+        await ctx.policy.close()
+        ctx.engine.close()
+
+    app.on_startup.append(on_startup)
+    app.on_shutdown.append(on_shutdown)
+    return app
+
+
+def serve(settings: Settings) -> None:
+    logging.basicConfig(
+        level=settings.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    log.info(
+        "voxroom serving on http://%s:%d (engine %s, state %s, data dir %s)",
+        settings.host,
+        settings.port,
+        settings.engine,
+        "embedded" if settings.embedded else "redis",
+        settings.data_dir,
+    )
+    app = create_app(build_context(settings))
+    web.run_app(app, host=settings.host, port=settings.port, print=None, access_log=None)

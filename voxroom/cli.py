@@ -1,0 +1,55 @@
+"""The `voxroom` command: serve, token."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from voxroom.settings import add_arguments, load_settings
+
+
+def _parse_ttl(text: str) -> float:
+    """Seconds, or a number with s/m/h/d."""
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+    try:
+        if text[-1:] in units:
+            return float(text[:-1]) * units[text[-1]]
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a duration: {text!r} (try 3600, 30m, 12h or 7d)") from None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="voxroom", description="Typed text, heard in your own voice, live.")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve = commands.add_parser("serve", help="run the server (WebSocket, HTTP API, demo page, metrics)")
+    add_arguments(serve)
+
+    token = commands.add_parser("token", help="print a token for an account of this deployment")
+    add_arguments(token)
+    token.add_argument("--user", required=True, help="account id (the token's sub)")
+    token.add_argument("--kind", choices=("user", "bot"), default="user")
+    token.add_argument("--ttl", type=_parse_ttl, default=24 * 3600.0, help="lifetime: seconds or 30m, 12h, 7d")
+    token.add_argument("--room", action="append", dest="allowed_rooms", help="restrict to this room (repeatable)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    settings = load_settings(args)
+    if args.command == "serve":
+        from voxroom.app import serve
+
+        serve(settings)
+        return 0
+    if args.command == "token":
+        from gateway.auth import TokenAuthority
+
+        print(TokenAuthority(settings.secret).mint(args.user, kind=args.kind, ttl_s=args.ttl, rooms=args.allowed_rooms))
+        return 0
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

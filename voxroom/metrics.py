@@ -1,0 +1,58 @@
+"""The server's Prometheus metrics, in one registry per server (so tests can run several)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.5, 5.0, 10.0)
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.connections = Gauge("voxroom_connections", "Open WebSocket connections", registry=r)
+        self.rooms = Gauge("voxroom_rooms", "Rooms with at least one member", registry=r)
+        self.messages_in = Counter("voxroom_messages_in_total", "Client messages by type", ["type"], registry=r)
+        self.errors = Counter("voxroom_errors_total", "Error replies sent, by code", ["code"], registry=r)
+        self.slow_client_drops = Counter(
+            "voxroom_slow_client_drops_total", "Connections closed with 4008 for falling behind", registry=r
+        )
+        self.auth_failures = Counter("voxroom_auth_failures_total", "Rejected tokens", registry=r)
+        self.utterances = Counter(
+            "voxroom_utterances_total", "Utterances finished, by outcome", ["outcome"], registry=r
+        )
+        self.frames_out = Counter("voxroom_frames_sent_total", "Opus frames queued to listeners", registry=r)
+        self.ttfa = Histogram(
+            "voxroom_time_to_first_audio_seconds",
+            "From accepted say to its first Opus packet",
+            ["cached"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.queue_depth = Gauge("voxroom_synth_queue_depth", "Clauses waiting for an engine", registry=r)
+        self.queue_wait = Histogram(
+            "voxroom_synth_queue_wait_seconds",
+            "Time a clause waited before compute",
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.batch_size = Histogram(
+            "voxroom_synth_batch_size", "Clauses per engine call", buckets=(1, 2, 4, 8, 16, 32), registry=r
+        )
+        self.engine_rtf = Histogram(
+            "voxroom_engine_real_time_factor",
+            "Compute seconds per audio second, per engine call",
+            ["engine"],
+            buckets=(0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0, 4.0),
+            registry=r,
+        )
+        self.audio_seconds = Counter(
+            "voxroom_audio_seconds_total", "Seconds of speech produced", ["engine"], registry=r
+        )
+        self.dropped = Counter(
+            "voxroom_synth_dropped_total", "Clauses dropped before compute, by reason", ["reason"], registry=r
+        )
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)
