@@ -62,9 +62,7 @@ def test_rows_join_between_steps_and_leave_at_their_own_end(torch_backend: Torch
     seen_batch = 0
     while decoder.has_work():
         if steps == 3:
-            ids += [
-                decoder.submit(r) for r in requests[2:]
-            ]  # arrive mid-flight; one must wait for a free row
+            ids += [decoder.submit(r) for r in requests[2:]]  # arrive mid-flight; one must wait for a free row
         for ev in decoder.step():
             if ev.token is not None:
                 got.setdefault(ev.row, []).append(ev.token)

@@ -67,9 +67,7 @@ def test_a_batch_of_clauses_in_different_voices_and_languages(
     assert np.abs(same_text_other_voice[:n] - together[0][:n]).mean() > 1e-3
 
 
-def test_streaming_a_clause_matches_rendering_it_whole(
-    engine: GptSovitsEngine, voices: dict[str, Voice]
-) -> None:
+def test_streaming_a_clause_matches_rendering_it_whole(engine: GptSovitsEngine, voices: dict[str, Voice]) -> None:
     clause = ClauseRequest("今天天气很好，我们出去走走吧。", "zh", voices["zh"])
     whole = engine.synthesize_batch([clause])[0]
     chunks = list(engine.stream_clause(clause))
@@ -80,9 +78,7 @@ def test_streaming_a_clause_matches_rendering_it_whole(
     assert snr > 10
 
 
-def test_continuous_synthesizer_streams_rows_that_join_late(
-    engine: GptSovitsEngine, voices: dict[str, Voice]
-) -> None:
+def test_continuous_synthesizer_streams_rows_that_join_late(engine: GptSovitsEngine, voices: dict[str, Voice]) -> None:
     clauses = [
         ClauseRequest("第一句话。", "zh", voices["zh"]),
         ClauseRequest("The second one.", "en", voices["en"]),
@@ -109,9 +105,7 @@ def test_continuous_synthesizer_streams_rows_that_join_late(
         assert len(got) == len(want) and np.abs(got - want).max() < 1e-3
 
 
-def test_bad_requests_are_refused_with_protocol_errors(
-    engine: GptSovitsEngine, voices: dict[str, Voice]
-) -> None:
+def test_bad_requests_are_refused_with_protocol_errors(engine: GptSovitsEngine, voices: dict[str, Voice]) -> None:
     kokoro_voice = Voice(id="stock:jf_alpha", engine="kokoro", params=np.zeros((510, 256), np.float32))
     with pytest.raises(VoxroomError) as err:
         engine.synthesize_batch([ClauseRequest("hello", "en", kokoro_voice)])

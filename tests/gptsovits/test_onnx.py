@@ -22,9 +22,7 @@ def test_exported_graphs_have_a_dynamic_batch_axis(onnx_dir: Path) -> None:
     assert [o.name for o in step.graph.output] == ["logits", "new_k", "new_v"]  # no sampling inside
 
 
-def test_prefill_step_and_vocoder_agree_with_pytorch(
-    torch_backend: TorchBackend, ort_backend: OrtBackend
-) -> None:
+def test_prefill_step_and_vocoder_agree_with_pytorch(torch_backend: TorchBackend, ort_backend: OrtBackend) -> None:
     rng = np.random.default_rng(0)
     phones = rng.integers(1, 732, (3, 11))
     bert = rng.standard_normal((3, 1024, 11)).astype(np.float32) * 0.1
@@ -32,9 +30,7 @@ def test_prefill_step_and_vocoder_agree_with_pytorch(
     for ref, got in zip(torch_backend.prefill(*args), ort_backend.prefill(*args), strict=True):
         assert np.allclose(ref, got, atol=1e-4)
     empty_prompt = (*args[:3], np.zeros((3, 0), np.int64), np.zeros(3, np.int64))
-    assert np.allclose(
-        torch_backend.prefill(*empty_prompt)[0], ort_backend.prefill(*empty_prompt)[0], atol=1e-4
-    )
+    assert np.allclose(torch_backend.prefill(*empty_prompt)[0], ort_backend.prefill(*empty_prompt)[0], atol=1e-4)
 
     dims = torch_backend.dims
     caches = [
@@ -56,9 +52,7 @@ def test_prefill_step_and_vocoder_agree_with_pytorch(
         )
         for i in range(3)
     ]
-    for ref, got in zip(
-        vocode_batch(torch_backend, requests), vocode_batch(ort_backend, requests), strict=True
-    ):
+    for ref, got in zip(vocode_batch(torch_backend, requests), vocode_batch(ort_backend, requests), strict=True):
         assert ref.shape == got.shape and np.abs(ref - got).max() < 1e-3
 
     wav = (rng.standard_normal((1, 16000 * 2)) * 0.1).astype(np.float32)
@@ -70,9 +64,7 @@ def test_prefill_step_and_vocoder_agree_with_pytorch(
 def test_onnx_decoding_samples_the_same_tokens(torch_backend: TorchBackend, ort_backend: OrtBackend) -> None:
     rng = np.random.default_rng(5)
     params = [SamplingParams(seed=i, min_tokens=15, max_tokens=25, top_k=3 + i) for i in range(3)]
-    requests = [
-        DecodeRequest(rng.integers(1, 732, 8 + i), rng.integers(0, 1024, 3 * i), params[i]) for i in range(3)
-    ]
+    requests = [DecodeRequest(rng.integers(1, 732, 8 + i), rng.integers(0, 1024, 3 * i), params[i]) for i in range(3)]
     assert decode_all(torch_backend, requests, 3) == decode_all(ort_backend, requests, 3)
 
 
@@ -84,3 +76,29 @@ def test_provider_preference_and_incomplete_exports(tmp_path: Path, torch_backen
     assert choose_providers(["CPUExecutionProvider"], fp16=True) == ["CPUExecutionProvider"]
     with pytest.raises(RuntimeUnavailable, match="not a complete export"):
         OrtBackend(tmp_path, torch_backend.dims)
+
+
+def test_the_fp16_graph_for_gpus_stays_close_to_fp32(onnx_dir: Path, tmp_path: Path) -> None:
+    """The CUDA path converts graphs to FP16 (FP32 inputs/outputs); CPU can run the result to check it."""
+    import shutil
+
+    import onnxruntime as ort
+
+    from synth.engines.gptsovits.runtime import _fp16_copy
+
+    shutil.copy(onnx_dir / "step.onnx", tmp_path / "step.onnx")
+    half = _fp16_copy(tmp_path / "step.onnx")
+    full = ort.InferenceSession(str(onnx_dir / "step.onnx"), providers=["CPUExecutionProvider"])
+    fp16 = ort.InferenceSession(str(half), providers=["CPUExecutionProvider"])
+    rng = np.random.default_rng(3)
+    feeds: dict[str, np.ndarray] = {
+        "tokens": np.array([3, 900]),
+        "positions": np.array([1, 20]),
+        "mask_bias": np.array([[0, 0, -1e9, 0, 0], [0, -1e9, -1e9, 0, 0]], np.float32),
+    }
+    n_layer = sum(1 for i in full.get_inputs() if i.name.startswith("k_"))
+    for i in range(n_layer):
+        feeds[f"k_{i}"] = rng.standard_normal((2, 4, 16, 5)).astype(np.float32)
+        feeds[f"v_{i}"] = rng.standard_normal((2, 4, 5, 16)).astype(np.float32)
+    for ref, got in zip(full.run(None, feeds), fp16.run(None, feeds), strict=True):
+        assert got.dtype == np.float32 and np.abs(ref - got).max() < 0.02 * max(1.0, float(np.abs(ref).max()))

@@ -51,9 +51,7 @@ def test_chunked_rendering_matches_the_whole_utterance(torch_backend: TorchBacke
     assert len(chunks[0]) == 8 * 1280 and len(chunks) == 4
     streamed = np.concatenate(chunks)
     assert len(streamed) == len(whole)
-    (other_noise,) = vocode_batch(
-        torch_backend, [VocodeRequest(tokens, phones, timbre, frame_noise(9, 32, 0.5))]
-    )
+    (other_noise,) = vocode_batch(torch_backend, [VocodeRequest(tokens, phones, timbre, frame_noise(9, 32, 0.5))])
     # Chunking changes the audio far less than a different noise draw does.
     assert _snr(whole, streamed) > 15 and _snr(whole, streamed) > _snr(whole, other_noise) + 6
     # No clicks: the sample-to-sample jump at each seam is within the largest jumps elsewhere.
