@@ -59,9 +59,7 @@ def parse_expiry(value: object) -> dt.datetime | None:
     try:
         moment = dt.datetime.fromisoformat(value)
     except ValueError as exc:
-        raise _bad(
-            f"expires_at {value!r} is not an ISO 8601 date-time such as 2026-12-31T18:00:00Z."
-        ) from exc
+        raise _bad(f"expires_at {value!r} is not an ISO 8601 date-time such as 2026-12-31T18:00:00Z.") from exc
     if moment.tzinfo is None:
         raise _bad("expires_at needs a time zone, for example 2026-12-31T18:00:00Z.")
     return moment

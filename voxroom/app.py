@@ -11,7 +11,9 @@ from aiohttp import web
 from gateway.auth import TokenAuthority
 from gateway.context import ServerContext
 from gateway.http import auth_middleware, base_routes, demo_routes, error_middleware
+from gateway.http_demo import demo_routes_for
 from gateway.http_policy import policy_routes
+from gateway.rtc import install_rtc
 from gateway.ws import CTX_KEY, websocket_handler
 from policy.audit import derive_audit_key
 from policy.config import PolicyConfig, parse_account_limits, parse_blocklist_paths, parse_rate_limit
@@ -71,6 +73,8 @@ def create_app(ctx: ServerContext) -> web.Application:
     app[CTX_KEY] = ctx
     app.add_routes([web.get("/v1/ws", websocket_handler), *base_routes(), *demo_routes(WEB_DEMO_DIR)])
     app.add_routes(policy_routes(ctx.policy))
+    app.add_routes(demo_routes_for(ctx))
+    install_rtc(app, ctx)
 
     async def on_startup(app: web.Application) -> None:
         started = asyncio.get_running_loop().time()
