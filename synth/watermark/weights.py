@@ -39,9 +39,7 @@ def sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
-def load_verified_state(
-    path: Path | None = None, expected_sha256: str = CHECKPOINT_SHA256
-) -> dict[str, torch.Tensor]:
+def load_verified_state(path: Path | None = None, expected_sha256: str = CHECKPOINT_SHA256) -> dict[str, torch.Tensor]:
     """The checkpoint's tensors, after the file's SHA-256 matched `expected_sha256`."""
     path = default_checkpoint_path() if path is None else Path(path)
     if not path.is_file():

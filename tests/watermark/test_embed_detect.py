@@ -16,22 +16,17 @@ ReadVoice = Callable[[str], tuple[np.ndarray, int]]
 VOICES = sorted(Path("/work/shared/voices").glob("*.wav"))
 
 
-def test_marked_engine_speech_is_detected_after_opus(
-    watermarker: Watermarker, kokoro_speech: np.ndarray
-) -> None:
+def test_marked_engine_speech_is_detected_after_opus(watermarker: Watermarker, kokoro_speech: np.ndarray) -> None:
     assert not watermarker.detect(kokoro_speech, ENGINE_RATE).watermarked
     marked = watermarker.embed(kokoro_speech, ENGINE_RATE)
     heard = decode_audio(encode_ogg_opus(marked, ENGINE_RATE, ROOM_BITRATE), sample_rate=OPUS_RATE)
     detection = watermarker.detect(heard, OPUS_RATE)
-    assert detection.watermarked
-    assert detection.confidence in ("medium", "high")
+    assert detection.watermarked, detection
     assert detection.seconds_analysed > 1.5
 
 
 @pytest.mark.parametrize("name", ["en_1998_probe.wav", "zh_S0765_enroll.wav", "zh_THCHS30-D4_probe.wav"])
-def test_marked_recordings_are_detected_after_opus(
-    watermarker: Watermarker, read_voice: ReadVoice, name: str
-) -> None:
+def test_marked_recordings_are_detected_after_opus(watermarker: Watermarker, read_voice: ReadVoice, name: str) -> None:
     pcm, rate = read_voice(name)
     marked = watermarker.embed(pcm, rate)
     detection = detect_file(encode_ogg_opus(marked, rate, ROOM_BITRATE), watermarker)
@@ -40,9 +35,7 @@ def test_marked_recordings_are_detected_after_opus(
 
 
 @pytest.mark.parametrize("path", VOICES, ids=lambda p: p.name)
-def test_clean_recordings_are_not_detected(
-    watermarker: Watermarker, read_voice: ReadVoice, path: Path
-) -> None:
+def test_clean_recordings_are_not_detected(watermarker: Watermarker, read_voice: ReadVoice, path: Path) -> None:
     pcm, rate = read_voice(path.name)
     assert not watermarker.detect(pcm, rate).watermarked
     after_opus = detect_file(encode_ogg_opus(pcm, rate, ROOM_BITRATE), watermarker)
@@ -55,9 +48,7 @@ def test_chunked_marking_joins_without_clicks(watermarker: Watermarker, read_voi
     edges = [0]
     while edges[-1] < pcm.size:  # clause-sized chunks, 0.3 s to 2 s
         edges.append(min(pcm.size, edges[-1] + int(rng.uniform(0.3, 2.0) * rate)))
-    marked = np.concatenate(
-        [watermarker.embed(pcm[a:b], rate) for a, b in zip(edges, edges[1:], strict=False)]
-    )
+    marked = np.concatenate([watermarker.embed(pcm[a:b], rate) for a, b in zip(edges, edges[1:], strict=False)])
 
     assert marked.shape == pcm.shape
     around = int(0.01 * rate)
@@ -84,11 +75,10 @@ def test_embed_keeps_length_rate_and_loudness(watermarker: Watermarker, kokoro_s
     assert 0 < np.sqrt(np.mean(change**2)) < 0.3 * np.sqrt(np.mean(kokoro_speech**2))
 
 
-def test_under_one_second_answers_with_low_confidence(
-    watermarker: Watermarker, kokoro_speech: np.ndarray
-) -> None:
-    clip = watermarker.embed(kokoro_speech[: int(0.8 * ENGINE_RATE)], ENGINE_RATE)
-    assert watermarker.detect(clip, ENGINE_RATE).confidence == "low"
+def test_short_clips_answer_with_low_confidence(watermarker: Watermarker, kokoro_speech: np.ndarray) -> None:
+    for seconds in (0.5, 0.8, 1.5):
+        clip = watermarker.embed(kokoro_speech[: int(seconds * ENGINE_RATE)], ENGINE_RATE)
+        assert watermarker.detect(clip, ENGINE_RATE).confidence == "low", seconds
     assert watermarker.detect(np.zeros(ENGINE_RATE * 3, np.float32), ENGINE_RATE).confidence == "low"
 
 
