@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -9,6 +10,7 @@ import pytest
 from synth.audio_io import decode_audio
 from synth.watermark import Watermarker, WatermarkInputError, detect_file
 from synth.watermark.opus_trial import OPUS_RATE, encode_ogg_opus
+from synth.watermark.resample import resample
 
 ENGINE_RATE = 24000
 ROOM_BITRATE = 24000
@@ -111,3 +113,22 @@ def test_bad_pcm_is_refused(watermarker: Watermarker, pcm: np.ndarray, rate: int
         watermarker.embed(pcm, rate)
     with pytest.raises(WatermarkInputError):
         watermarker.detect(pcm, rate)
+
+
+def test_one_instance_can_be_shared_by_threads(watermarker: Watermarker, kokoro_speech: np.ndarray) -> None:
+    chunks = [kokoro_speech[i : i + ENGINE_RATE // 2] for i in range(0, kokoro_speech.size, ENGINE_RATE // 2)]
+    alone = [watermarker.embed(chunk, ENGINE_RATE) for chunk in chunks]
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        shared = list(pool.map(lambda chunk: watermarker.embed(chunk, ENGINE_RATE), chunks * 3))
+    for i, marked in enumerate(shared):
+        np.testing.assert_allclose(marked, alone[i % len(chunks)], atol=1e-6)
+
+
+@pytest.mark.parametrize("rate", [16000, 48000])
+def test_other_sample_rates(watermarker: Watermarker, read_voice: ReadVoice, rate: int) -> None:
+    pcm, source_rate = read_voice("en_3331_probe.wav")
+    pcm = resample(pcm, source_rate, rate)
+    marked = watermarker.embed(pcm, rate)
+    assert marked.shape == pcm.shape
+    assert watermarker.detect(marked, rate).watermarked
+    assert not watermarker.detect(pcm, rate).watermarked
