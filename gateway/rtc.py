@@ -29,7 +29,6 @@ from gateway.connection import ClientConnection
 from gateway.context import ServerContext
 from gateway.rtc_mixer import FRAME_SAMPLES, SAMPLE_RATE, MixerFull, SpeechMixer
 from gateway.session import Session
-from gateway.ws import CTX_KEY
 from voxroom.errors import ErrorCode, VoxroomError
 from voxroom.identity import Account
 
@@ -296,7 +295,7 @@ def _parse_offer(body: object) -> tuple[str, RTCSessionDescription]:
             ErrorCode.BAD_REQUEST, f"Field 'room' must be at most {protocol.MAX_ROOM_CHARS} printable characters."
         )
     if body.get("type") != "offer":
-        raise VoxroomError(ErrorCode.BAD_REQUEST, 'Field \'type\' must be "offer".')
+        raise VoxroomError(ErrorCode.BAD_REQUEST, "Field 'type' must be \"offer\".")
     sdp = body.get("sdp")
     if not isinstance(sdp, str) or not sdp.startswith("v=0"):
         raise VoxroomError(ErrorCode.BAD_REQUEST, "Field 'sdp' must be the SDP text of a WebRTC offer.")

@@ -32,7 +32,7 @@ class MixerFull(Exception):
 class _Stream:
     """One utterance being played: its packets not yet decoded and its decoded samples not yet played."""
 
-    decoder: av.CodecContext
+    decoder: av.AudioCodecContext
     packets: collections.deque[bytes] = dataclasses.field(default_factory=collections.deque)
     pcm: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(0, dtype=np.float32))
     ended: bool = False
@@ -52,21 +52,29 @@ class _Stream:
         return self.ended and not self.packets and not len(self.pcm)
 
 
-def _new_decoder() -> av.CodecContext:
-    decoder = av.CodecContext.create("opus", "r")
+def _new_decoder() -> av.AudioCodecContext:
+    decoder = av.CodecContext.create("libopus", "r")  # the reference decoder, as browsers use
     decoder.sample_rate = SAMPLE_RATE
     decoder.layout = "mono"
     return decoder
 
 
-def _decode(decoder: av.CodecContext, packet: bytes) -> np.ndarray:
+def _decode(decoder: av.AudioCodecContext, packet: bytes) -> np.ndarray:
     """Mono float32 samples of one Opus packet (a corrupt packet plays as nothing, not as an error)."""
     try:
         frames = decoder.decode(av.Packet(packet))
     except av.error.FFmpegError:
         return np.zeros(0, dtype=np.float32)
-    parts = [frame.to_ndarray().astype(np.float32).mean(axis=0) for frame in frames]
+    parts = [_as_float(frame.to_ndarray()) for frame in frames]
     return np.concatenate(parts) if parts else np.zeros(0, dtype=np.float32)
+
+
+def _as_float(samples: np.ndarray) -> np.ndarray:
+    """One channel of decoded samples as float32 in [-1, 1] (libopus gives int16)."""
+    mono = samples.reshape(-1) if samples.shape[0] == 1 else samples.mean(axis=0)
+    if mono.dtype == np.int16:
+        return mono.astype(np.float32) / 32768.0
+    return mono.astype(np.float32)
 
 
 class SpeechMixer:

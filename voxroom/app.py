@@ -21,6 +21,7 @@ from policy.service import PolicyService
 from policy.store import create_store
 from policy.voice_directory import StaticVoiceDirectory, VoiceDirectory
 from rooms.hub import RoomHub
+from synth.cache import create_phrase_cache
 from synth.engines.registry import create_engine
 from synth.scheduler import Scheduler
 from synth.speech import Speaker
@@ -65,6 +66,9 @@ def build_context(settings: Settings) -> ServerContext:
         speaker=Speaker(engine, scheduler),
         voices=VoiceResolver(engine, settings.default_voice),
         policy=build_policy(settings, StaticVoiceDirectory()),
+        cache=create_phrase_cache(
+            settings.redis_url, settings.redis_prefix, metrics, max_bytes=settings.phrase_cache_mb * 1024 * 1024
+        ),
     )
 
 
@@ -93,6 +97,7 @@ def create_app(ctx: ServerContext) -> web.Application:
         await asyncio.gather(*ctx.tasks, return_exceptions=True)
         await ctx.scheduler.stop()
         await ctx.policy.close()
+        await ctx.cache.close()
         ctx.engine.close()
 
     app.on_startup.append(on_startup)
