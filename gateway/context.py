@@ -10,6 +10,7 @@ from typing import Any
 from gateway.auth import TokenAuthority
 from policy.service import PolicyService
 from rooms.hub import RoomHub
+from synth.cache import PhraseCache
 from synth.engines.base import Engine
 from synth.scheduler import Scheduler
 from synth.speech import Speaker
@@ -29,6 +30,7 @@ class ServerContext:
     speaker: Speaker
     voices: VoiceResolver
     policy: PolicyService
+    cache: PhraseCache
     extra: dict[str, Any] = dataclasses.field(default_factory=dict)
     tasks: set[asyncio.Task[Any]] = dataclasses.field(default_factory=set)
 

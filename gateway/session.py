@@ -14,7 +14,7 @@ from gateway import protocol
 from gateway.connection import ClientConnection
 from gateway.context import ServerContext
 from gateway.utterance import Utterance, run_utterance
-from synth.speech import plan_clauses
+from synth.speech import phrase_key, plan_clauses
 from voxroom.errors import ErrorCode, VoxroomError
 
 log = logging.getLogger(__name__)
@@ -88,7 +88,7 @@ class Session:
         self.conn.state.require_joined(message.room, message.id)
         clauses = plan_clauses(message.text, message.lang)
         resolved = await ctx.voices.resolve(message.voice, sender)
-        ctx.scheduler.admit()  # overloaded is refused here, before anything is charged
+        ctx.scheduler.admit(sender.id)  # overloaded is refused here, before anything is charged
         try:
             permit = await ctx.policy.authorize_say(
                 sender=sender,
@@ -98,8 +98,9 @@ class Session:
                 connection_id=self.conn.conn_id,
             )
         except BaseException:
-            ctx.scheduler.release()
+            ctx.scheduler.release(sender.id)
             raise
+        key = phrase_key(clauses, resolved.voice, ctx.engine)
         utterance = Utterance(
             id=uuid.uuid4(),
             room=message.room,
@@ -108,6 +109,8 @@ class Session:
             clauses=clauses,
             voice=resolved.voice,
             permit=permit,
+            cache_key=key,
+            cached_packets=await ctx.cache.get(key) if key is not None else None,
         )
         quota = dataclasses.asdict(permit.quota)
         self.conn.send_message(protocol.accepted(utterance.id, resolved.label, quota, message.id))

@@ -6,11 +6,13 @@ import asyncio
 import dataclasses
 import logging
 import uuid
+from collections.abc import AsyncIterator
 
 from gateway import protocol
 from gateway.connection import ClientConnection
 from gateway.context import ServerContext
 from policy.service import SayPermit
+from synth.cache import PhraseKey
 from synth.engines.base import Voice
 from synth.scheduler import ClauseDropped
 from synth.speech import Clause, UtteranceStats, duration_ms
@@ -31,6 +33,8 @@ class Utterance:
     clauses: list[Clause]
     voice: Voice
     permit: SayPermit
+    cache_key: PhraseKey | None = None
+    cached_packets: list[bytes] | None = None
     drop_reason: VoxroomError | None = None
 
 
@@ -54,6 +58,22 @@ def _wanted_check(ctx: ServerContext, utterance: Utterance):  # type: ignore[no-
     return wanted
 
 
+async def _packets(ctx: ServerContext, utterance: Utterance, stats: UtteranceStats) -> AsyncIterator[bytes]:
+    """The utterance's Opus packets: straight from the phrase cache, or rendered clause by clause."""
+    if utterance.cached_packets is not None:
+        for packet in utterance.cached_packets:
+            yield packet
+        return
+    async for packet in ctx.speaker.packets(
+        utterance.clauses,
+        utterance.voice,
+        _wanted_check(ctx, utterance),
+        sender=utterance.sender.account.id,
+        stats=stats,
+    ):
+        yield packet
+
+
 async def run_utterance(ctx: ServerContext, utterance: Utterance) -> None:
     loop = asyncio.get_running_loop()
     accepted_at = loop.time()
@@ -64,19 +84,23 @@ async def run_utterance(ctx: ServerContext, utterance: Utterance) -> None:
     rooms.broadcast(utterance.room, protocol.encode(start))
     stats = UtteranceStats()
     sequence = 0
+    keep: list[bytes] | None = [] if utterance.cache_key is not None and utterance.cached_packets is None else None
     try:
-        async for packet in ctx.speaker.packets(
-            utterance.clauses, utterance.voice, _wanted_check(ctx, utterance), stats
-        ):
+        async for packet in _packets(ctx, utterance, stats):
             if sequence == 0:
-                metrics.ttfa.labels(cached="false").observe(loop.time() - accepted_at)
+                cached = "true" if utterance.cached_packets is not None else "false"
+                metrics.ttfa.labels(cached=cached).observe(loop.time() - accepted_at)
             metrics.frames_out.inc(rooms.broadcast(utterance.room, protocol.pack_frame(utterance.id, sequence, packet)))
             sequence += 1
+            if keep is not None:
+                keep.append(packet)
             if sequence % YIELD_EVERY_FRAMES == 0:
                 await asyncio.sleep(0)  # let the writers drain a clause's burst before queues fill
         end = protocol.speech_end(utterance.id, sequence, duration_ms(sequence))
         rooms.broadcast(utterance.room, protocol.encode(end))
         metrics.utterances.labels(outcome="spoken").inc()
+        if keep is not None and utterance.cache_key is not None:
+            await ctx.cache.put(utterance.cache_key, keep)
     except ClauseDropped:
         reason = utterance.drop_reason or VoxroomError(ErrorCode.INTERNAL, "The message was dropped.")
         rooms.broadcast(utterance.room, protocol.encode(protocol.speech_error(utterance.id, reason)))
@@ -92,4 +116,4 @@ async def run_utterance(ctx: ServerContext, utterance: Utterance) -> None:
         rooms.broadcast(utterance.room, protocol.encode(protocol.speech_error(utterance.id, failure)))
         metrics.utterances.labels(outcome="failed").inc()
     finally:
-        ctx.scheduler.release()
+        ctx.scheduler.release(utterance.sender.account.id)

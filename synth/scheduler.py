@@ -1,19 +1,28 @@
-"""Between the gateway and the engine: admission, deadline order, cancellation, off-loop compute.
+"""Between the gateway and the engine: admission, deadline order, batching, cancellation, off-loop compute.
 
 Clauses wait in one heap ordered by deadline (earliest first). A first clause is due
 `first_clause_target_s` after it arrives; a continuation is due shortly before the
 audio already sent for its utterance runs out. So new utterances get ahead of
 continuations that still have audio in hand, and no stream runs dry.
 
+Fairness: a sender's second, third... utterance in flight gets its first clause due
+`fairness_step_s` later per utterance ahead of it, so one chatty sender cannot push
+everyone else back.
+
 Admission is per utterance: at most `max_active` utterances are in flight; one more
 is refused with `overloaded` before anything is charged. Before compute, each clause
 asks its utterance whether it is still wanted (room not empty, sender connected,
 consent still on); if not, it is dropped uncomputed.
+
+Batching: an engine with `max_batch > 1` gets up to that many clauses per call, taken
+from the same length bucket (so short clauses do not wait on long ones), gathering
+for at most `max_wait_s` after the first one is taken. One scheduler serves one engine.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import concurrent.futures
 import dataclasses
 import heapq
@@ -31,6 +40,14 @@ from voxroom.metrics import Metrics
 log = logging.getLogger(__name__)
 
 WantedCheck = Callable[[], Awaitable[bool]]
+LENGTH_BUCKETS = (12, 32, 64)  # clause characters: batch only within one bucket
+
+
+def length_bucket(text: str) -> int:
+    for index, limit in enumerate(LENGTH_BUCKETS):
+        if len(text) <= limit:
+            return index
+    return len(LENGTH_BUCKETS)
 
 
 class ClauseDropped(Exception):
@@ -45,6 +62,7 @@ class _Queued:
     wanted: WantedCheck = dataclasses.field(compare=False)
     future: asyncio.Future[np.ndarray] = dataclasses.field(compare=False)
     enqueued_at: float = dataclasses.field(compare=False)
+    bucket: int = dataclasses.field(compare=False, default=0)
 
 
 class Scheduler:
@@ -56,46 +74,57 @@ class Scheduler:
         workers: int = 1,
         max_active: int = 64,
         first_clause_target_s: float = 0.25,
+        fairness_step_s: float = 1.0,
+        max_wait_s: float = 0.01,
     ) -> None:
         self.engine = engine
         self.metrics = metrics
         self.workers = workers
         self.max_active = max_active
         self.first_clause_target_s = first_clause_target_s
+        self.fairness_step_s = fairness_step_s
+        self.max_wait_s = max_wait_s
         self._heap: list[_Queued] = []
         self._seq = itertools.count()
         self._ready = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="engine")
         self._active = 0
+        self._active_by_sender: collections.Counter[str] = collections.Counter()
 
     # ---- admission -----------------------------------------------------------------
 
-    def admit(self) -> None:
-        """Reserve a slot for one utterance, or refuse with overloaded."""
+    def admit(self, sender: str) -> None:
+        """Reserve a slot for one utterance of `sender`, or refuse with overloaded."""
         if self._active >= self.max_active:
             raise VoxroomError(ErrorCode.OVERLOADED)
         self._active += 1
+        self._active_by_sender[sender] += 1
 
-    def release(self) -> None:
+    def release(self, sender: str) -> None:
         self._active = max(0, self._active - 1)
+        self._active_by_sender[sender] -= 1
+        if self._active_by_sender[sender] <= 0:
+            del self._active_by_sender[sender]
 
     @property
     def active(self) -> int:
         return self._active
+
+    def first_clause_deadline(self, now: float, sender: str) -> float:
+        ahead = max(0, self._active_by_sender.get(sender, 1) - 1)
+        return now + self.first_clause_target_s + self.fairness_step_s * ahead
 
     # ---- work ----------------------------------------------------------------------
 
     def submit(self, clause: ClauseRequest, *, deadline: float, wanted: WantedCheck) -> asyncio.Future[np.ndarray]:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[np.ndarray] = loop.create_future()
-        heapq.heappush(self._heap, _Queued(deadline, next(self._seq), clause, wanted, future, loop.time()))
+        item = _Queued(deadline, next(self._seq), clause, wanted, future, loop.time(), length_bucket(clause.text))
+        heapq.heappush(self._heap, item)
         self.metrics.queue_depth.set(len(self._heap))
         self._ready.set()
         return future
-
-    def first_clause_deadline(self, now: float) -> float:
-        return now + self.first_clause_target_s
 
     async def start(self) -> None:
         self._tasks = [asyncio.create_task(self._worker(i), name=f"synth-worker-{i}") for i in range(self.workers)]
@@ -110,41 +139,87 @@ class Scheduler:
         self._heap.clear()
         self._pool.shutdown(wait=False, cancel_futures=True)
 
-    async def _next(self) -> _Queued:
-        while not self._heap:
-            self._ready.clear()
+    async def _wait_for_work(self, timeout: float | None = None) -> None:
+        self._ready.clear()
+        if timeout is None:
             await self._ready.wait()
-        item = heapq.heappop(self._heap)
+            return
+        try:
+            await asyncio.wait_for(self._ready.wait(), timeout)
+        except TimeoutError:
+            pass
+
+    def _take_compatible(self, bucket: int, room: int) -> list[_Queued]:
+        """Remove up to `room` queued clauses of this length bucket, earliest deadline first."""
+        taken = [item for item in sorted(self._heap) if item.bucket == bucket and not item.future.done()][:room]
+        if taken:
+            chosen = {id(item) for item in taken}
+            self._heap = [item for item in self._heap if id(item) not in chosen]
+            heapq.heapify(self._heap)
+        return taken
+
+    async def _next_batch(self) -> list[_Queued]:
+        loop = asyncio.get_running_loop()
+        while not self._heap:
+            await self._wait_for_work()
+        first = heapq.heappop(self._heap)
+        batch = [first]
+        if self.engine.max_batch > 1:
+            gather_until = loop.time() + self.max_wait_s
+            while len(batch) < self.engine.max_batch:
+                batch += self._take_compatible(first.bucket, self.engine.max_batch - len(batch))
+                remaining = gather_until - loop.time()
+                if len(batch) >= self.engine.max_batch or remaining <= 0:
+                    break
+                await self._wait_for_work(remaining)
         self.metrics.queue_depth.set(len(self._heap))
-        return item
+        return batch
+
+    async def _still_wanted(self, batch: list[_Queued]) -> list[_Queued]:
+        keep = []
+        for item in batch:
+            if item.future.done():  # the waiter gave up
+                continue
+            if await item.wanted():
+                keep.append(item)
+            else:
+                self.metrics.dropped.labels(reason="unwanted").inc()
+                item.future.set_exception(ClauseDropped("no longer wanted"))
+        return keep
 
     async def _worker(self, index: int) -> None:
         loop = asyncio.get_running_loop()
         while True:
-            item = await self._next()
-            if item.future.done():  # the waiter gave up (cancelled)
-                continue
+            batch = await self._next_batch()
             try:
-                if not await item.wanted():
-                    self.metrics.dropped.labels(reason="unwanted").inc()
-                    item.future.set_exception(ClauseDropped("no longer wanted"))
+                batch = await self._still_wanted(batch)
+                if not batch:
                     continue
-                self.metrics.queue_wait.observe(loop.time() - item.enqueued_at)
+                now = loop.time()
+                for item in batch:
+                    self.metrics.queue_wait.observe(now - item.enqueued_at)
+                clauses = [item.clause for item in batch]
                 started = time.perf_counter()
-                (audio,) = await loop.run_in_executor(self._pool, self.engine.synthesize_batch, [item.clause])
+                audio = await loop.run_in_executor(self._pool, self.engine.synthesize_batch, clauses)
                 elapsed = time.perf_counter() - started
-                seconds = audio.size / self.engine.sample_rate
-                self.metrics.batch_size.observe(1)
-                if seconds > 0:
-                    self.metrics.engine_rtf.labels(engine=self.engine.name).observe(elapsed / seconds)
-                    self.metrics.audio_seconds.labels(engine=self.engine.name).inc(seconds)
-                if not item.future.done():
-                    item.future.set_result(audio)
+                self._account(audio, elapsed)
+                for item, pcm in zip(batch, audio, strict=True):
+                    if not item.future.done():
+                        item.future.set_result(pcm)
             except asyncio.CancelledError:
-                if not item.future.done():
-                    item.future.set_exception(ClauseDropped("server stopping"))
+                for item in batch:
+                    if not item.future.done():
+                        item.future.set_exception(ClauseDropped("server stopping"))
                 raise
-            except Exception as exc:  # an engine failure fails this clause, not the worker
-                log.exception("engine %s failed on a clause", self.engine.name)
-                if not item.future.done():
-                    item.future.set_exception(exc)
+            except Exception as exc:  # an engine failure fails these clauses, not the worker
+                log.exception("engine %s failed on a batch of %d", self.engine.name, len(batch))
+                for item in batch:
+                    if not item.future.done():
+                        item.future.set_exception(exc)
+
+    def _account(self, audio: list[np.ndarray], elapsed: float) -> None:
+        seconds = sum(a.size for a in audio) / self.engine.sample_rate
+        self.metrics.batch_size.observe(len(audio))
+        if seconds > 0:
+            self.metrics.engine_rtf.labels(engine=self.engine.name).observe(elapsed / seconds)
+            self.metrics.audio_seconds.labels(engine=self.engine.name).inc(seconds)

@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator, Callable
 
 import numpy as np
 
+from synth.cache import MAX_CACHED_TEXT_CHARS, PhraseKey
 from synth.engines.base import ClauseRequest, Engine, Voice
 from synth.opus import FRAME_MS, OpusStream, silence
 from synth.scheduler import Scheduler, WantedCheck
@@ -70,7 +71,13 @@ class Speaker:
         return encoder.encode(audio)
 
     async def packets(
-        self, clauses: list[Clause], voice: Voice, wanted: WantedCheck, stats: UtteranceStats | None = None
+        self,
+        clauses: list[Clause],
+        voice: Voice,
+        wanted: WantedCheck,
+        *,
+        sender: str,
+        stats: UtteranceStats | None = None,
     ) -> AsyncIterator[bytes]:
         """Yield Opus packets (20 ms each) as each clause is rendered."""
         loop = asyncio.get_running_loop()
@@ -79,7 +86,7 @@ class Speaker:
         playback_started: float | None = None
         for index, clause in enumerate(clauses):
             if playback_started is None:
-                deadline = self.scheduler.first_clause_deadline(loop.time())
+                deadline = self.scheduler.first_clause_deadline(loop.time(), sender)
             else:
                 deadline = playback_started + stats.audio_s - CONTINUATION_MARGIN_S
             request = ClauseRequest(text=clause.text, lang=clause.lang, voice=voice)
@@ -97,6 +104,15 @@ class Speaker:
                 yield packet
         if stats.packets == 0:
             raise VoxroomError(ErrorCode.INTERNAL, "The engine produced no audio for this text.")
+
+
+def phrase_key(clauses: list[Clause], voice: Voice, engine: Engine) -> PhraseKey | None:
+    """The cache key of a short message, or None when it is too long to be worth caching."""
+    text = " ".join(c.text for c in clauses)
+    if len(text) > MAX_CACHED_TEXT_CHARS:
+        return None
+    lang = clauses[0].lang if clauses else "auto"
+    return PhraseKey(voice.id, voice.version, text, lang, engine.name, engine.model_version)
 
 
 def duration_ms(packet_count: int) -> int:

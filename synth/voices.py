@@ -50,7 +50,8 @@ class VoiceResolver:
         self.engine = engine
         self.enrolled_voice = enrolled_voice
         self.consent = consent
-        self.default = self.stock(default_voice.removeprefix(STOCK_PREFIX))
+        default_name = default_voice.removeprefix(STOCK_PREFIX) or engine.stock_voices()[0].name
+        self.default = self.stock(default_name)
 
     def stock(self, name: str) -> Voice:
         try:

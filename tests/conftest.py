@@ -32,3 +32,13 @@ def tight_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerPro
     )
     yield proc
     proc.stop()
+
+
+@pytest.fixture(scope="session")
+def fake_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    """The fake engine (fast, deterministic) with room for one utterance at a time."""
+    proc = ServerProcess(
+        tmp_path_factory.mktemp("fake"), env={"VOXROOM_ENGINE": "fake", "VOXROOM_MAX_ACTIVE": "1"}
+    )
+    yield proc
+    proc.stop()

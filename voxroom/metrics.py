@@ -54,5 +54,16 @@ class Metrics:
             "voxroom_synth_dropped_total", "Clauses dropped before compute, by reason", ["reason"], registry=r
         )
 
+        self.cache_hits = Counter(
+            "voxroom_phrase_cache_hits_total", "Utterances served from the phrase cache", registry=r
+        )
+        self.cache_misses = Counter(
+            "voxroom_phrase_cache_misses_total", "Cacheable utterances not in the cache", registry=r
+        )
+        self.cache_bytes = Gauge("voxroom_phrase_cache_bytes", "Bytes held by the in-memory phrase cache", registry=r)
+        self.cache_evictions = Counter(
+            "voxroom_phrase_cache_evictions_total", "Entries evicted to stay in bounds", registry=r
+        )
+
     def render(self) -> bytes:
         return generate_latest(self.registry)

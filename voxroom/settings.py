@@ -34,7 +34,7 @@ class Settings:
     data_dir: Path = Path("voxroom-data")
     redis_url: str = ""
     engine: str = "kokoro"
-    default_voice: str = "stock:jf_alpha"
+    default_voice: str = ""
     max_text_chars: int = 500
     send_queue_messages: int = 512
     send_buffer_bytes: int = 65536
@@ -42,6 +42,7 @@ class Settings:
     engine_threads: int = 0
     engine_workers: int = 1
     max_active_utterances: int = 64
+    phrase_cache_mb: int = 32
     demo: bool = False
     daily_limit: int = 50
     daily_limit_overrides: str = ""
@@ -66,7 +67,7 @@ SETTING_SPECS: list[tuple[str, str, Any, str]] = [
     ("data_dir", "VOXROOM_DATA_DIR", Path, "where voices, keys and logs are kept"),
     ("redis_url", "VOXROOM_REDIS_URL", str, "Redis URL for shared state; unset = embedded in-memory default"),
     ("engine", "VOXROOM_ENGINE", str, "synthesis engine name"),
-    ("default_voice", "VOXROOM_DEFAULT_VOICE", str, "voice used when the sender has none"),
+    ("default_voice", "VOXROOM_DEFAULT_VOICE", str, "voice used when the sender has none (unset: the engine's first stock voice)"),
     ("max_text_chars", "VOXROOM_MAX_TEXT_CHARS", int, "longest text a `say` may carry"),
     (
         "send_queue_messages",
@@ -101,6 +102,7 @@ SETTING_SPECS: list[tuple[str, str, Any, str]] = [
     ("rate_account", "VOXROOM_RATE_ACCOUNT", str, "token bucket per account: burst,refill-per-second"),
     ("rate_connection", "VOXROOM_RATE_CONNECTION", str, "token bucket per connection: burst,refill-per-second"),
     ("redis_prefix", "VOXROOM_REDIS_PREFIX", str, "prefix of every Redis key this deployment writes"),
+    ("phrase_cache_mb", "VOXROOM_PHRASE_CACHE_MB", int, "in-memory phrase cache size (Redis holds it when configured)"),
     ("demo", "VOXROOM_DEMO", _bool, "demo mode: the page mints short-lived tokens for a display name"),
     ("log_level", "VOXROOM_LOG_LEVEL", str, "debug, info, warning or error"),
 ]

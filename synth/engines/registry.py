@@ -14,7 +14,13 @@ def _kokoro(**options: Any) -> Engine:
     return KokoroEngine(**options)
 
 
-_FACTORIES: dict[str, Callable[..., Engine]] = {"kokoro": _kokoro}
+def _fake(**options: Any) -> Engine:
+    from synth.engines.fake import FakeEngine
+
+    return FakeEngine(**options)
+
+
+_FACTORIES: dict[str, Callable[..., Engine]] = {"kokoro": _kokoro, "fake": _fake}
 
 
 def register(name: str, factory: Callable[..., Engine]) -> None:

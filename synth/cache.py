@@ -1,0 +1,166 @@
+"""Phrase cache: the Opus packets of short, frequent messages, so "哈哈" or "ok" is heard at once.
+
+Keyed by (voice id and version, normalised text and language, engine and model
+version): a re-enrolled voice has a new version, so its old entries are never hit;
+deleting a voice removes its entries explicitly. Packets are stored as encoded (and
+watermarked), so a cached reply is byte-identical to the first rendering.
+
+Two implementations behind one interface: an in-memory LRU bounded by bytes (the
+embedded default) and Redis (shared by every gateway), each entry with a TTL.
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import hashlib
+import logging
+import struct
+from typing import Protocol
+
+from voxroom.metrics import Metrics
+
+log = logging.getLogger(__name__)
+
+# Only short messages are cached: they are the ones people repeat.
+MAX_CACHED_TEXT_CHARS = 48
+
+
+@dataclasses.dataclass(frozen=True)
+class PhraseKey:
+    voice_id: str
+    voice_version: int
+    text: str  # normalised, clauses joined
+    lang: str
+    engine: str
+    model_version: str
+
+    def digest(self) -> str:
+        raw = "\x1f".join([self.text, self.lang, self.engine, self.model_version])
+        return hashlib.sha256(raw.encode("utf-8")).hexdigest()[:32]
+
+
+def pack_packets(packets: list[bytes]) -> bytes:
+    return b"".join(struct.pack(">H", len(p)) + p for p in packets)
+
+
+def unpack_packets(blob: bytes) -> list[bytes]:
+    packets, offset = [], 0
+    while offset < len(blob):
+        (size,) = struct.unpack_from(">H", blob, offset)
+        packets.append(blob[offset + 2 : offset + 2 + size])
+        offset += 2 + size
+    return packets
+
+
+class PhraseCache(Protocol):
+    async def get(self, key: PhraseKey) -> list[bytes] | None: ...
+
+    async def put(self, key: PhraseKey, packets: list[bytes]) -> None: ...
+
+    async def forget_voice(self, voice_id: str) -> int:
+        """Remove every entry made in this voice; returns how many."""
+        ...
+
+    async def close(self) -> None: ...
+
+
+class MemoryPhraseCache:
+    def __init__(self, metrics: Metrics, *, max_bytes: int = 32 * 1024 * 1024) -> None:
+        self.metrics = metrics
+        self.max_bytes = max_bytes
+        self._entries: collections.OrderedDict[tuple[str, int, str], list[bytes]] = collections.OrderedDict()
+        self._sizes: dict[tuple[str, int, str], int] = {}
+        self.bytes = 0
+
+    @staticmethod
+    def _key(key: PhraseKey) -> tuple[str, int, str]:
+        return (key.voice_id, key.voice_version, key.digest())
+
+    async def get(self, key: PhraseKey) -> list[bytes] | None:
+        packets = self._entries.get(self._key(key))
+        if packets is None:
+            self.metrics.cache_misses.inc()
+            return None
+        self._entries.move_to_end(self._key(key))
+        self.metrics.cache_hits.inc()
+        return packets
+
+    async def put(self, key: PhraseKey, packets: list[bytes]) -> None:
+        size = sum(len(p) + 2 for p in packets)
+        if size > self.max_bytes:
+            return
+        k = self._key(key)
+        if k in self._entries:
+            self.bytes -= self._sizes[k]
+        self._entries[k] = list(packets)
+        self._entries.move_to_end(k)
+        self._sizes[k] = size
+        self.bytes += size
+        while self.bytes > self.max_bytes:
+            old, _ = self._entries.popitem(last=False)
+            self.bytes -= self._sizes.pop(old)
+            self.metrics.cache_evictions.inc()
+        self.metrics.cache_bytes.set(self.bytes)
+
+    async def forget_voice(self, voice_id: str) -> int:
+        doomed = [k for k in self._entries if k[0] == voice_id]
+        for k in doomed:
+            del self._entries[k]
+            self.bytes -= self._sizes.pop(k)
+        self.metrics.cache_bytes.set(self.bytes)
+        return len(doomed)
+
+    async def close(self) -> None:
+        self._entries.clear()
+
+
+class RedisPhraseCache:
+    """Entries as one blob per key with a TTL, plus a set per voice so deletion finds them all."""
+
+    def __init__(self, redis_url: str, prefix: str, metrics: Metrics, *, ttl_s: int = 7 * 86400) -> None:
+        import redis.asyncio as aioredis
+
+        self.redis = aioredis.from_url(redis_url)
+        self.prefix = prefix
+        self.metrics = metrics
+        self.ttl_s = ttl_s
+
+    def _entry(self, key: PhraseKey) -> str:
+        return f"{self.prefix}phrase:{key.voice_id}:{key.voice_version}:{key.digest()}"
+
+    def _index(self, voice_id: str) -> str:
+        return f"{self.prefix}phrase-index:{voice_id}"
+
+    async def get(self, key: PhraseKey) -> list[bytes] | None:
+        blob = await self.redis.get(self._entry(key))
+        if blob is None:
+            self.metrics.cache_misses.inc()
+            return None
+        self.metrics.cache_hits.inc()
+        return unpack_packets(blob)
+
+    async def put(self, key: PhraseKey, packets: list[bytes]) -> None:
+        entry = self._entry(key)
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.set(entry, pack_packets(packets), ex=self.ttl_s)
+            pipe.sadd(self._index(key.voice_id), entry)
+            pipe.expire(self._index(key.voice_id), self.ttl_s)
+            await pipe.execute()
+
+    async def forget_voice(self, voice_id: str) -> int:
+        index = self._index(voice_id)
+        entries = await self.redis.smembers(index)
+        if entries:
+            await self.redis.delete(*entries)
+        await self.redis.delete(index)
+        return len(entries)
+
+    async def close(self) -> None:
+        await self.redis.aclose()
+
+
+def create_phrase_cache(redis_url: str, prefix: str, metrics: Metrics, *, max_bytes: int) -> PhraseCache:
+    if redis_url:
+        return RedisPhraseCache(redis_url, prefix, metrics)
+    return MemoryPhraseCache(metrics, max_bytes=max_bytes)

@@ -1,0 +1,70 @@
+"""Behaviour under load over the real protocol (fake engine): overloaded, phrase cache, dropping unwanted work."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from bench.common import scrape_metrics
+from tests.audio_checks import decode_opus
+from tests.conftest import ServerProcess
+from voxroom.client import RequestRefused, VoxroomClient
+
+LONG = "This message is long enough to keep the only synthesis slot busy for a little while."
+
+
+async def test_overloaded_when_full_and_nothing_is_charged(fake_server: ServerProcess) -> None:
+    client = await VoxroomClient.connect(fake_server.ws_url, fake_server.token("olga"))
+    try:
+        await client.join("full")
+        first = await client.say("full", LONG)
+        with pytest.raises(RequestRefused) as refused:
+            await client.say("full", "and one more")
+        assert refused.value.code == "overloaded"
+        await client.utterance(first["utterance"])
+        await asyncio.sleep(0.1)
+        second = await client.say("full", "now there is room")
+        assert second["quota"]["used"] == first["quota"]["used"] + 1, "the refused say was charged"
+        await client.utterance(second["utterance"])
+    finally:
+        await client.close()
+
+
+async def test_cached_phrase_is_byte_identical_and_counted(fake_server: ServerProcess) -> None:
+    client = await VoxroomClient.connect(fake_server.ws_url, fake_server.token("carl"))
+    try:
+        await client.join("cache")
+        before = scrape_metrics(fake_server.http)
+        first = await client.utterance((await client.say("cache", "哈哈哈"))["utterance"])
+        second = await client.utterance((await client.say("cache", "哈哈哈"))["utterance"])
+        assert first.packets and first.packets == second.packets
+        assert len(decode_opus(second.packets)) > 0
+        after = scrape_metrics(fake_server.http)
+        hits = after["voxroom_phrase_cache_hits_total"] - before.get("voxroom_phrase_cache_hits_total", 0.0)
+        assert hits == 1
+        assert after['voxroom_time_to_first_audio_seconds_count{cached="true"}'] >= 1
+    finally:
+        await client.close()
+
+
+async def test_work_for_an_emptied_room_is_dropped_and_refunded(fake_server: ServerProcess) -> None:
+    sender = await VoxroomClient.connect(fake_server.ws_url, fake_server.token("dora"))
+    try:
+        await sender.join("ghost")
+        before = scrape_metrics(fake_server.http)
+        # Two clauses: the second is queued behind the first; leaving drops it uncomputed.
+        accepted = await sender.say("ghost", "First clause here, and then a second clause that nobody will hear.")
+        await sender.leave("ghost")
+        await asyncio.sleep(1.5)
+        after = scrape_metrics(fake_server.http)
+        dropped = after.get('voxroom_synth_dropped_total{reason="unwanted"}', 0.0) - before.get(
+            'voxroom_synth_dropped_total{reason="unwanted"}', 0.0
+        )
+        assert dropped >= 1
+        assert accepted["type"] == "accepted"
+        await sender.join("ghost")
+        again = await sender.say("ghost", "ok")  # the slot was released: the server serves on
+        assert (await sender.utterance(again["utterance"])).end["type"] == "speech_end"  # type: ignore[index]
+    finally:
+        await sender.close()

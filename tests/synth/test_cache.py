@@ -1,0 +1,70 @@
+"""The phrase cache, in memory and on the real Redis: hits, versions, deletion, bounds."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+
+import pytest
+
+from synth.cache import MemoryPhraseCache, PhraseCache, PhraseKey, RedisPhraseCache, pack_packets, unpack_packets
+from voxroom.metrics import Metrics
+
+REDIS_URL = "redis://127.0.0.1:6379/0"
+
+
+def key(text: str, voice: str = "alice", version: int = 1) -> PhraseKey:
+    return PhraseKey(voice, version, text, "zh", "kokoro", "m1")
+
+
+@pytest.fixture(params=["memory", "redis"])
+async def cache(request: pytest.FixtureRequest) -> AsyncIterator[PhraseCache]:
+    if request.param == "memory":
+        store: PhraseCache = MemoryPhraseCache(Metrics(), max_bytes=10_000)
+        yield store
+        await store.close()
+        return
+    prefix = f"voxroom-test-{uuid.uuid4().hex[:8]}:"
+    redis_cache = RedisPhraseCache(REDIS_URL, prefix, Metrics())
+    yield redis_cache
+    keys = [k async for k in redis_cache.redis.scan_iter(match=f"{prefix}*")]
+    if keys:
+        await redis_cache.redis.delete(*keys)
+    await redis_cache.close()
+
+
+def test_packets_round_trip_through_the_blob_format() -> None:
+    packets = [b"\x01", b"", b"x" * 300]
+    assert unpack_packets(pack_packets(packets)) == packets
+
+
+async def test_hit_returns_identical_packets(cache: PhraseCache) -> None:
+    packets = [bytes([i]) * 40 for i in range(10)]
+    assert await cache.get(key("哈哈")) is None
+    await cache.put(key("哈哈"), packets)
+    assert await cache.get(key("哈哈")) == packets
+    assert await cache.get(key("哈哈哈")) is None
+
+
+async def test_new_voice_version_misses_and_deletion_forgets_the_voice(cache: PhraseCache) -> None:
+    await cache.put(key("ok"), [b"a" * 10])
+    await cache.put(key("lol"), [b"b" * 10])
+    await cache.put(key("ok", voice="bob"), [b"c" * 10])
+    assert await cache.get(key("ok", version=2)) is None  # re-enrolled voice: old audio never served
+    assert await cache.forget_voice("alice") == 2
+    assert await cache.get(key("ok")) is None and await cache.get(key("lol")) is None
+    assert await cache.get(key("ok", voice="bob")) == [b"c" * 10]
+
+
+async def test_memory_cache_evicts_least_recent_to_stay_in_bounds() -> None:
+    metrics = Metrics()
+    cache = MemoryPhraseCache(metrics, max_bytes=1000)
+    for i in range(3):
+        await cache.put(key(f"m{i}"), [b"z" * 298])  # 300 bytes each with framing
+    assert await cache.get(key("m0")) is not None  # m0 is now the most recent
+    await cache.put(key("m3"), [b"z" * 298])  # over 1000 bytes: the least recent (m1) goes
+    assert cache.bytes == 900
+    assert await cache.get(key("m1")) is None
+    for name in ("m0", "m2", "m3"):
+        assert await cache.get(key(name)) is not None
+    assert metrics.cache_evictions._value.get() == 1

@@ -1,0 +1,114 @@
+"""The scheduler with a fake engine: batching, deadline order, fairness, cancellation, admission."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from synth.engines.base import ClauseRequest
+from synth.engines.fake import FakeEngine
+from synth.scheduler import ClauseDropped, Scheduler, length_bucket
+from voxroom.errors import ErrorCode, VoxroomError
+from voxroom.metrics import Metrics
+
+
+async def always() -> bool:
+    return True
+
+
+def clause(engine: FakeEngine, text: str) -> ClauseRequest:
+    return ClauseRequest(text=text, lang="en", voice=engine.stock_voice("buzz"))
+
+
+async def started(engine: FakeEngine, **kwargs: float) -> Scheduler:
+    scheduler = Scheduler(engine, Metrics(), **kwargs)  # type: ignore[arg-type]
+    await scheduler.start()
+    return scheduler
+
+
+async def test_batches_group_by_length_bucket_and_split_at_max_batch() -> None:
+    engine = FakeEngine(max_batch=3, compute_s_per_audio_s=0.0)
+    scheduler = await started(engine, max_wait_s=0.05)
+    try:
+        short = [f"hi {i}" for i in range(4)]  # bucket 0
+        long = ["a longer clause number one, with words", "a longer clause number two, with words"]  # bucket 2
+        assert {length_bucket(t) for t in short} == {0} and {length_bucket(t) for t in long} == {2}
+        futures = [scheduler.submit(clause(engine, t), deadline=i, wanted=always) for i, t in enumerate(short + long)]
+        await asyncio.gather(*futures)
+        assert sorted(len(call) for call in engine.calls) == [1, 2, 3]
+        for call in engine.calls:
+            assert len({length_bucket(t) for t in call}) == 1, f"mixed buckets in one batch: {call}"
+        assert sum(engine.calls, []) and sorted(sum(engine.calls, [])) == sorted(short + long)
+    finally:
+        await scheduler.stop()
+
+
+async def test_engine_that_cannot_batch_gets_one_clause_per_call() -> None:
+    engine = FakeEngine(max_batch=1, compute_s_per_audio_s=0.0)
+    scheduler = await started(engine)
+    try:
+        await asyncio.gather(*(scheduler.submit(clause(engine, f"x{i}"), deadline=0, wanted=always) for i in range(5)))
+        assert all(len(call) == 1 for call in engine.calls) and len(engine.calls) == 5
+    finally:
+        await scheduler.stop()
+
+
+async def test_earliest_deadline_first_under_contention() -> None:
+    engine = FakeEngine(max_batch=1, compute_s_per_audio_s=0.5)
+    scheduler = await started(engine)
+    loop = asyncio.get_running_loop()
+    try:
+        blocker = scheduler.submit(clause(engine, "busy"), deadline=loop.time(), wanted=always)
+        await asyncio.sleep(0.05)  # the worker is now busy with "busy"
+        now = loop.time()
+        # A continuation with audio in hand (due in 5 s) and two new first clauses (due soon).
+        later = scheduler.submit(clause(engine, "continuation"), deadline=now + 5, wanted=always)
+        first_b = scheduler.submit(clause(engine, "first b"), deadline=now + 0.3, wanted=always)
+        first_a = scheduler.submit(clause(engine, "first a"), deadline=now + 0.2, wanted=always)
+        await asyncio.gather(blocker, later, first_a, first_b)
+        assert [call[0] for call in engine.calls] == ["busy", "first a", "first b", "continuation"]
+    finally:
+        await scheduler.stop()
+
+
+async def test_unwanted_clause_is_dropped_before_compute() -> None:
+    engine = FakeEngine(max_batch=1, compute_s_per_audio_s=0.0)
+    scheduler = await started(engine)
+    wanted = True
+
+    async def check() -> bool:
+        return wanted
+
+    try:
+        wanted = False
+        doomed = scheduler.submit(clause(engine, "never spoken"), deadline=0, wanted=check)
+        with pytest.raises(ClauseDropped):
+            await doomed
+        assert engine.calls == []
+        wanted = True
+        await scheduler.submit(clause(engine, "spoken"), deadline=0, wanted=check)
+        assert engine.calls == [["spoken"]]
+    finally:
+        await scheduler.stop()
+
+
+async def test_admission_refuses_with_overloaded_and_releases() -> None:
+    scheduler = Scheduler(FakeEngine(), Metrics(), max_active=2)
+    scheduler.admit("a")
+    scheduler.admit("b")
+    with pytest.raises(VoxroomError) as refused:
+        scheduler.admit("c")
+    assert refused.value.code is ErrorCode.OVERLOADED
+    scheduler.release("a")
+    scheduler.admit("c")
+    assert scheduler.active == 2
+
+
+async def test_a_chatty_sender_waits_behind_others() -> None:
+    scheduler = Scheduler(FakeEngine(), Metrics(), max_active=10, first_clause_target_s=0.2, fairness_step_s=1.0)
+    for _ in range(3):
+        scheduler.admit("chatty")
+    scheduler.admit("quiet")
+    assert scheduler.first_clause_deadline(100.0, "quiet") == pytest.approx(100.2)
+    assert scheduler.first_clause_deadline(100.0, "chatty") == pytest.approx(102.2)
