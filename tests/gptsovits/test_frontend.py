@@ -44,6 +44,14 @@ def test_every_language_maps_onto_known_symbols(text: str, lang: str) -> None:
     assert symbol_ids()["UNK"] not in phones_to_ids(phones)
 
 
+def test_japanese_carries_pitch_accent_marks() -> None:
+    assert phonemize("こんにちは。", "ja") == ["k", "o", "[", "N", "n", "i", "ch", "i", "w", "a", "."]
+    phones = phonemize("今日はいい天気ですね！", "ja")
+    assert "]" in phones and phones[-1] == "!"
+    # Accent-phrase borders are not in the v2 table: written UNK, as the model saw them in training.
+    assert "UNK" in phones and all(p in symbol_ids() for p in phones)
+
+
 def test_tone_sandhi_and_english_stress() -> None:
     assert phonemize("你好", "zh") == ["n", "i2", "h", "ao3"]  # 3-3 -> 2-3
     assert phonemize("不是", "zh")[:2] == ["b", "u2"]

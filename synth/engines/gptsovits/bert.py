@@ -51,11 +51,7 @@ class _Embeddings(nn.Module):
 
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
         positions = torch.arange(ids.shape[1], device=ids.device).unsqueeze(0)
-        x = (
-            self.word_embeddings(ids)
-            + self.position_embeddings(positions)
-            + self.token_type_embeddings(ids * 0)
-        )
+        x = self.word_embeddings(ids) + self.position_embeddings(positions) + self.token_type_embeddings(ids * 0)
         return self.LayerNorm(x)
 
 
@@ -142,13 +138,9 @@ class BertFeaturizer:
             config = BertConfig.from_json(json.loads((directory / "config.json").read_text()))
             vocab = (directory / "vocab.txt").read_text(encoding="utf-8").splitlines()
         except (OSError, ValueError, TypeError) as exc:
-            raise CheckpointError(
-                f"{directory}: expected config.json and vocab.txt of a BERT model ({exc})"
-            ) from exc
+            raise CheckpointError(f"{directory}: expected config.json and vocab.txt of a BERT model ({exc})") from exc
         if config.hidden_size != BERT_DIM or config.num_hidden_layers < 3:
-            raise CheckpointError(
-                f"{directory}: the GPT stage needs {BERT_DIM}-dim BERT features from >= 3 layers"
-            )
+            raise CheckpointError(f"{directory}: the GPT stage needs {BERT_DIM}-dim BERT features from >= 3 layers")
         self.vocab = {token: i for i, token in enumerate(vocab)}
         obj, _ = read_torch_file(directory / "pytorch_model.bin")
         state = {k.removeprefix("bert."): v.float() for k, v in obj.items() if not k.startswith("cls.")}
@@ -168,9 +160,7 @@ class BertFeaturizer:
         if not chars:
             return out
         unk = self.vocab.get("[UNK]", 0)
-        ids = [self.vocab["[CLS]"]] + [
-            self.vocab.get(ch, self.vocab.get(ch.lower(), unk)) for _, (ch, _) in chars
-        ]
+        ids = [self.vocab["[CLS]"]] + [self.vocab.get(ch, self.vocab.get(ch.lower(), unk)) for _, (ch, _) in chars]
         ids.append(self.vocab["[SEP]"])
         hidden = self.model.hidden_states(torch.tensor([ids]))[-3][0, 1:-1].numpy()  # [n_chars, 1024]
         starts = np.cumsum([0] + [n for _, n in units])

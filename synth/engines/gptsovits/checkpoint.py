@@ -64,9 +64,7 @@ def read_torch_file(path: Path) -> tuple[Any, str | None]:
     except pickle.UnpicklingError as exc:
         found = re.search(r"GLOBAL (\S+)", str(exc))
         reason = f"it names {found.group(1)}" if found else "unsupported pickle content"
-        raise CheckpointError(
-            f"{path} holds objects other than tensors and configs; refused: {reason}"
-        ) from exc
+        raise CheckpointError(f"{path} holds objects other than tensors and configs; refused: {reason}") from exc
     except (RuntimeError, EOFError, KeyError, ValueError) as exc:
         raise CheckpointError(f"{path} could not be read as a torch checkpoint: {exc}") from exc
     return obj, tag
@@ -98,9 +96,7 @@ def fold_weight_norm(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return out
 
 
-def unfold_weight_norm(
-    state: dict[str, torch.Tensor], keys: list[str], dim: int = 0
-) -> dict[str, torch.Tensor]:
+def unfold_weight_norm(state: dict[str, torch.Tensor], keys: list[str], dim: int = 0) -> dict[str, torch.Tensor]:
     """The inverse of `fold_weight_norm` for the given weight keys (used to write official layouts)."""
     out = dict(state)
     for key in keys:
@@ -160,17 +156,13 @@ def load_sovits_checkpoint(path: Path) -> SovitsCheckpoint:
         raise CheckpointError(f"{path}: config is not an HParams with 'model' and 'data'")
     state = _float_state(obj["weight"], path)
     version = (
-        tag
-        or hps.model.get("version")
-        or ("v2" if state["enc_p.text_embedding.weight"].shape[0] == 732 else "v1")
+        tag or hps.model.get("version") or ("v2" if state["enc_p.text_embedding.weight"].shape[0] == 732 else "v1")
     )
     if version not in SUPPORTED_SOVITS_VERSIONS:
         raise CheckpointError(
             f"{path}: SoVITS {version} weights; only {', '.join(SUPPORTED_SOVITS_VERSIONS)} is supported"
         )
-    return SovitsCheckpoint(
-        state=fold_weight_norm(state), hps=hps, version=version, info=str(obj.get("info", ""))
-    )
+    return SovitsCheckpoint(state=fold_weight_norm(state), hps=hps, version=version, info=str(obj.get("info", "")))
 
 
 @dataclasses.dataclass
@@ -182,9 +174,7 @@ class HubertCheckpoint:
 def load_hubert_dir(directory: Path) -> HubertCheckpoint:
     config_path, weights_path = directory / "config.json", directory / "pytorch_model.bin"
     if not config_path.exists() or not weights_path.exists():
-        raise CheckpointError(
-            f"{directory}: expected config.json and pytorch_model.bin (chinese-hubert-base layout)"
-        )
+        raise CheckpointError(f"{directory}: expected config.json and pytorch_model.bin (chinese-hubert-base layout)")
     try:
         config = json.loads(config_path.read_text())
     except (OSError, json.JSONDecodeError) as exc:

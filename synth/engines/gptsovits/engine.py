@@ -102,9 +102,7 @@ class GptSovitsEngine(Engine):
             audio, sr = sf.read(path, dtype="float32", always_2d=True)
             meta_path = path.with_suffix(".json")
             meta = json.loads(meta_path.read_text()) if meta_path.exists() else {}
-            params = make_voice(
-                self.backend, audio.mean(axis=1), sr, meta.get("transcript"), meta.get("lang", "zh")
-            )
+            params = make_voice(self.backend, audio.mean(axis=1), sr, meta.get("transcript"), meta.get("lang", "zh"))
             self._stock[name] = Voice(id=f"stock:{name}", engine=self.name, params=params)
         return self._stock[name]
 
@@ -128,9 +126,7 @@ class GptSovitsEngine(Engine):
             renderable = [i for i, r in enumerate(requests) if len(r.tokens)]
             audio = [np.zeros(0, np.float32)] * len(requests)
             if renderable:
-                for i, a in zip(
-                    renderable, vocode_batch(self.backend, [requests[i] for i in renderable]), strict=True
-                ):
+                for i, a in zip(renderable, vocode_batch(self.backend, [requests[i] for i in renderable]), strict=True):
                     audio[i] = a
         return [np.clip(a, -1.0, 1.0) for a in audio]
 
@@ -187,9 +183,7 @@ class GptSovitsEngine(Engine):
     def _utterance(self, clause: ClauseRequest) -> Utterance:
         voice = clause.voice
         if voice.engine != self.name or not isinstance(voice.params, GptSovitsVoice):
-            raise VoxroomError(
-                ErrorCode.BAD_REQUEST, f"voice {voice.id} was made for the {voice.engine} engine"
-            )
+            raise VoxroomError(ErrorCode.BAD_REQUEST, f"voice {voice.id} was made for the {voice.engine} engine")
         try:
             symbols, units = phonemize_aligned(clause.text, clause.lang)
         except FrontendError as exc:

@@ -4,7 +4,7 @@
   syllable split into the table's initial + toned final (zero-initial syllables take the
   table's AA/EE/OO/y/w initials; zi/ci/si -> i0, zhi/chi/shi/ri -> ir, j/q/x + u -> v).
 - English: gruut's lexicon and guesser (IPA) mapped onto the table's ARPAbet with stress.
-- Japanese: pyopenjtalk phonemes (devoiced vowels I/U kept, others folded to voiced).
+- Japanese: OpenJTalk phonemes with pitch-accent marks [ and ], as the v2 model was trained.
 Punctuation becomes the table's , . ! ? … - marks. BERT features are not computed here:
 the caller passes zeros unless a BERT model was supplied.
 """
@@ -201,20 +201,59 @@ def _english(text: str) -> list[str]:
 
 
 # --- Japanese ----------------------------------------------------------------------------
+#
+# As the v2 model was trained: OpenJTalk phonemes with pitch-accent marks between them,
+# "[" where the pitch rises and "]" where it falls (the accent-phrase border and pause
+# marks of that scheme are not in the v2 table, so they become UNK, as in training).
+# Devoiced vowels are written as voiced ones.
+
+_JA_SPLIT = re.compile(r"([、。，．！？!?,.…~～\s]+)")
+
+
+def _label_number(pattern: str, label: str) -> int:
+    found = re.search(pattern, label)
+    return int(found.group(1)) if found else -50
+
+
+def _japanese_prosody(sentence: str) -> list[str]:
+    import pyopenjtalk
+
+    labels = pyopenjtalk.make_label(pyopenjtalk.run_frontend(sentence))
+    phones: list[str] = []
+    for n, label in enumerate(labels):
+        found = re.search(r"-(.*?)\+", label)
+        phoneme = found.group(1) if found else "sil"
+        if phoneme == "sil":
+            continue
+        if phoneme == "pau":
+            phones.append("UNK")
+            continue
+        phones.append(phoneme.lower() if phoneme in "AEIOU" else phoneme)
+        if n + 1 >= len(labels):
+            continue
+        a1 = _label_number(r"/A:([0-9\-]+)\+", label)
+        a2 = _label_number(r"\+(\d+)\+", label)
+        a3 = _label_number(r"\+(\d+)/", label)
+        moras = _label_number(r"/F:(\d+)_", label)
+        a2_next = _label_number(r"\+(\d+)\+", labels[n + 1])
+        if a3 == 1 and a2_next == 1 and phoneme in "aeiouAEIOUNcl":
+            phones.append("UNK")  # accent-phrase border
+        elif a1 == 0 and a2_next == a2 + 1 and a2 != moras:
+            phones.append("]")
+        elif a2 == 1 and a2_next == 2:
+            phones.append("[")
+    return phones
 
 
 def _japanese(text: str) -> list[str]:
-    import pyopenjtalk
-
-    table = symbol_ids()
     phones: list[str] = []
-    for ph in str(pyopenjtalk.g2p(text)).split():
-        if ph == "pau":
-            phones.append(",")
-        elif ph in table:
-            phones.append(ph)
-        elif ph.lower() in table:
-            phones.append(ph.lower())  # devoiced A/E/O are not in the table
-    if text.rstrip()[-1:] in PUNCTUATION:
-        phones.append(PUNCTUATION[text.rstrip()[-1]])
+    for piece in _JA_SPLIT.split(text):
+        if not piece:
+            continue
+        if _JA_SPLIT.fullmatch(piece):
+            marks = [PUNCTUATION[ch] for ch in piece if ch in PUNCTUATION]
+            if marks and phones:
+                phones.append(marks[0])
+        else:
+            phones += _japanese_prosody(piece)
     return phones

@@ -74,9 +74,7 @@ class _PositionalConv(nn.Module):
     def __init__(self, c: HubertConfig) -> None:
         super().__init__()
         k = c.num_conv_pos_embeddings
-        self.conv = nn.Conv1d(
-            c.hidden_size, c.hidden_size, k, padding=k // 2, groups=c.num_conv_pos_embedding_groups
-        )
+        self.conv = nn.Conv1d(c.hidden_size, c.hidden_size, k, padding=k // 2, groups=c.num_conv_pos_embedding_groups)
         self.trim = 1 if k % 2 == 0 else 0  # an even kernel yields one extra frame
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

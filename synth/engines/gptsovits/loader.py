@@ -71,8 +71,7 @@ def _load_strict(
     unexpected = [k for k in state if k not in expected]
     if missing or unexpected:
         raise CheckpointError(
-            f"{source}: weights do not match the architecture "
-            f"(missing {missing[:5]}, unexpected {unexpected[:5]})"
+            f"{source}: weights do not match the architecture (missing {missing[:5]}, unexpected {unexpected[:5]})"
         )
     wrong = [k for k in state if state[k].shape != expected[k].shape]
     if wrong:

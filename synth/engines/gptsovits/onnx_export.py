@@ -179,9 +179,7 @@ def export_all(models: TorchModels, out: Path) -> Path:
     return out
 
 
-def _export(
-    module: nn.Module, args: tuple, path: Path, inputs: list[str], outputs: list[str], axes: dict
-) -> None:  # type: ignore[type-arg]
+def _export(module: nn.Module, args: tuple, path: Path, inputs: list[str], outputs: list[str], axes: dict) -> None:  # type: ignore[type-arg]
     module.eval()
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore")  # tracer warnings about Python ints derived from shapes

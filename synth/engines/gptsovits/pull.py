@@ -40,9 +40,7 @@ class PullError(RuntimeError):
     """The download could not be made or did not verify."""
 
 
-def pull(
-    dest: Path, base_url: str = OFFICIAL_BASE, include_bert: bool = False, timeout_s: float = 30.0
-) -> list[Path]:
+def pull(dest: Path, base_url: str = OFFICIAL_BASE, include_bert: bool = False, timeout_s: float = 30.0) -> list[Path]:
     dest = Path(dest)
     dest.mkdir(parents=True, exist_ok=True)
     names = CORE_FILES + (BERT_FILES if include_bert else ())
@@ -80,9 +78,7 @@ def _download(url: str, target: Path, timeout_s: float) -> str:
     digest = hashlib.sha256()
     try:
         with urllib.request.urlopen(url, timeout=timeout_s) as response, open(part, "wb") as out:
-            published = (response.headers.get("X-Linked-Etag") or response.headers.get("ETag") or "").strip(
-                '"'
-            )
+            published = (response.headers.get("X-Linked-Etag") or response.headers.get("ETag") or "").strip('"')
             while block := response.read(1 << 20):
                 digest.update(block)
                 out.write(block)

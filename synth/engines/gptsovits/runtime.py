@@ -21,9 +21,7 @@ class RuntimeUnavailable(RuntimeError):
     """onnxruntime is missing or the export directory is incomplete."""
 
 
-def choose_providers(
-    available: list[str], fp16: bool, cache_dir: Path | None = None
-) -> list[str | tuple[str, dict]]:  # type: ignore[type-arg]
+def choose_providers(available: list[str], fp16: bool, cache_dir: Path | None = None) -> list[str | tuple[str, dict]]:  # type: ignore[type-arg]
     chosen: list[str | tuple[str, dict]] = []  # type: ignore[type-arg]
     for name in PREFERRED:
         if name not in available:

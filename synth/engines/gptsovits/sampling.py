@@ -44,9 +44,7 @@ def next_token(
     if params.repetition_penalty != 1.0 and history.size:
         seen = np.unique(history)
         picked = scores[seen]
-        scores[seen] = np.where(
-            picked < 0, picked * params.repetition_penalty, picked / params.repetition_penalty
-        )
+        scores[seen] = np.where(picked < 0, picked * params.repetition_penalty, picked / params.repetition_penalty)
     if params.top_p < 1.0:
         order = np.argsort(-scores, kind="stable")
         probs = _softmax(scores[order])

@@ -17,9 +17,7 @@ LRELU_SLOPE = 0.1
 
 def length_mask(lengths: torch.Tensor, size: int) -> torch.Tensor:
     """[B] lengths -> [B, 1, size] float mask."""
-    return (
-        (torch.arange(size, device=lengths.device).unsqueeze(0) < lengths.unsqueeze(1)).unsqueeze(1).float()
-    )
+    return (torch.arange(size, device=lengths.device).unsqueeze(0) < lengths.unsqueeze(1)).unsqueeze(1).float()
 
 
 class ChannelLayerNorm(nn.Module):
@@ -32,9 +30,7 @@ class ChannelLayerNorm(nn.Module):
         self.beta = nn.Parameter(torch.zeros(channels))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.layer_norm(x.transpose(1, -1), (self.channels,), self.gamma, self.beta, 1e-5).transpose(
-            1, -1
-        )
+        return F.layer_norm(x.transpose(1, -1), (self.channels,), self.gamma, self.beta, 1e-5).transpose(1, -1)
 
 
 class RelativeAttention(nn.Module):
@@ -70,9 +66,7 @@ class RelativeAttention(nn.Module):
         """x [B,C,Tq] queries, c [B,C,Tk] keys/values, mask [B,1,Tq,Tk] (1 = may attend)."""
         b, ch, tq = x.shape
         tk = c.shape[2]
-        q = self.conv_q(x).view(b, self.heads, self.k_channels, tq).transpose(2, 3) / math.sqrt(
-            self.k_channels
-        )
+        q = self.conv_q(x).view(b, self.heads, self.k_channels, tq).transpose(2, 3) / math.sqrt(self.k_channels)
         k = self.conv_k(c).view(b, self.heads, self.k_channels, tk).transpose(2, 3)
         v = self.conv_v(c).view(b, self.heads, self.k_channels, tk).transpose(2, 3)
         scores = torch.matmul(q, k.transpose(-1, -2))
@@ -104,17 +98,11 @@ class FeedForward(nn.Module):
 class AttentionEncoder(nn.Module):
     """Post-norm transformer encoder over [B, C, T] with relative attention (window 4)."""
 
-    def __init__(
-        self, channels: int, filter_channels: int, heads: int, layers: int, kernel_size: int
-    ) -> None:
+    def __init__(self, channels: int, filter_channels: int, heads: int, layers: int, kernel_size: int) -> None:
         super().__init__()
-        self.attn_layers = nn.ModuleList(
-            RelativeAttention(channels, channels, heads, window=4) for _ in range(layers)
-        )
+        self.attn_layers = nn.ModuleList(RelativeAttention(channels, channels, heads, window=4) for _ in range(layers))
         self.norm_layers_1 = nn.ModuleList(ChannelLayerNorm(channels) for _ in range(layers))
-        self.ffn_layers = nn.ModuleList(
-            FeedForward(channels, filter_channels, kernel_size) for _ in range(layers)
-        )
+        self.ffn_layers = nn.ModuleList(FeedForward(channels, filter_channels, kernel_size) for _ in range(layers))
         self.norm_layers_2 = nn.ModuleList(ChannelLayerNorm(channels) for _ in range(layers))
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -156,9 +144,7 @@ class MRTE(nn.Module):
 class WaveNet(nn.Module):
     """Gated dilated convolutions conditioned on the timbre vector (official `WN`)."""
 
-    def __init__(
-        self, hidden: int, kernel_size: int, dilation_rate: int, layers: int, gin_channels: int
-    ) -> None:
+    def __init__(self, hidden: int, kernel_size: int, dilation_rate: int, layers: int, gin_channels: int) -> None:
         super().__init__()
         self.hidden = hidden
         self.cond_layer = nn.Conv1d(gin_channels, 2 * hidden * layers, 1)
@@ -353,9 +339,7 @@ class _Mish(nn.Module):
 class MelStyleEncoder(nn.Module):
     """Reference spectrogram [B, 704, T] -> timbre vector [B, gin, 1] (official `MelStyleEncoder`)."""
 
-    def __init__(
-        self, in_dim: int, out_dim: int, hidden: int = 128, kernel_size: int = 5, heads: int = 2
-    ) -> None:
+    def __init__(self, in_dim: int, out_dim: int, hidden: int = 128, kernel_size: int = 5, heads: int = 2) -> None:
         super().__init__()
         self.spectral = nn.Sequential(
             _Linear(in_dim, hidden), _Mish(), nn.Identity(), _Linear(hidden, hidden), _Mish(), nn.Identity()

@@ -45,9 +45,7 @@ class ContinuousSynthesizer:
     def submit(self, utterance: Utterance) -> int:
         rid = self.decoder.submit(utterance.decode)
         noise = frame_noise(utterance.noise_seed, self.backend.dims.inter_channels, utterance.noise_scale)
-        self._vocoders[rid] = ChunkedVocoder(
-            self.backend, utterance.phones, utterance.timbre, noise, self.policy
-        )
+        self._vocoders[rid] = ChunkedVocoder(self.backend, utterance.phones, utterance.timbre, noise, self.policy)
         return rid
 
     def cancel(self, rid: int) -> None:

@@ -107,9 +107,7 @@ class SelfAttention(nn.Module):
         q, k, v = F.linear(x, self.in_proj_weight, self.in_proj_bias).chunk(3, dim=-1)
         return q, k, v
 
-    def attend(
-        self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, allowed: torch.Tensor
-    ) -> torch.Tensor:
+    def attend(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, allowed: torch.Tensor) -> torch.Tensor:
         """q [B,Q,D], k/v [B,S,D], allowed [B,Q,S] bool -> [B,Q,D]."""
         b, nq, d = q.shape
         hd = d // self.heads

@@ -124,9 +124,7 @@ TINY_BERT_CHARS = "你好世界今天气很我们一起去买雨伞这是段参�
 def _build_bert(directory: Path, seed: int) -> None:
     """A tiny BERT in the chinese-roberta-wwm-ext-large layout (1024-dim output is part of the interface)."""
     vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", ",", ".", "!", "?", "…", "-", *TINY_BERT_CHARS]
-    config = BertConfig(
-        vocab_size=len(vocab), num_hidden_layers=3, num_attention_heads=4, intermediate_size=64
-    )
+    config = BertConfig(vocab_size=len(vocab), num_hidden_layers=3, num_attention_heads=4, intermediate_size=64)
     torch.manual_seed(seed)
     model = Bert(config)
     directory.mkdir(parents=True, exist_ok=True)
@@ -204,9 +202,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--full-size", action="store_true", help="real dimensions (24 layers, width 512) with random weights"
     )
-    parser.add_argument(
-        "--with-bert", action="store_true", help="also a tiny chinese-roberta-wwm-ext-large stand-in"
-    )
+    parser.add_argument("--with-bert", action="store_true", help="also a tiny chinese-roberta-wwm-ext-large stand-in")
     args = parser.parse_args(argv)
     build(args.out, seed=args.seed, full_size=args.full_size, with_bert=args.with_bert)
     print(f"wrote {args.out}")

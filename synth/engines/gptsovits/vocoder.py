@@ -59,9 +59,7 @@ def vocode_batch(
     phone_lens = np.array([len(r.phones) for r in requests], np.int64)
     ge = np.stack([r.timbre for r in requests])[:, :, None].astype(np.float32)
     audio = backend.vocode(codes, code_lens, phones, phone_lens, ge, noise)
-    return [
-        audio[i, : len(r.tokens) * dims.samples_per_token].astype(np.float32) for i, r in enumerate(requests)
-    ]
+    return [audio[i, : len(r.tokens) * dims.samples_per_token].astype(np.float32) for i, r in enumerate(requests)]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -72,11 +70,7 @@ class ChunkPolicy:
     overlap: int = 2  # tokens held back and crossfaded at each seam
 
     def __post_init__(self) -> None:
-        if (
-            min(self.first_chunk, self.chunk) <= self.overlap
-            or self.overlap < 1
-            or self.context < self.overlap
-        ):
+        if min(self.first_chunk, self.chunk) <= self.overlap or self.overlap < 1 or self.context < self.overlap:
             raise ValueError("chunks must be longer than the overlap, and context at least the overlap")
 
 
@@ -115,9 +109,7 @@ class ChunkedVocoder:
     def window(self) -> tuple[VocodeRequest, int]:
         """The tokens the next chunk renders and the index of the first of them."""
         start = max(0, self.emitted - self.policy.context)
-        return VocodeRequest(
-            np.asarray(self.tokens[start:], np.int64), self.phones, self.timbre, self.noise
-        ), start
+        return VocodeRequest(np.asarray(self.tokens[start:], np.int64), self.phones, self.timbre, self.noise), start
 
     def accept(self, audio: np.ndarray, final: bool) -> np.ndarray:
         """Audio of `window()` -> the next chunk to play."""

@@ -39,9 +39,7 @@ def linear_spectrogram(audio: np.ndarray, dims: Dims) -> np.ndarray:
     n_frames = 1 + (len(x) - dims.n_fft) // dims.hop
     window = np.zeros(dims.n_fft)
     offset = (dims.n_fft - dims.win) // 2
-    window[offset : offset + dims.win] = 0.5 - 0.5 * np.cos(
-        2 * np.pi * np.arange(dims.win) / dims.win
-    )  # periodic Hann
+    window[offset : offset + dims.win] = 0.5 - 0.5 * np.cos(2 * np.pi * np.arange(dims.win) / dims.win)  # periodic Hann
     idx = np.arange(dims.n_fft)[None, :] + dims.hop * np.arange(n_frames)[:, None]
     spec = np.fft.rfft(x[idx] * window, axis=1)
     mag = np.sqrt(spec.real**2 + spec.imag**2 + 1e-8)
