@@ -25,6 +25,8 @@ from onnx import helper, numpy_helper
 Tensor = torch.Tensor
 _SQRT_FLOOR = 1e-12
 
+# The division imag / real whose arctangent is the vocoder's phase (see _atan).
+_PHASE_DIV = "/decoder/decoder/generator/Div"
 # ONNX element types the graph casts to.
 _FLOAT, _INT32, _INT64, _BOOL = 1, 6, 7, 9
 
@@ -117,14 +119,21 @@ class OnnxTorchGraph:
 
     def run(self, feeds: Mapping[str, Tensor], outputs: Iterable[str] | None = None) -> dict[str, Tensor]:
         wanted = list(outputs) if outputs is not None else self.output_names
+        plan = self._plan(wanted, feeds)
+        # Drop each intermediate after its last reader, so only what autograd saved stays alive.
+        last_read = {name: i for i, node in enumerate(plan) for name in node.inputs if name}
+        keep = set(wanted)
         values: dict[str, Tensor] = dict(self.constants)
         values.update(feeds)
-        for node in self._plan(wanted, feeds):
+        for i, node in enumerate(plan):
             args = [values[n] if n else None for n in node.inputs]
             results = self._ops[node.op](node, args)
             for name, value in zip(node.outputs, results, strict=False):
                 if name and value is not None:
                     values[name] = value
+            for name in node.inputs:
+                if name and last_read.get(name) == i and name not in keep and name not in self.constants:
+                    values.pop(name, None)
         return {name: values[name] for name in wanted}
 
 
@@ -155,7 +164,12 @@ _unary("Tanh", torch.tanh)
 _unary("Sigmoid", torch.sigmoid)
 _unary("Round", torch.round)
 _unary("Sqrt", lambda x: torch.sqrt(x.clamp_min(_SQRT_FLOOR)) if x.is_floating_point() else torch.sqrt(x))
-_unary("NonZero", lambda x: torch.stack(torch.nonzero(x, as_tuple=True)) if x.dim() else torch.zeros(1, int(bool(x)), dtype=torch.int64))
+_unary(
+    "NonZero",
+    lambda x: (
+        torch.stack(torch.nonzero(x, as_tuple=True)) if x.dim() else torch.zeros(1, int(bool(x)), dtype=torch.int64)
+    ),
+)
 
 
 @_op("Floor")
@@ -202,7 +216,8 @@ def _div(node: _Node, a: list) -> list:
     if not x.is_floating_point() and not y.is_floating_point():
         return [torch.div(x, y, rounding_mode="trunc")]
     out = x / y
-    out._atan_parts = (x, y)  # type: ignore[attr-defined]  # read by Atan, see _atan
+    if node.name == _PHASE_DIV:
+        out._atan_parts = (x, y)  # type: ignore[attr-defined]  # read by Atan, see _atan
     return [out]
 
 
@@ -483,8 +498,13 @@ def _conv_padding(node: _Node, x: Tensor) -> tuple[Tensor, int]:
 def _conv1d(node: _Node, x: Tensor, w: Tensor, b: Tensor | None) -> Tensor:
     x, pad = _conv_padding(node, x)
     return F.conv1d(
-        x, w, b, stride=node.attrs.get("strides", [1])[0], padding=pad,
-        dilation=node.attrs.get("dilations", [1])[0], groups=node.attrs.get("group", 1),
+        x,
+        w,
+        b,
+        stride=node.attrs.get("strides", [1])[0],
+        padding=pad,
+        dilation=node.attrs.get("dilations", [1])[0],
+        groups=node.attrs.get("group", 1),
     )
 
 
@@ -520,10 +540,14 @@ def _conv_transpose(node: _Node, a: list) -> list:
         raise UnsupportedGraph("asymmetric ConvTranspose padding")
     return [
         F.conv_transpose1d(
-            a[0], a[1], a[2] if len(a) > 2 else None,
-            stride=node.attrs.get("strides", [1])[0], padding=pads[0],
+            a[0],
+            a[1],
+            a[2] if len(a) > 2 else None,
+            stride=node.attrs.get("strides", [1])[0],
+            padding=pads[0],
             output_padding=node.attrs.get("output_padding", [0])[0],
-            groups=node.attrs.get("group", 1), dilation=node.attrs.get("dilations", [1])[0],
+            groups=node.attrs.get("group", 1),
+            dilation=node.attrs.get("dilations", [1])[0],
         )
     ]
 

@@ -85,8 +85,13 @@ def _mel_basis() -> torch.Tensor:
 def mel_frames(wav: torch.Tensor) -> torch.Tensor:
     """[T] 24 kHz audio -> [frames, 40] power mel, as Resemblyzer computes it at 16 kHz."""
     spec = torch.stft(
-        wav, n_fft=_WIN, hop_length=_HOP, window=torch.hann_window(_WIN), center=True,
-        pad_mode="constant", return_complex=True,
+        wav,
+        n_fft=_WIN,
+        hop_length=_HOP,
+        window=torch.hann_window(_WIN),
+        center=True,
+        pad_mode="constant",
+        return_complex=True,
     )
     power = (spec.real**2 + spec.imag**2) * _POWER_SCALE
     return (_mel_basis() @ power).T

@@ -1,0 +1,214 @@
+"""Fit a Kokoro style pack to an enrolled voice by gradient descent through the engine.
+
+The fitted pack is the start pack plus one offset applied to every row (the rows only
+differ by input length), so the voice stays the same whatever the sentence length.
+The offset lives in units of the stock rows' per-dimension spread and is pulled
+toward their principal subspace, which keeps the style in the region where the
+engine has been seen to sound natural.
+
+Loss, on renders of a few short sentences in the speaker's language:
+- pitch: log-F0 median and spread of the predictor's F0 curve against the recording's;
+- speaker: 1 - cos(Resemblyzer(render), voiceprint of the recording);
+- spectrum: long-term log-mel shape (level removed, below 7.5 kHz) against the recording's;
+- prior: Mahalanobis length inside the stock subspace, plain length outside it.
+Two stages, because the halves do different jobs: first the prosody half (128..255)
+is fitted to the pitch through the duration/F0 predictor alone, which is cheap; then
+the timbre half (0..127) is fitted to the speaker and spectrum through the whole
+engine with the prosody half frozen. Letting the speaker loss move the prosody half
+drove the pitch away from the speaker's (the encoder rewards it), whatever the pitch
+weight. The judge used by the benchmark never appears here.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from synth.enroll.contract import PACK_SHAPE, FitTarget, check_pack
+from synth.fit import kokoro_torch, resemblyzer_torch
+from synth.fit.stock import stock_packs
+from synth.fit.torch_features import speech_log_mel_stats
+
+Progress = Callable[[float, str], None]
+
+# Short sentences (about 1.5-2.5 s): long enough for one Resemblyzer window, cheap to back-propagate.
+TRAINING_SENTENCES = {
+    "en": ("The weather is lovely today.", "Could you pass me that book?", "We will meet again next week."),
+    "zh": ("今天天气很好。", "请把那本书递给我。", "我们下周再见面吧。"),
+    "ja": ("今日はいい天気ですね。", "その本を取ってください。", "また来週会いましょう。"),
+}
+# An unknown language trains on English and Japanese alike.
+_LANGS_FOR_HINT = {"en": ("en",), "zh": ("zh",), "ja": ("ja",), "unknown": ("en", "ja")}
+
+
+@dataclass(frozen=True)
+class FitSettings:
+    principal_dims: int = 24  # stock principal directions the offset may use freely
+    lr: float = 0.15
+    pitch_steps: int = 20  # cheap predictor-only steps that set the pitch first
+    pitch_lr: float = 0.1
+    pitch_budget_share: float = 0.15
+    w_pitch: float = 1.0
+    w_spectrum: float = 0.05
+    w_prior_inside: float = 0.0005
+    w_prior_outside: float = 0.003
+    mel_top_band: int = 68  # bands 0..67 of 80 lie below about 7.5 kHz
+    voiced_hz: float = 40.0  # the predictor gives about 10 Hz on unvoiced frames
+
+
+@dataclass(frozen=True)
+class StockSpace:
+    """Per-dimension spread and principal directions of every stock row (standardised)."""
+
+    sigma: torch.Tensor  # [256]
+    basis: torch.Tensor  # [256, k] orthonormal
+    variances: torch.Tensor  # [k] variance along each direction (standardised units)
+
+
+@functools.lru_cache(maxsize=4)
+def stock_space(k: int) -> StockSpace:
+    rows = np.concatenate([p.reshape(-1, 256) for p in stock_packs().values()]).astype(np.float64)
+    sigma = rows.std(axis=0) + 1e-6
+    z = (rows - rows.mean(axis=0)) / sigma
+    _, s, vt = np.linalg.svd(z, full_matrices=False)
+    variances = (s[:k] ** 2) / (z.shape[0] - 1)
+    return StockSpace(
+        sigma=torch.tensor(sigma, dtype=torch.float32),
+        basis=torch.tensor(vt[:k].T.copy(), dtype=torch.float32),
+        variances=torch.tensor(variances, dtype=torch.float32),
+    )
+
+
+def _training_tokens(language_hint: str) -> list[list[int]]:
+    from synth.text.g2p import G2P
+
+    g2p = G2P()
+    tokens = []
+    for lang in _LANGS_FOR_HINT.get(language_hint, ("en", "ja")):
+        for text in TRAINING_SENTENCES[lang]:
+            ids = kokoro_torch.token_ids(g2p.phonemize(text, lang))
+            if ids:
+                tokens.append(ids)
+    return tokens
+
+
+def _prior(d: torch.Tensor, space: StockSpace, s: FitSettings) -> torch.Tensor:
+    inside = space.basis.T @ d
+    outside = d - space.basis @ inside
+    return s.w_prior_inside * (inside**2 / space.variances).sum() + s.w_prior_outside * (outside**2).sum()
+
+
+def _pitch_loss(f0_hz: torch.Tensor, target: FitTarget, s: FitSettings) -> torch.Tensor:
+    voiced = f0_hz[f0_hz.detach() > s.voiced_hz]
+    if voiced.numel() < 4 or target.f0_median_hz <= 0:
+        return f0_hz.sum() * 0.0
+    log_f0 = torch.log(voiced)
+    target_median = math.log(target.f0_median_hz)
+    # The 10-90 % range of a normal distribution spans 2.56 standard deviations.
+    target_spread = math.log(max(target.f0_p90_hz, 1.0) / max(target.f0_p10_hz, 1.0)) / 2.56
+    median = log_f0.median() * 0.5 + log_f0.mean() * 0.5  # the median alone has a one-element gradient
+    return (median - target_median) ** 2 + 0.5 * (log_f0.std() - target_spread) ** 2
+
+
+def _spectrum_loss(audio: torch.Tensor, target: FitTarget, s: FitSettings) -> torch.Tensor:
+    mean, std = speech_log_mel_stats(audio)
+    top = s.mel_top_band
+    t_mean = torch.as_tensor(target.logmel_mean[:top], dtype=torch.float32)
+    t_std = torch.as_tensor(target.logmel_std[:top], dtype=torch.float32)
+    shape = mean[:top] - mean[:top].mean()  # level differs between recording and render: compare shape
+    t_shape = t_mean - t_mean.mean()
+    return ((shape - t_shape) ** 2).mean() + ((std[:top] - t_std) ** 2).mean()
+
+
+def _apply(start_pack: np.ndarray, offset: np.ndarray) -> np.ndarray:
+    return (start_pack.reshape(-1, 256) + offset[None, :]).reshape(PACK_SHAPE).astype(np.float32)
+
+
+def fit_style(
+    target: FitTarget,
+    start_pack: np.ndarray,
+    *,
+    progress: Progress,
+    cpu_budget_s: float = 240.0,
+    settings: FitSettings = FitSettings(),
+) -> np.ndarray:
+    """A style pack [510, 1, 256] fitted to `target`, starting from `start_pack`, within the CPU budget."""
+    start = time.process_time()
+    pack = check_pack(start_pack)
+    if cpu_budget_s <= 0 or not math.isfinite(cpu_budget_s):
+        raise ValueError("cpu_budget_s must be a positive number of seconds")
+    voiceprint = torch.as_tensor(target.voiceprint, dtype=torch.float32)
+    if voiceprint.shape != (256,) or not torch.isfinite(voiceprint).all():
+        raise ValueError("the target voiceprint must be a finite 256-d vector")
+    voiceprint = voiceprint / voiceprint.norm().clamp_min(1e-12)
+    torch.set_num_threads(1)
+
+    def spent() -> float:
+        return time.process_time() - start
+
+    progress(0.0, "preparing the voice model")
+    space = stock_space(settings.principal_dims)
+    sentences = _training_tokens(target.language_hint)
+    kokoro_torch.graph()
+    pack_t = torch.from_numpy(pack.reshape(-1, 256))
+    d = torch.zeros(256, requires_grad=True)  # offset in stock-spread units
+
+    def style_for(tokens: list[int]) -> torch.Tensor:
+        return kokoro_torch.style_row(pack_t, len(tokens)) + space.sigma * d
+
+    # Stage 1: pitch, through the predictor only (a fraction of the cost of a full render).
+    prosody_mask = torch.zeros(256)
+    prosody_mask[128:] = 1.0
+    timbre_mask = 1.0 - prosody_mask
+    pitch_opt = torch.optim.Adam([d], lr=settings.pitch_lr)
+    # CPU seconds per token of a step, first guessed from this machine class, then measured.
+    pitch_cost_per_token, cost_per_token = 0.04, 0.3
+    for step in range(settings.pitch_steps):
+        tokens = sentences[step % len(sentences)]
+        if spent() + 1.5 * pitch_cost_per_token * len(tokens) > settings.pitch_budget_share * cpu_budget_s:
+            break
+        t0 = time.process_time()
+        pitch_opt.zero_grad()
+        render = kokoro_torch.run(tokens, style_for(tokens), with_audio=False)
+        loss = settings.w_pitch * _pitch_loss(render.f0_hz, target, settings) + _prior(d, space, settings)
+        loss.backward()
+        assert d.grad is not None
+        d.grad *= prosody_mask
+        pitch_opt.step()
+        pitch_cost_per_token = max(pitch_cost_per_token, (time.process_time() - t0) / len(tokens))
+        progress(min(0.95, spent() / cpu_budget_s), "matching the pitch")
+
+    # Stage 2: the timbre half, one sentence per step, until the budget would be exceeded.
+    opt = torch.optim.Adam([d], lr=settings.lr)
+    step = 0
+    while True:
+        tokens = sentences[step % len(sentences)]
+        if spent() + 1.2 * cost_per_token * len(tokens) > cpu_budget_s:
+            break
+        t0 = time.process_time()
+        opt.zero_grad()
+        render = kokoro_torch.run(tokens, style_for(tokens))
+        speaker = 1.0 - torch.dot(resemblyzer_torch.embed(render.audio), voiceprint)
+        loss = (
+            speaker + settings.w_spectrum * _spectrum_loss(render.audio, target, settings) + _prior(d, space, settings)
+        )
+        loss.backward()
+        if d.grad is not None and torch.isfinite(d.grad).all():
+            d.grad *= timbre_mask
+            opt.step()
+        measured = (time.process_time() - t0) / len(tokens)
+        cost_per_token = max(cost_per_token, measured) if step == 0 else 0.7 * cost_per_token + 0.3 * measured
+        step += 1
+        progress(
+            min(0.99, spent() / cpu_budget_s), f"shaping the voice (similarity {1.0 - float(speaker.detach()):.2f})"
+        )
+
+    offset = (space.sigma * d.detach()).numpy()
+    progress(1.0, "done")
+    return _apply(pack, offset)

@@ -1,0 +1,61 @@
+"""The fit itself: it improves its objective, stays in budget, and refuses bad input."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+
+import numpy as np
+import pytest
+import torch
+
+from synth.enroll.contract import PACK_SHAPE, FitTarget
+from synth.fit import fit_style, kokoro_torch, nearest_stock_pack, resemblyzer_torch
+from synth.fit.style_fit import TRAINING_SENTENCES
+
+BUDGET_S = 40.0
+
+
+def speaker_similarity(pack: np.ndarray, target: FitTarget) -> float:
+    """Resemblyzer cosine of a torch render of one training sentence to the target voiceprint."""
+    from synth.text.g2p import G2P
+
+    tokens = kokoro_torch.token_ids(G2P().phonemize(TRAINING_SENTENCES["en"][0], "en"))
+    with torch.no_grad():
+        render = kokoro_torch.run(tokens, kokoro_torch.style_row(pack, len(tokens)))
+    return float(resemblyzer_torch.embed(render.audio) @ torch.as_tensor(target.voiceprint))
+
+
+@pytest.mark.slow
+def test_fit_improves_the_objective_within_budget(english_target: FitTarget, start_pack: np.ndarray) -> None:
+    seen: list[float] = []
+    begin = time.process_time()
+    pack = fit_style(english_target, start_pack, progress=lambda f, s: seen.append(f), cpu_budget_s=BUDGET_S)
+    spent = time.process_time() - begin
+    assert pack.shape == PACK_SHAPE and pack.dtype == np.float32 and np.isfinite(pack).all()
+    assert spent <= BUDGET_S * 1.1
+    assert seen[0] == 0.0 and seen[-1] == 1.0 and seen == sorted(seen)
+    assert not np.allclose(pack, start_pack)
+    # One offset for every row: the voice does not depend on sentence length.
+    offsets = (pack - start_pack).reshape(510, 256)
+    assert np.allclose(offsets, offsets[0], atol=1e-5)
+    assert speaker_similarity(pack, english_target) > speaker_similarity(start_pack, english_target) + 0.01
+
+
+def test_nearest_stock_pack_is_a_real_pack(english_target: FitTarget) -> None:
+    name, pack = nearest_stock_pack(english_target)
+    assert name in ("jf_alpha", "jf_gongitsune", "jf_nezumi", "jf_tebukuro", "jm_kumo")
+    assert pack.shape == PACK_SHAPE and np.isfinite(pack).all()
+    pack[0, 0, 0] += 1.0  # a copy: the stock pack itself is untouched
+    assert not np.array_equal(pack, nearest_stock_pack(english_target)[1])
+
+
+def test_bad_inputs_are_refused(english_target: FitTarget, start_pack: np.ndarray) -> None:
+    quiet = lambda f, s: None  # noqa: E731
+    with pytest.raises(ValueError, match="style pack"):
+        fit_style(english_target, start_pack[:100], progress=quiet)
+    with pytest.raises(ValueError, match="cpu_budget_s"):
+        fit_style(english_target, start_pack, progress=quiet, cpu_budget_s=0.0)
+    broken = dataclasses.replace(english_target, voiceprint=np.full(256, np.nan, np.float32))
+    with pytest.raises(ValueError, match="voiceprint"):
+        fit_style(broken, start_pack, progress=quiet)
