@@ -63,3 +63,23 @@ def test_unspeakable_text_and_unknown_language_are_refused() -> None:
         phonemize("。。！", "zh")
     with pytest.raises(FrontendError, match="not 'ko'"):
         phonemize("안녕", "ko")
+
+
+@pytest.mark.parametrize(
+    ("text", "tones"),
+    [
+        ("不对", "24"),  # 不 before a fourth tone, joined to the next word first
+        ("看不懂", "453"),
+        ("一样", "24"),
+        ("一天", "41"),
+        ("看一看", "454"),
+        ("第一名", "412"),
+        ("展览馆", "223"),  # 2+1 word
+        ("纸老虎", "323"),  # 1+2 word
+        ("奶奶", "35"),
+        ("我们", "35"),
+        ("好吧", "35"),
+    ],
+)
+def test_tone_sandhi(text: str, tones: str) -> None:
+    assert "".join(p[-1] for p in phonemize(text, "zh") if p[-1].isdigit()) == tones

@@ -1,6 +1,6 @@
 """Text -> phone symbols of the v2 symbol table (732 entries, in `symbols_v2.txt`).
 
-- Chinese: jieba words, pypinyin readings, tone sandhi (不, 一, third-tone runs), then each
+- Chinese: jieba words, pypinyin readings, tone sandhi (tone_sandhi.py), then each
   syllable split into the table's initial + toned final (zero-initial syllables take the
   table's AA/EE/OO/y/w initials; zi/ci/si -> i0, zhi/chi/shi/ri -> ir, j/q/x + u -> v).
 - English: gruut's lexicon and guesser (IPA) mapped onto the table's ARPAbet with stress.
@@ -14,6 +14,8 @@ from __future__ import annotations
 import functools
 import re
 from importlib import resources
+
+from synth.engines.gptsovits import tone_sandhi
 
 PUNCTUATION = {
     "，": ",", "、": ",", "；": ",", "：": ",", ";": ",", ":": ",", ",": ",",
@@ -118,29 +120,15 @@ def split_syllable(syllable: str) -> tuple[str, str]:
     raise FrontendError(f"not a pinyin syllable: {syllable!r}")
 
 
-def _sandhi(word: str, readings: list[str]) -> list[str]:
-    """Tone changes applied within a word: 不 and 一 before a fourth tone, and third-tone runs."""
-    tones = [r[-1] for r in readings]
-    for i, char in enumerate(word[: len(readings) - 1]):
-        nxt = tones[i + 1]
-        if char == "不" and nxt == "4":
-            tones[i] = "2"
-        elif char == "一" and len(word) > 1 and not word.isdigit():
-            tones[i] = "2" if nxt == "4" else ("4" if nxt in "123" else tones[i])
-    for i in range(len(tones) - 2, -1, -1):  # 3-3 -> 2-3, right to left
-        if tones[i] == "3" and tones[i + 1] == "3":
-            tones[i] = "2"
-    return [r[:-1] + t for r, t in zip(readings, tones, strict=True)]
-
-
 def _chinese(text: str) -> tuple[list[str], list[tuple[str, int]]]:
     import jieba  # imported here: loading its dictionary takes a moment
+    import jieba.posseg
     from pypinyin import Style, lazy_pinyin
 
     jieba.setLogLevel(60)
     phones: list[str] = []
     units: list[tuple[str, int]] = []
-    for word in jieba.cut(text):
+    for word, pos in tone_sandhi.merge_words([(w, p) for w, p in jieba.posseg.lcut(text)]):
         if word in PUNCTUATION:
             phones.append(PUNCTUATION[word])
             units.append((PUNCTUATION[word], 1))  # BERT reads the normalised mark
@@ -153,9 +141,10 @@ def _chinese(text: str) -> tuple[list[str], list[tuple[str, int]]]:
                 units.append(("", len(english)))
             continue
         readings = lazy_pinyin(hanzi, style=Style.TONE3, neutral_tone_with_five=True)
-        for char, reading in zip(hanzi, _sandhi(hanzi, readings), strict=True):
+        tones = tone_sandhi.apply(hanzi, pos, [r[-1] for r in readings])
+        for char, reading, tone in zip(hanzi, readings, tones, strict=True):
             initial, final = split_syllable(reading[:-1])
-            phones += [initial, final + reading[-1]]
+            phones += [initial, final + tone]
             units.append((char, 2))
     return phones, units
 
