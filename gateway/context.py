@@ -7,6 +7,7 @@ import dataclasses
 from collections.abc import Coroutine
 from typing import Any
 
+from gateway import protocol
 from gateway.auth import TokenAuthority
 from policy.service import PolicyService
 from rooms.hub import RoomHub
@@ -32,7 +33,14 @@ class ServerContext:
     policy: PolicyService
     cache: PhraseCache
     extra: dict[str, Any] = dataclasses.field(default_factory=dict)
+    # Open connections by account id, so events about an account (voice_ready) reach all its clients.
+    connections: dict[str, set[Any]] = dataclasses.field(default_factory=dict)
     tasks: set[asyncio.Task[Any]] = dataclasses.field(default_factory=set)
+
+    def notify_account(self, account_id: str, message: dict[str, Any]) -> int:
+        """Send a JSON event to every open connection of one account; returns how many got it."""
+        encoded = protocol.encode(message)
+        return sum(1 for conn in list(self.connections.get(account_id, ())) if conn.send(encoded))
 
     def spawn(self, coro: Coroutine[Any, Any, Any], name: str) -> asyncio.Task[Any]:
         """Start a background task and keep a reference until it ends (so it is not collected)."""

@@ -55,6 +55,7 @@ async def websocket_handler(request: web.Request) -> web.WebSocketResponse:
     conn = ClientConnection(ws, account, max_queue=ctx.settings.send_queue_messages, metrics=ctx.metrics)
     session = Session(ctx, conn)
     conn.start()
+    ctx.connections.setdefault(account.id, set()).add(conn)
     ctx.metrics.connections.inc()
     log.info("connection %s opened by %s (%s)", conn.conn_id[:8], account.id, account.kind)
     try:
@@ -69,6 +70,9 @@ async def websocket_handler(request: web.Request) -> web.WebSocketResponse:
                 log.info("connection %s: %s", conn.conn_id[:8], ws.exception())
                 break
     finally:
+        ctx.connections.get(account.id, set()).discard(conn)
+        if not ctx.connections.get(account.id):
+            ctx.connections.pop(account.id, None)
         session.leave_all()
         await conn.aclose()
         ctx.metrics.connections.dec()
