@@ -45,12 +45,8 @@ def encoded_bytes(pcm: np.ndarray, container: str, codec: str, rate: int) -> byt
     with av.open(buffer, mode="w", format=container) as out:
         stream = out.add_stream(codec, rate=rate)
         stream.layout = "mono"
-        resampler = av.AudioResampler(
-            format=stream.format.name if stream.format else "s16", layout="mono", rate=rate
-        )
-        frame = av.AudioFrame.from_ndarray(
-            (pcm * 32767).astype(np.int16)[None, :], format="s16", layout="mono"
-        )
+        resampler = av.AudioResampler(format=stream.format.name if stream.format else "s16", layout="mono", rate=rate)
+        frame = av.AudioFrame.from_ndarray((pcm * 32767).astype(np.int16)[None, :], format="s16", layout="mono")
         frame.sample_rate = RATE
         for chunk in resampler.resample(frame) + resampler.resample(None):
             for packet in stream.encode(chunk):
@@ -112,3 +108,13 @@ def sample_runs(data: bytes, count: int = 64, length: int = 32, seed: int = 1) -
         if len(set(run)) > 4:
             runs.append(run)
     return runs
+
+
+@pytest.fixture(scope="session")
+def kokoro():  # type: ignore[no-untyped-def]
+    """The embedded engine, single-threaded."""
+    from synth.engines.kokoro import KokoroEngine
+
+    engine = KokoroEngine(threads=1)
+    yield engine
+    engine.close()

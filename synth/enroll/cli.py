@@ -1,0 +1,156 @@
+"""`voxroom enroll FILE --user NAME`: enroll a recording from the command line, with progress.
+
+Uses the same gate, features and encrypted store as the HTTP upload. Run it while the
+server is stopped (a running server picks the voice up at its next start), or upload
+through POST /v1/voices instead.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from pathlib import Path
+from typing import TextIO
+
+from synth.audio_io import AudioDecodeError
+from synth.enroll.errors import EnrollmentError, RecordingRejected
+from synth.enroll.jobs import EnrollmentWorkers
+from synth.enroll.service import EnrollmentService
+from synth.voicestore import VoiceStore, load_or_create_deployment_key
+
+CONTENT_TYPES = {
+    ".wav": "audio/wav",
+    ".wave": "audio/wav",
+    ".ogg": "audio/ogg",
+    ".opus": "audio/ogg",
+    ".oga": "audio/ogg",
+    ".webm": "audio/webm",
+    ".mp3": "audio/mpeg",
+}
+VOICES_SUBDIR = "voices"
+
+
+def open_service(data_dir: Path, voice_key: str = "", fit_cpu_budget_s: float = 240.0) -> EnrollmentService:
+    """The enrollment service over `<data_dir>/voices`, keyed by the configured or stored deployment key."""
+    key = load_or_create_deployment_key(data_dir, voice_key)
+    store = VoiceStore(data_dir / VOICES_SUBDIR, key)
+    return EnrollmentService(store, EnrollmentWorkers(), fit_cpu_budget_s=fit_cpu_budget_s)
+
+
+def enroll_file_command(
+    path: str | Path,
+    user: str,
+    *,
+    data_dir: Path,
+    voice_key: str = "",
+    language: str = "unknown",
+    fit_cpu_budget_s: float = 240.0,
+    wait: bool = True,
+    out: TextIO = sys.stderr,
+) -> int:
+    """Enroll `path` as `user`'s voice. Returns the process exit code (0 ok, 1 unusable file, 2 refused)."""
+    path = Path(path)
+    content_type = CONTENT_TYPES.get(path.suffix.lower())
+    if content_type is None:
+        print(f"error: {path.name}: use a .wav, .ogg/.opus, .webm or .mp3 file", file=out)
+        return 1
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        print(f"error: cannot read {path}: {exc.strerror}", file=out)
+        return 1
+    return asyncio.run(_enroll(data, content_type, user, data_dir, voice_key, language, fit_cpu_budget_s, wait, out))
+
+
+async def _enroll(
+    data: bytes,
+    content_type: str,
+    user: str,
+    data_dir: Path,
+    voice_key: str,
+    language: str,
+    fit_cpu_budget_s: float,
+    wait: bool,
+    out: TextIO,
+) -> int:
+    service = open_service(data_dir, voice_key, fit_cpu_budget_s)
+    shown = _ProgressLine(out)
+    try:
+        try:
+            result = await service.enroll(user, data, content_type, language_hint=language, progress=shown.update)
+        except RecordingRejected as exc:
+            shown.finish()
+            _print_quality(exc.quality, out)
+            print("The recording was not enrolled. To fix:", file=out)
+            for advice in exc.quality.get("advice", []):
+                print(f"  - {advice}", file=out)
+            return 2
+        except (AudioDecodeError, EnrollmentError) as exc:
+            shown.finish()
+            print(f"error: {exc}", file=out)
+            return 1
+        shown.finish()
+        _print_quality(result.quality, out)
+        print(
+            f"Enrolled {user} (version {result.version}); "
+            f"starting voice {result.similarity['of']}, similarity {result.similarity['score']:.2f}.",
+            file=out,
+        )
+        if not wait:
+            print("The voice fit continues when the server next starts.", file=out)
+            return 0
+        fit_line = _ProgressLine(out, prefix="fitting")
+        while True:
+            status = await service.status(user)
+            if status["status"] != "fitting":
+                break
+            fit_line.update(status["progress"]["fraction"], status["progress"]["stage"])
+            await asyncio.sleep(0.5)
+        fit_line.finish()
+        if status["status"] == "failed":
+            print(f"{status.get('error', 'The voice fit failed.')} The starting voice stays in use.", file=out)
+            return 0
+        similarity = status["similarity"]
+        print(
+            f"Voice ready: similarity {similarity['score']:.2f} (judge cosine {similarity['raw']:.3f}).",
+            file=out,
+        )
+        return 0
+    finally:
+        await service.close()
+        service.workers.close()
+
+
+def _print_quality(quality: dict[str, object], out: TextIO) -> None:
+    print(
+        "quality: {duration_s:.1f} s recorded, {speech_s:.1f} s of speech, SNR {snr_db:.1f} dB, "
+        "clipping {clipping_ratio:.2%}, level {level_dbfs:.1f} dBFS -> {verdict}".format(**quality),
+        file=out,
+    )
+
+
+class _ProgressLine:
+    """One line redrawn in place on a terminal; one line per new stage otherwise."""
+
+    def __init__(self, out: TextIO, prefix: str = "checking") -> None:
+        self.out = out
+        self.prefix = prefix
+        self.tty = bool(getattr(out, "isatty", lambda: False)())
+        self.last_stage = ""
+        self.drawn = False
+
+    def update(self, fraction: float, stage: str) -> None:
+        bar = "#" * int(20 * fraction)
+        if self.tty:
+            self.out.write(f"\r{self.prefix} [{bar:<20}] {fraction:4.0%} {stage:<40}")
+            self.out.flush()
+            self.drawn = True
+        elif stage != self.last_stage:
+            print(f"{self.prefix}: {fraction:4.0%} {stage}", file=self.out)
+        self.last_stage = stage
+
+    def finish(self) -> None:
+        if self.tty and self.drawn:
+            self.out.write("\n")
+            self.out.flush()
+            self.drawn = False

@@ -1,0 +1,148 @@
+"""Background processes for enrollment: CPU-heavy work never runs in the serving process.
+
+Two single-process pools, each niced and single-threaded so synthesis for everyone else
+keeps its CPU: one analyses uploads (quick, the uploader waits for it), one fits voices
+(minutes, one at a time). Progress comes back over a queue and is handed to the
+caller's callback on its event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import itertools
+import multiprocessing
+import os
+import queue
+import threading
+from collections.abc import Callable
+from typing import Any
+
+ProgressCallback = Callable[[float, str], None]
+
+_progress_queue: Any = None  # set in each worker process by _init_worker
+_STOP = None
+
+
+def _init_worker(progress_queue: Any, niceness: int) -> None:
+    global _progress_queue
+    _progress_queue = progress_queue
+    for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[name] = "1"
+    if niceness:
+        os.nice(niceness)
+    import torch
+
+    torch.set_num_threads(1)
+    torch.set_num_interop_threads(1)
+
+
+def _report(job_id: int) -> ProgressCallback:
+    def report(fraction: float, stage: str) -> None:
+        _progress_queue.put((job_id, float(fraction), stage))
+
+    return report
+
+
+def _run_analysis(job_id: int, *args: Any) -> Any:
+    from synth.enroll.tasks import analyse_recording
+
+    return analyse_recording(*args, progress=_report(job_id))
+
+
+def _run_fit(job_id: int, *args: Any) -> Any:
+    from synth.enroll.tasks import fit_voice
+
+    return fit_voice(*args, progress=_report(job_id))
+
+
+class EnrollmentWorkers:
+    """The analysis process and the fit process, started on first use."""
+
+    def __init__(self, *, niceness: int = 10) -> None:
+        self._niceness = niceness
+        self._context = multiprocessing.get_context("spawn")
+        self._progress: Any = self._context.Queue()
+        self._pools: dict[str, concurrent.futures.ProcessPoolExecutor] = {}
+        self._callbacks: dict[int, tuple[asyncio.AbstractEventLoop, ProgressCallback]] = {}
+        self._ids = itertools.count(1)
+        self._lock = threading.Lock()
+        self._reader: threading.Thread | None = None
+
+    async def analyse(
+        self, data: bytes, limits: Any, language_hint: str, progress: ProgressCallback | None = None
+    ) -> Any:
+        return await self._submit("analysis", _run_analysis, progress, data, limits, language_hint)
+
+    async def fit(
+        self,
+        target_arrays: dict[str, Any],
+        language_hint: str,
+        start_pack: Any,
+        judge_print: Any,
+        cpu_budget_s: float,
+        progress: ProgressCallback | None = None,
+    ) -> Any:
+        return await self._submit(
+            "fit", _run_fit, progress, target_arrays, language_hint, start_pack, judge_print, cpu_budget_s
+        )
+
+    async def _submit(
+        self, pool_name: str, fn: Callable[..., Any], progress: ProgressCallback | None, *args: Any
+    ) -> Any:
+        job_id = next(self._ids)
+        loop = asyncio.get_running_loop()
+        if progress is not None:
+            self._callbacks[job_id] = (loop, progress)
+        try:
+            future = self._pool(pool_name).submit(fn, job_id, *args)
+            return await asyncio.wrap_future(future)
+        except concurrent.futures.process.BrokenProcessPool:
+            # The process died (killed, out of memory): start a fresh one for the next job.
+            self._pools.pop(pool_name, None)
+            raise
+        finally:
+            self._callbacks.pop(job_id, None)
+
+    def _pool(self, name: str) -> concurrent.futures.ProcessPoolExecutor:
+        with self._lock:
+            pool = self._pools.get(name)
+            if pool is None:
+                pool = concurrent.futures.ProcessPoolExecutor(
+                    max_workers=1,
+                    mp_context=self._context,
+                    initializer=_init_worker,
+                    initargs=(self._progress, self._niceness),
+                )
+                self._pools[name] = pool
+            if self._reader is None:
+                self._reader = threading.Thread(target=self._read_progress, name="enroll-progress", daemon=True)
+                self._reader.start()
+            return pool
+
+    def _read_progress(self) -> None:
+        while True:
+            try:
+                item = self._progress.get()
+            except (EOFError, OSError, queue.Empty):
+                return
+            if item is _STOP:
+                return
+            job_id, fraction, stage = item
+            entry = self._callbacks.get(job_id)
+            if entry is not None:
+                loop, callback = entry
+                try:
+                    loop.call_soon_threadsafe(callback, fraction, stage)
+                except RuntimeError:  # the loop has closed
+                    pass
+
+    def close(self) -> None:
+        with self._lock:
+            pools, self._pools = list(self._pools.values()), {}
+        for pool in pools:
+            pool.shutdown(wait=True, cancel_futures=True)
+        if self._reader is not None:
+            self._progress.put(_STOP)
+            self._reader.join(timeout=5)
+            self._reader = None

@@ -1,0 +1,353 @@
+"""Enrollment as the rest of the server sees it: enroll, status, delete, and the voice directory.
+
+The upload is analysed in a background process (decoded, gated, turned into features)
+and then forgotten; what is kept is encrypted in the voice store. The owner can speak
+at once with the nearest built-in voice while the fit runs in the background; when it
+finishes, the fitted voice replaces it and `on_voice_ready` tells the gateway.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import datetime as dt
+import json
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from synth.audio_io import ACCEPTED_CONTENT_TYPES
+from synth.engines.base import Voice
+from synth.enroll.errors import RecordingRejected, UnsupportedAudioType, UploadTooLarge
+from synth.enroll.jobs import EnrollmentWorkers
+from synth.enroll.quality import GateLimits
+from synth.voicestore import VoiceKeyError, VoiceRecord, VoiceStore
+from voxroom.errors import ErrorCode, VoxroomError
+
+log = logging.getLogger(__name__)
+
+ENGINE = "kokoro"
+DEFAULT_MAX_UPLOAD_BYTES = 32 * 1024 * 1024  # 5 min of 16-bit 48 kHz mono WAV fits; a 50 MB file does not
+
+OwnerHook = Callable[[str], Awaitable[None]]
+VoiceReadyHook = Callable[[str, dict[str, Any]], Awaitable[None]]
+ConsentInfo = Callable[[str], Awaitable[dict[str, Any]]]
+
+
+@dataclasses.dataclass(frozen=True)
+class Baselines:
+    """Judge cosines for 'the same person recorded twice' and 'two strangers' (see calibrate.py)."""
+
+    same_speaker: float
+    different_speaker: float
+
+    @classmethod
+    def load(cls, path: Path | None = None) -> Baselines:
+        data = json.loads((path or Path(__file__).with_name("baselines.json")).read_text())
+        return cls(float(data["same_speaker"]), float(data["different_speaker"]))
+
+    def similarity(self, raw: float, of: str) -> dict[str, Any]:
+        scaled = (raw - self.different_speaker) / (self.same_speaker - self.different_speaker)
+        return {"score": round(float(np.clip(scaled, 0.0, 1.0)), 3), "raw": round(float(raw), 4), "of": of}
+
+
+@dataclasses.dataclass(frozen=True)
+class EnrollResult:
+    voice_id: str
+    version: int
+    quality: dict[str, Any]
+    similarity: dict[str, Any]
+    status: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "voice_id": self.voice_id,
+            "version": self.version,
+            "status": self.status,
+            "quality": self.quality,
+            "similarity": self.similarity,
+        }
+
+
+class EnrollmentService:
+    def __init__(
+        self,
+        store: VoiceStore,
+        workers: EnrollmentWorkers,
+        *,
+        limits: GateLimits | None = None,
+        max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES,
+        fit_cpu_budget_s: float = 240.0,
+        baselines: Baselines | None = None,
+        forget_voice: OwnerHook | None = None,
+        purge_cached_audio: OwnerHook | None = None,
+        consent_info: ConsentInfo | None = None,
+        on_voice_ready: VoiceReadyHook | None = None,
+    ) -> None:
+        self.store = store
+        self.workers = workers
+        self.limits = limits or GateLimits()
+        self.max_upload_bytes = max_upload_bytes
+        self.fit_cpu_budget_s = fit_cpu_budget_s
+        self.baselines = baselines or Baselines.load()
+        # Hooks the policy layer, the phrase cache and the gateway set.
+        self.forget_voice = forget_voice
+        self.purge_cached_audio = purge_cached_audio
+        self.consent_info = consent_info
+        self.on_voice_ready = on_voice_ready
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._voices: dict[str, Voice] = {}
+        self._progress: dict[str, tuple[float, str]] = {}
+        self._fits: dict[str, asyncio.Task[None]] = {}
+
+    # -- enrollment ---------------------------------------------------------------------------
+
+    def check_upload(self, size: int, content_type: str) -> None:
+        """Refuse a wrong type or an oversized body before reading it all."""
+        media_type = content_type.split(";")[0].strip().lower()
+        if media_type not in ACCEPTED_CONTENT_TYPES:
+            raise UnsupportedAudioType(
+                f"Recordings must be audio/wav, audio/ogg, audio/webm or audio/mpeg, not {media_type or 'untyped'}."
+            )
+        if size > self.max_upload_bytes:
+            raise UploadTooLarge(
+                f"The file is larger than {self.max_upload_bytes // (1024 * 1024)} MB; "
+                "send at most 5 minutes, or a compressed format (Ogg/Opus, WebM, MP3)."
+            )
+
+    async def enroll(
+        self,
+        owner: str,
+        data: bytes,
+        content_type: str,
+        *,
+        language_hint: str = "unknown",
+        progress: Callable[[float, str], None] | None = None,
+    ) -> EnrollResult:
+        """Gate and enroll a recording; raises RecordingRejected, UploadTooLarge, UnsupportedAudioType
+        or AudioDecodeError. The recording itself is never stored."""
+        self.check_upload(len(data), content_type)
+        analysis = await self.workers.analyse(data, self.limits, language_hint, progress)
+        del data
+        if not analysis.accepted:
+            raise RecordingRejected(analysis.quality)
+        from synth.enroll.render import stock_packs
+
+        start_pack = stock_packs()[analysis.start_stock]
+        similarity = self.baselines.similarity(analysis.start_similarity_raw, f"stock:{analysis.start_stock}")
+        async with self._lock(owner):
+            previous = await asyncio.to_thread(self._load_quietly, owner)
+            version = _next_version(previous.version if previous else 0)
+            record = VoiceRecord(
+                owner=owner,
+                version=version,
+                meta={
+                    "status": "fitting",
+                    "quality": analysis.quality,
+                    "similarity": similarity,
+                    "created_at": _now_iso(),
+                    "language_hint": language_hint,
+                    "start_stock": analysis.start_stock,
+                },
+                arrays={
+                    "pack": start_pack,
+                    "judge_print": analysis.judge_print,
+                    **_prefixed(analysis.target),
+                },
+            )
+            await asyncio.to_thread(self.store.save, record)
+            self._voices[owner] = _voice_of(record)
+            self._progress[owner] = (0.0, "waiting for the voice fit")
+            if previous is not None and self.purge_cached_audio is not None:
+                await self.purge_cached_audio(owner)
+            self._start_fit(record)
+        return EnrollResult(owner, version, analysis.quality, similarity, "fitting")
+
+    def _start_fit(self, record: VoiceRecord) -> None:
+        old = self._fits.pop(record.owner, None)
+        if old is not None:
+            old.cancel()  # its result would belong to the replaced voice; the worker finishes it unheard
+        task = asyncio.get_running_loop().create_task(self._fit(record), name=f"voice-fit:{record.owner}")
+        self._fits[record.owner] = task
+
+    async def _fit(self, record: VoiceRecord) -> None:
+        owner = record.owner
+
+        def progress(fraction: float, stage: str) -> None:
+            if self._fits.get(owner) is task:
+                self._progress[owner] = (fraction, stage)
+
+        task = asyncio.current_task()
+        try:
+            result = await self.workers.fit(
+                _unprefixed(record.arrays),
+                record.meta["language_hint"],
+                record.arrays["pack"],
+                record.arrays["judge_print"],
+                self.fit_cpu_budget_s,
+                progress,
+            )
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # the stock voice stays usable; the owner sees why the fit stopped
+            log.exception("voice fit failed for one voice")
+            await self._finish_fit(record, None, f"The voice fit failed ({type(exc).__name__}); try enrolling again.")
+            return
+        await self._finish_fit(record, result, None)
+
+    async def _finish_fit(self, record: VoiceRecord, result: Any, error: str | None) -> None:
+        owner = record.owner
+        async with self._lock(owner):
+            current = await asyncio.to_thread(self._load_quietly, owner)
+            if current is None or current.version != record.version:
+                return  # deleted or re-enrolled meanwhile
+            meta = dict(current.meta)
+            arrays = dict(current.arrays)
+            version = current.version
+            if result is None:
+                meta.update(status="failed", error=error)
+            else:
+                arrays["pack"] = result.pack
+                version = _next_version(current.version)  # new parameters: cached audio of the old ones is stale
+                meta.update(
+                    status="ready",
+                    fit_method=result.method,
+                    similarity=self.baselines.similarity(result.similarity_raw, f"voice:{owner}"),
+                    fitted_at=_now_iso(),
+                )
+            updated = VoiceRecord(owner, version, meta, arrays)
+            await asyncio.to_thread(self.store.save, updated)
+            self._voices[owner] = _voice_of(updated)
+            self._progress.pop(owner, None)
+            self._fits.pop(owner, None)
+        if result is not None and self.on_voice_ready is not None:
+            await self.on_voice_ready(owner, {"voice_id": owner, "version": version, "similarity": meta["similarity"]})
+
+    async def resume_pending(self) -> int:
+        """At start-up: restart the fit of every voice whose fit had not finished."""
+        records = await asyncio.to_thread(self.store.records)
+        pending = [r for r in records if r.meta.get("status") == "fitting"]
+        for record in pending:
+            self._progress[record.owner] = (0.0, "waiting for the voice fit")
+            self._start_fit(record)
+        return len(pending)
+
+    async def wait_for_fit(self, owner: str) -> None:
+        task = self._fits.get(owner)
+        if task is not None:
+            await asyncio.shield(task)
+
+    # -- status and deletion ------------------------------------------------------------------
+
+    async def status(self, owner: str) -> dict[str, Any]:
+        record = await asyncio.to_thread(self._load_quietly, owner)
+        consent = await self.consent_info(owner) if self.consent_info is not None else {}
+        if record is None:
+            return {
+                "enrolled": False,
+                "status": "none",
+                "progress": None,
+                "consent": bool(consent.get("consent", False)),
+                "grants": list(consent.get("grants", [])),
+                "quality": None,
+                "similarity": None,
+                "created_at": None,
+            }
+        meta = record.meta
+        fraction, stage = self._progress.get(owner, (1.0, meta["status"]))
+        out = {
+            "enrolled": True,
+            "status": meta["status"],
+            "progress": {"fraction": round(fraction, 3), "stage": stage},
+            "consent": bool(consent.get("consent", False)),
+            "grants": list(consent.get("grants", [])),
+            "quality": meta["quality"],
+            "similarity": meta["similarity"],
+            "created_at": meta["created_at"],
+            "version": record.version,
+        }
+        if meta.get("error"):
+            out["error"] = meta["error"]
+        return out
+
+    async def delete(self, owner: str) -> bool:
+        """Erase the voice, its grants and every cached audio made from it. True if there was a voice."""
+        async with self._lock(owner):
+            task = self._fits.pop(owner, None)
+            if task is not None:
+                task.cancel()
+            existed = await asyncio.to_thread(self.store.delete, owner)
+            self._voices.pop(owner, None)
+            self._progress.pop(owner, None)
+        if self.forget_voice is not None:
+            await self.forget_voice(owner)
+        if self.purge_cached_audio is not None:
+            await self.purge_cached_audio(owner)
+        return existed
+
+    # -- the voice directory the policy layer and the scheduler use ---------------------------
+
+    async def has_voice(self, owner: str) -> bool:
+        return owner in self._voices or await asyncio.to_thread(self.store.exists, owner)
+
+    async def voice_for(self, owner: str) -> Voice | None:
+        voice = self._voices.get(owner)
+        if voice is not None:
+            return voice
+        try:
+            record = await asyncio.to_thread(self.store.load, owner)
+        except VoiceKeyError as exc:
+            # Fail closed: a voice we cannot decrypt is never spoken.
+            raise VoxroomError(ErrorCode.INTERNAL, "This voice's data cannot be opened on this server.") from exc
+        if record is None:
+            return None
+        voice = _voice_of(record)
+        self._voices[owner] = voice
+        return voice
+
+    async def close(self) -> None:
+        """Stop waiting for fits (their voices resume at the next start); the workers' owner closes them."""
+        for task in list(self._fits.values()):
+            task.cancel()
+        self._fits.clear()
+
+    def _lock(self, owner: str) -> asyncio.Lock:
+        return self._locks.setdefault(owner, asyncio.Lock())
+
+    def _load_quietly(self, owner: str) -> VoiceRecord | None:
+        try:
+            return self.store.load(owner)
+        except VoiceKeyError:
+            log.warning("a stored voice cannot be opened with the deployment key; treating it as replaceable")
+            return None
+
+
+def _voice_of(record: VoiceRecord) -> Voice:
+    return Voice(
+        id=record.owner,
+        engine=ENGINE,
+        params=record.arrays["pack"],
+        version=record.version,
+        owner=record.owner,
+    )
+
+
+def _prefixed(target: dict[str, np.ndarray] | None) -> dict[str, np.ndarray]:
+    return {f"target.{k}": v for k, v in (target or {}).items()}
+
+
+def _unprefixed(arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    return {k.removeprefix("target."): v for k, v in arrays.items() if k.startswith("target.")}
+
+
+def _next_version(previous: int) -> int:
+    """Monotonic across deletions too (milliseconds), so a cache key of a deleted voice is never reused."""
+    return max(previous + 1, time.time_ns() // 1_000_000)
+
+
+def _now_iso() -> str:
+    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")

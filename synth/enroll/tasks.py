@@ -1,0 +1,104 @@
+"""The CPU-heavy steps of enrollment, as plain functions run inside the background worker process.
+
+Arguments and results are plain picklable values (bytes, arrays, dicts): the recording
+travels to the worker through a pipe, in memory, and never touches the disk.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from synth.enroll.contract import FitTarget, check_pack, load_fit_function
+from synth.enroll.quality import GateLimits, Progress
+
+MAX_SECONDS = 300.0
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class AnalysisResult:
+    quality: dict[str, Any]
+    accepted: bool
+    target: dict[str, np.ndarray] | None  # FitTarget.arrays() when accepted
+    judge_print: np.ndarray | None  # the judge's embedding of the recording
+    start_stock: str | None  # nearest built-in voice by the fitting encoder
+    start_similarity_raw: float | None  # judge cosine of that voice's test sentence to the recording
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class FitResult:
+    pack: np.ndarray
+    similarity_raw: float
+    method: str
+
+
+@functools.cache
+def stock_prints() -> dict[str, dict[str, np.ndarray]]:
+    """Fitting-encoder and judge embeddings of the test sentence in each stock voice (see calibrate.py)."""
+    raw = json.loads((Path(__file__).parent / "stock_prints.json").read_text())
+    return {name: {k: np.asarray(v, dtype=np.float32) for k, v in prints.items()} for name, prints in raw.items()}
+
+
+def analyse_recording(
+    data: bytes,
+    limits: GateLimits,
+    language_hint: str,
+    progress: Progress | None = None,
+) -> AnalysisResult:
+    """Decode, gate, and (when accepted) extract the fit target and the judge's print of the recording."""
+    from synth.audio_io import decode_audio
+    from synth.enroll import features, judge, quality
+
+    report = progress or (lambda fraction, stage: None)
+    report(0.0, "reading the recording")
+    pcm24k = decode_audio(data, sample_rate=24000, max_seconds=max(MAX_SECONDS, limits.max_duration_s))
+    gate_report, analysis = quality.assess(pcm24k, limits, lambda f, s: report(0.05 + 0.75 * f, s))
+    if not gate_report.ok:
+        return AnalysisResult(gate_report.to_dict(), False, None, None, None, None)
+    report(0.8, "measuring the voice")
+    target = features.extract(analysis, language_hint)
+    judge_print = judge.embed(analysis.speech16k())
+    start_stock = nearest_stock(target.voiceprint)
+    start_raw = judge.cosine(stock_prints()[start_stock]["judge"], judge_print)
+    report(1.0, "done")
+    return AnalysisResult(gate_report.to_dict(), True, target.arrays(), judge_print, start_stock, start_raw)
+
+
+def nearest_stock(voiceprint_: np.ndarray) -> str:
+    prints = stock_prints()
+    return max(prints, key=lambda name: float(np.dot(prints[name]["voiceprint"], voiceprint_)))
+
+
+def fit_voice(
+    target_arrays: dict[str, np.ndarray],
+    language_hint: str,
+    start_pack: np.ndarray,
+    judge_print: np.ndarray,
+    cpu_budget_s: float,
+    progress: Callable[[float, str], None],
+) -> FitResult:
+    """Fit a style pack to the target, then score it with the judge (which the fit never sees)."""
+    from synth.enroll import judge, render
+
+    fit, method = load_fit_function()
+    target = FitTarget.from_arrays(target_arrays, language_hint)
+    pack = check_pack(
+        fit(
+            target,
+            check_pack(start_pack),
+            progress=lambda f, s: progress(0.9 * f, s),
+            cpu_budget_s=cpu_budget_s,
+        )
+    )
+    progress(0.9, "scoring the new voice")
+    lang = language_hint if language_hint in render.TEST_SENTENCES else "ja"
+    rendered = render.render(pack, lang)
+    similarity_raw = judge.cosine(judge.embed_speech_of(rendered, render.RATE), judge_print)
+    progress(1.0, "done")
+    return FitResult(pack, similarity_raw, method)

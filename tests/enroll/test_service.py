@@ -1,0 +1,144 @@
+"""Enrollment end to end on real recordings and real worker processes: enroll, speak, delete."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from synth.audio_io import AudioDecodeError, decode_audio
+from synth.engines.base import ClauseRequest
+from synth.engines.kokoro import KokoroEngine
+from synth.enroll import quality, speech
+from synth.enroll.errors import RecordingRejected, UnsupportedAudioType, UploadTooLarge
+from synth.enroll.jobs import EnrollmentWorkers
+from synth.enroll.render import stock_packs
+from synth.enroll.service import EnrollmentService
+from synth.voicestore import VoiceStore, load_or_create_deployment_key
+from tests.enroll.conftest import files_under, leaked_runs, sample_runs, voice_path, wav_bytes
+
+
+class Hooks:
+    def __init__(self) -> None:
+        self.forgotten: list[str] = []
+        self.purged: list[str] = []
+        self.ready: list[tuple[str, dict[str, object]]] = []
+
+    async def forget_voice(self, owner: str) -> None:
+        self.forgotten.append(owner)
+
+    async def purge_cached_audio(self, owner: str) -> None:
+        self.purged.append(owner)
+
+    async def on_voice_ready(self, owner: str, info: dict[str, object]) -> None:
+        self.ready.append((owner, info))
+
+
+@pytest.fixture
+def hooks() -> Hooks:
+    return Hooks()
+
+
+@pytest.fixture
+async def service(tmp_path: Path, workers: EnrollmentWorkers, hooks: Hooks) -> AsyncIterator[EnrollmentService]:
+    store = VoiceStore(tmp_path / "voices", load_or_create_deployment_key(tmp_path))
+    svc = EnrollmentService(
+        store,
+        workers,
+        forget_voice=hooks.forget_voice,
+        purge_cached_audio=hooks.purge_cached_audio,
+        on_voice_ready=hooks.on_voice_ready,
+        fit_cpu_budget_s=1.0,  # the fit itself is tested with the fit; here, the flow around it
+    )
+    yield svc
+    await svc.close()
+
+
+def audio_needles(wav: bytes) -> list[bytes]:
+    """Byte runs of the recording as uploaded (WAV bytes) and as decoded (float32 at 24 and 16 kHz)."""
+    pcm24 = decode_audio(wav, sample_rate=24000)
+    pcm16 = speech.to_16k(pcm24, 24000)
+    return (
+        sample_runs(wav[44:], count=64, length=32)
+        + sample_runs(pcm24.tobytes(), count=32, length=32)
+        + sample_runs(pcm16.tobytes(), count=32, length=32)
+        + sample_runs(pcm16.astype(np.float64).tobytes(), count=16, length=64)
+    )
+
+
+def array_needles(arrays: dict[str, np.ndarray]) -> list[bytes]:
+    needles = []
+    for array in arrays.values():
+        flat = np.asarray(array).reshape(-1)
+        if flat.size >= 4:
+            needles.append(flat[:4].astype(np.float32).tobytes())
+            needles.append(flat[:4].astype(np.float64).tobytes())
+    return needles
+
+
+async def test_enroll_speak_delete(
+    service: EnrollmentService, hooks: Hooks, tmp_path: Path, kokoro: KokoroEngine
+) -> None:
+    wav = voice_path("en_533_enroll.wav").read_bytes()
+    result = await service.enroll("alice", wav, "audio/wav")
+    assert result.quality["verdict"] == "ok" and result.status == "fitting"
+    assert 0.0 <= result.similarity["score"] <= 1.0
+    assert str(result.similarity["of"]).startswith("stock:")
+
+    # Usable at once, with the nearest built-in pack, while the fit runs.
+    voice = await service.voice_for("alice")
+    assert voice is not None and voice.owner == "alice" and voice.id == "alice" and voice.engine == "kokoro"
+    assert voice.params.shape == (510, 1, 256) and voice.params.dtype == np.float32
+    np.testing.assert_array_equal(voice.params, stock_packs()[str(result.similarity["of"]).removeprefix("stock:")])
+    assert await service.has_voice("alice")
+    assert (await service.status("alice"))["enrolled"] is True
+
+    await service.wait_for_fit("alice")
+    status = await service.status("alice")
+    assert status["status"] == "ready" and status["progress"]["fraction"] == 1.0
+    assert status["quality"]["verdict"] == "ok" and status["created_at"]
+    assert [owner for owner, _ in hooks.ready] == ["alice"]
+    fitted = await service.voice_for("alice")
+    assert fitted is not None and fitted.version > result.version
+    assert hooks.ready[0][1]["version"] == fitted.version
+
+    # It speaks, through the real engine.
+    audio = kokoro.synthesize_batch([ClauseRequest("こんにちは、元気ですか。", "ja", fitted)])[0]
+    assert audio.size > 0.5 * kokoro.sample_rate and float(np.sqrt(np.mean(audio**2))) > 0.01
+
+    # Nothing of the recording is on disk: neither its bytes nor its samples; no array in the clear.
+    record = service.store.load("alice")
+    assert record is not None
+    assert leaked_runs(tmp_path, audio_needles(wav)) == []
+    assert leaked_runs(tmp_path, array_needles(record.arrays)) == []
+    assert sorted(p.name for p in files_under(tmp_path)) == sorted(["voice-key", service.store.path_for("alice").name])
+
+    assert await service.delete("alice") is True
+    assert hooks.forgotten == ["alice"] and "alice" in hooks.purged
+    assert not await service.has_voice("alice")
+    assert await service.voice_for("alice") is None
+    assert (await service.status("alice"))["enrolled"] is False
+    assert files_under(tmp_path / "voices") == []
+
+
+async def test_rejected_recording_keeps_nothing(service: EnrollmentService, tmp_path: Path) -> None:
+    with pytest.raises(RecordingRejected) as caught:
+        await service.enroll("bob", wav_bytes(np.zeros(20 * 24000, dtype=np.float32)), "audio/wav")
+    assert quality.ADVICE_NO_SOUND in caught.value.quality["advice"]
+    assert caught.value.quality["verdict"] == "rejected"
+    assert files_under(tmp_path / "voices") == []
+    assert not await service.has_voice("bob")
+
+
+async def test_bad_uploads_are_refused_with_their_reason(service: EnrollmentService) -> None:
+    with pytest.raises(UnsupportedAudioType):
+        await service.enroll("bob", b"hello", "text/plain")
+    with pytest.raises(UploadTooLarge):
+        await service.enroll("bob", bytes(50 * 1024 * 1024), "audio/wav")
+    corrupt = bytearray(voice_path("en_1998_enroll.wav").read_bytes()[:4096])
+    corrupt[12:4096] = np.random.default_rng(0).integers(0, 256, 4084, dtype=np.uint8).tobytes()
+    with pytest.raises(AudioDecodeError):
+        await service.enroll("bob", bytes(corrupt), "audio/wav")
+    assert not await service.has_voice("bob")
