@@ -97,3 +97,12 @@ def test_swapped_or_incomplete_files_give_clear_errors(tiny_dir: Path, tmp_path:
         load_torch_models(ModelFiles.find(broken))
     with pytest.raises(CheckpointError, match="does not exist"):
         ModelFiles.find(tmp_path / "nowhere")
+
+
+def test_the_tiny_builder_command_writes_the_official_layout(tmp_path: Path) -> None:
+    from synth.engines.gptsovits.tiny import main
+
+    main(["--out", str(tmp_path), "--seed", "3"])
+    files = ModelFiles.find(tmp_path)
+    assert files.gpt == tmp_path / GPT_FILE and files.sovits == tmp_path / SOVITS_FILE and files.bert_dir is None
+    assert (tmp_path / HUBERT_DIR / "preprocessor_config.json").exists()

@@ -132,3 +132,19 @@ def test_voice_params_round_trip_and_stock_voices_come_from_the_models_dir(
     voice = stocked.stock_voice("ana")
     assert voice.id == "stock:ana" and voice.is_stock
     assert len(stocked.synthesize_batch([ClauseRequest("Hello.", "en", voice)])[0]) > 0
+
+
+def test_an_abandoned_stream_does_not_block_the_engine(engine: GptSovitsEngine, voices: dict[str, Voice]) -> None:
+    stream = engine.stream_clause(ClauseRequest("这句话只听一半。", "zh", voices["zh"]))
+    first = next(stream)  # the listener leaves after the first chunk, keeping the iterator
+    assert len(first) > 0
+    import threading
+
+    done: list[np.ndarray] = []
+    worker = threading.Thread(
+        target=lambda: done.extend(engine.synthesize_batch([ClauseRequest("Still here.", "en", voices["en"])]))
+    )
+    worker.start()
+    worker.join(timeout=30)
+    assert not worker.is_alive() and len(done[0]) > 0
+    stream.close()

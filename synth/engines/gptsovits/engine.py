@@ -132,13 +132,14 @@ class GptSovitsEngine(Engine):
 
     def stream_clause(self, clause: ClauseRequest) -> Iterator[np.ndarray]:
         utterance = self._utterance(clause)
-        with self._lock:
-            synth = ContinuousSynthesizer(self.backend, max_batch=1, policy=self.options.chunks)
-            synth.submit(utterance)
-            while synth.has_work():
-                for event in synth.step():
-                    if len(event.audio):
-                        yield np.clip(event.audio, -1.0, 1.0)
+        synth = ContinuousSynthesizer(self.backend, max_batch=1, policy=self.options.chunks)
+        synth.submit(utterance)
+        while synth.has_work():
+            with self._lock:  # held per step, never across a yield: an abandoned stream blocks nobody
+                events = synth.step()
+            for event in events:
+                if len(event.audio):
+                    yield np.clip(event.audio, -1.0, 1.0)
 
     def continuous(self) -> ContinuousSynthesizer:
         """A continuous-batching synthesizer on this engine's backend, for a scheduler to drive.
