@@ -83,3 +83,11 @@ def test_unspeakable_text_and_unknown_language_are_refused() -> None:
 )
 def test_tone_sandhi(text: str, tones: str) -> None:
     assert "".join(p[-1] for p in phonemize(text, "zh") if p[-1].isdigit()) == tones
+
+
+def test_texts_end_with_a_mark_as_in_official_inference() -> None:
+    from synth.engines.gptsovits.frontend import end_with_punctuation
+
+    assert end_with_punctuation(" 你好 ", "zh") == "你好。"
+    assert end_with_punctuation("Hello", "en") == "Hello."
+    assert end_with_punctuation("好吗？", "zh") == "好吗？"

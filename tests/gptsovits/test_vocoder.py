@@ -64,8 +64,8 @@ def test_a_real_recording_makes_a_voice(torch_backend: TorchBackend) -> None:
     audio, sr = sf.read(VOICES / "zh_S0764_enroll.wav", dtype="float32")
     voice = make_voice(torch_backend, audio, sr, transcript="甚至出现交易几乎停滞的情况", lang="zh")
     assert isinstance(voice, GptSovitsVoice)
-    # 16 kHz -> 50 Hz features -> 25 Hz tokens: about 25 tokens per second of (clipped) audio + 0.3 s silence.
-    expected = 25 * (min(len(audio) / sr, 10.0) + 0.3)
+    # 16 kHz -> 50 Hz features -> 25 Hz tokens: 25 per second of (clipped) audio + 0.6 s of silence.
+    expected = 25 * (min(len(audio) / sr, 10.0) + 0.6)
     assert abs(len(voice.prompt_tokens) - expected) <= 2
     assert voice.timbre.shape == (torch_backend.dims.gin_channels,) and np.isfinite(voice.timbre).all()
     free = make_voice(torch_backend, audio, sr)

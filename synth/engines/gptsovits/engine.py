@@ -26,7 +26,13 @@ from synth.engines.gptsovits.backend import Backend, TorchBackend
 from synth.engines.gptsovits.batching import DecodeRequest, decode_all
 from synth.engines.gptsovits.bert import BertFeaturizer
 from synth.engines.gptsovits.checkpoint import CheckpointError
-from synth.engines.gptsovits.frontend import FrontendError, phonemize, phonemize_aligned, phones_to_ids
+from synth.engines.gptsovits.frontend import (
+    FrontendError,
+    end_with_punctuation,
+    phonemize,
+    phonemize_aligned,
+    phones_to_ids,
+)
 from synth.engines.gptsovits.loader import BERT_DIR, ModelFiles, load_torch_models
 from synth.engines.gptsovits.sampling import SamplingParams
 from synth.engines.gptsovits.streaming import ContinuousSynthesizer, Utterance
@@ -186,7 +192,7 @@ class GptSovitsEngine(Engine):
         if voice.engine != self.name or not isinstance(voice.params, GptSovitsVoice):
             raise VoxroomError(ErrorCode.BAD_REQUEST, f"voice {voice.id} was made for the {voice.engine} engine")
         try:
-            symbols, units = phonemize_aligned(clause.text, clause.lang)
+            symbols, units = phonemize_aligned(end_with_punctuation(clause.text, clause.lang), clause.lang)
         except FrontendError as exc:
             raise VoxroomError(ErrorCode.BAD_REQUEST, str(exc)) from exc
         phones = np.asarray(phones_to_ids(symbols), np.int64)

@@ -44,6 +44,14 @@ def phones_to_ids(phones: list[str]) -> list[int]:
     return [table.get(p, table["UNK"]) for p in phones]
 
 
+def end_with_punctuation(text: str, lang: str) -> str:
+    """Texts and transcripts end with a mark, as in the official inference ("。", or "." for English)."""
+    text = text.strip()
+    if text and text[-1] not in PUNCTUATION:
+        text += "." if lang == "en" else "。"
+    return text
+
+
 def phonemize(text: str, lang: str) -> list[str]:
     return phonemize_aligned(text, lang)[0]
 

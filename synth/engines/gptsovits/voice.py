@@ -1,7 +1,7 @@
 """A reference recording -> what a GPT-SoVITS voice keeps: prompt tokens, prompt phones, timbre.
 
 As in the official inference: the prompt tokens come from cnhubert on 16 kHz audio (3 to
-10 s, with 0.3 s of silence appended), the timbre vector from the 32 kHz linear
+10 s, with silence appended), the timbre vector from the 32 kHz linear
 spectrogram. The prompt phones are the transcript of the recording; without one the voice
 decodes "reference-free" (no prompt tokens, timbre only), which the v2 model supports.
 """
@@ -14,7 +14,7 @@ import numpy as np
 import soxr
 
 from synth.engines.gptsovits.backend import Backend, Dims
-from synth.engines.gptsovits.frontend import phonemize, phones_to_ids
+from synth.engines.gptsovits.frontend import end_with_punctuation, phonemize, phones_to_ids
 
 MIN_PROMPT_S, MAX_PROMPT_S = 3.0, 10.0
 
@@ -64,7 +64,9 @@ def make_voice(
     if transcript is None:
         return GptSovitsVoice(np.zeros(0, np.int64), np.zeros(0, np.int64), timbre.astype(np.float32))
     wav16 = soxr.resample(audio[: int(MAX_PROMPT_S * sample_rate)], sample_rate, 16000).astype(np.float32)
-    wav16 = np.concatenate([wav16, np.zeros(int(0.3 * 16000), np.float32)])
+    # The official pipeline appends 0.3 s of silence counted at the decoder's rate (0.6 s at 16 kHz).
+    wav16 = np.concatenate([wav16, np.zeros(int(0.3 * dims.sample_rate), np.float32)])
     tokens = backend.content_codes(wav16[None])[0].astype(np.int64)
+    transcript = end_with_punctuation(transcript, lang)
     phones = np.asarray(phones_to_ids(phonemize(transcript, lang)), np.int64)
     return GptSovitsVoice(tokens, phones, timbre.astype(np.float32), transcript, lang)
