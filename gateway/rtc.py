@@ -329,6 +329,8 @@ def install_rtc(app: web.Application, ctx: ServerContext) -> None:
     """Register the offer endpoint and close every peer when the server shuts down."""
     peers = RtcPeers(ctx)
     app[RTC_PEERS_KEY] = peers
+    # aioice logs every connectivity check at INFO: one line per candidate pair per peer.
+    logging.getLogger("aioice").setLevel(max(logging.WARNING, log.getEffectiveLevel()))
     app.add_routes(rtc_routes())
 
     async def close_peers(app: web.Application) -> None:

@@ -1,0 +1,57 @@
+"""Chromium (Debian's /usr/bin/chromium) driven by Playwright, against a real `voxroom serve --demo`.
+
+The fake microphone plays a real enrollment recording from ../shared/voices, so the
+page's recording path sends real speech.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO, SHARED_VOICES, ServerProcess
+
+CHROMIUM = Path("/usr/bin/chromium")
+MIC_RECORDING = SHARED_VOICES / "en_1688_enroll.wav"
+SCREENSHOTS = REPO / "docs" / "img"
+BLOCKLIST = REPO / "tests" / "data" / "blocklist_test.txt"
+
+pytestmark = pytest.mark.browser
+
+
+def chromium_args(mic_wav: Path = MIC_RECORDING) -> list[str]:
+    return [
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--use-fake-ui-for-media-stream",
+        "--use-fake-device-for-media-stream",
+        f"--use-file-for-fake-audio-capture={mic_wav}",
+        "--autoplay-policy=no-user-gesture-required",
+    ]
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[object]:
+    if not CHROMIUM.exists():
+        pytest.skip("Chromium is not installed at /usr/bin/chromium (apt-get install -y chromium)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=str(CHROMIUM), args=chromium_args())
+        yield launched
+        launched.close()
+
+
+@pytest.fixture(scope="session")
+def demo_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    """Demo mode, the test block list, and two messages a day per sender."""
+    proc = ServerProcess(
+        tmp_path_factory.mktemp("browser"),
+        env={"VOXROOM_DEMO": "1", "VOXROOM_BLOCKLIST": str(BLOCKLIST), "VOXROOM_DAILY_LIMIT": "2"},
+    )
+    yield proc
+    proc.stop()
