@@ -57,3 +57,20 @@ def test_engine_uses_bert_for_chinese_only(torch_backend: TorchBackend, featuriz
 def test_asking_for_bert_without_the_model_fails_clearly(tiny_dir: Path) -> None:
     with pytest.raises(CheckpointError, match="chinese-roberta-wwm-ext-large is missing"):
         create_gptsovits_engine(tiny_dir, runtime="torch", bert=True)
+
+
+def test_the_vocabulary_may_come_from_tokenizer_json(tmp_path: Path, featurizer: BertFeaturizer) -> None:
+    import json
+    import shutil
+
+    source = tmp_path / "src"
+    _build_bert(source, seed=5)
+    vocab = (source / "vocab.txt").read_text(encoding="utf-8").splitlines()
+    (source / "tokenizer.json").write_text(
+        json.dumps({"model": {"type": "WordPiece", "vocab": {t: i for i, t in enumerate(vocab)}}}), encoding="utf-8"
+    )
+    (source / "vocab.txt").unlink()
+    from_json = BertFeaturizer(source)
+    units = phonemize_aligned("今天天气很好。", "zh")[1]
+    assert np.allclose(from_json.features(units), featurizer.features(units))
+    shutil.rmtree(source)

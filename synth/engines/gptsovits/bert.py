@@ -130,18 +130,28 @@ class Bert(nn.Module):
         return states
 
 
+def _read_vocab(directory: Path) -> dict[str, int]:
+    """Token ids from vocab.txt (one token a line) or a fast-tokenizer tokenizer.json (WordPiece)."""
+    if (directory / "vocab.txt").exists():
+        lines = (directory / "vocab.txt").read_text(encoding="utf-8").splitlines()
+        return {token: i for i, token in enumerate(lines)}
+    vocab = json.loads((directory / "tokenizer.json").read_text(encoding="utf-8"))["model"]["vocab"]
+    return {str(token): int(i) for token, i in vocab.items()}
+
+
 class BertFeaturizer:
     """Per-phone BERT features [1024, n_phones] from the (char, n_phones) units of the frontend."""
 
     def __init__(self, directory: Path) -> None:
         try:
             config = BertConfig.from_json(json.loads((directory / "config.json").read_text()))
-            vocab = (directory / "vocab.txt").read_text(encoding="utf-8").splitlines()
-        except (OSError, ValueError, TypeError) as exc:
-            raise CheckpointError(f"{directory}: expected config.json and vocab.txt of a BERT model ({exc})") from exc
+            self.vocab = _read_vocab(directory)
+        except (OSError, ValueError, TypeError, KeyError) as exc:
+            raise CheckpointError(
+                f"{directory}: expected config.json and vocab.txt or tokenizer.json of a BERT model ({exc})"
+            ) from exc
         if config.hidden_size != BERT_DIM or config.num_hidden_layers < 3:
             raise CheckpointError(f"{directory}: the GPT stage needs {BERT_DIM}-dim BERT features from >= 3 layers")
-        self.vocab = {token: i for i, token in enumerate(vocab)}
         obj, _ = read_torch_file(directory / "pytorch_model.bin")
         state = {k.removeprefix("bert."): v.float() for k, v in obj.items() if not k.startswith("cls.")}
         self.model = Bert(config)
