@@ -138,10 +138,18 @@ class EnrollmentWorkers:
                     pass
 
     def close(self) -> None:
+        """Stop both processes now, a running fit included: its voice stays 'fitting' and resumes at the
+        next start (EnrollmentService.resume_pending)."""
         with self._lock:
             pools, self._pools = list(self._pools.values()), {}
         for pool in pools:
-            pool.shutdown(wait=True, cancel_futures=True)
+            # The executor has no public way to stop a running job; its process table is the only handle.
+            processes = list((getattr(pool, "_processes", None) or {}).values())
+            pool.shutdown(wait=False, cancel_futures=True)
+            for process in processes:
+                process.terminate()
+            for process in processes:
+                process.join(timeout=10)
         if self._reader is not None:
             self._progress.put(_STOP)
             self._reader.join(timeout=5)

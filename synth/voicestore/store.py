@@ -102,9 +102,7 @@ class VoiceStore:
         voice_key = keys.open_sealed(
             self._key, _unb64(header["wrap_nonce"]), _unb64(header["wrapped_key"]), b"voice-key|" + tag
         )
-        plaintext = keys.open_sealed(
-            voice_key, _unb64(header["nonce"]), blob[8 + length :], b"voice-record|" + tag
-        )
+        plaintext = keys.open_sealed(voice_key, _unb64(header["nonce"]), blob[8 + length :], b"voice-record|" + tag)
         return _deserialise(plaintext)
 
     def delete(self, owner: str) -> bool:

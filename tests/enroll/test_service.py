@@ -78,6 +78,7 @@ def array_needles(arrays: dict[str, np.ndarray]) -> list[bytes]:
     return needles
 
 
+@pytest.mark.slow
 async def test_enroll_speak_delete(
     service: EnrollmentService, hooks: Hooks, tmp_path: Path, kokoro: KokoroEngine
 ) -> None:
