@@ -35,8 +35,8 @@ MIN_EMBED_SECONDS = 0.1  # shorter chunks are returned unchanged: too few frames
 EDGE_FADE_SECONDS = 0.01  # the mark fades in and out over this much at each chunk edge
 SCORE_THRESHOLD = 0.5  # decoder score at or above which a clip is called watermarked
 DETECT_WINDOW_SECONDS = 20.0  # long clips are scored in windows of about this length
-# After Opus, about 1 in 30 one-second clips of human speech scores as marked (bench/watermark.py),
-# so anything shorter than this much audible audio is answered with low confidence.
+# After Opus, 1-4 % of one-second and 1-2 % of two-second clips of human speech score as marked,
+# none of 3-5 s (bench/watermark.py): below this much audible audio the answer has low confidence.
 MIN_CONFIDENT_SECONDS = 2.0
 HIGH_CONFIDENCE_SECONDS = 3.0
 HIGH_CONFIDENCE_MARGIN = 0.3  # this far from the threshold, on enough audio: high confidence
@@ -50,7 +50,7 @@ class WatermarkInputError(ValueError):
 class Detection:
     watermarked: bool
     score: float  # 0..1; SCORE_THRESHOLD separates marked from unmarked
-    seconds_analysed: float  # audible audio the decoder looked at (digital silence excluded)
+    seconds_analysed: float  # audio the decoder weighed (frames under 5 % of the loudest, e.g. silence, excluded)
     confidence: Confidence
 
 
@@ -89,7 +89,7 @@ def _checked_pcm(pcm: np.ndarray, sample_rate: int) -> np.ndarray:
         raise WatermarkInputError(f"expected mono PCM (1-D), got shape {array.shape}")
     if not np.issubdtype(array.dtype, np.floating):
         raise WatermarkInputError(f"expected float PCM in [-1, 1], got {array.dtype}")
-    array = array.astype(np.float32, copy=False)
+    array = np.require(array, dtype=np.float32, requirements=["C", "W"])  # torch wants writable memory
     if not np.isfinite(array).all():
         raise WatermarkInputError("PCM contains NaN or infinite samples")
     return array
