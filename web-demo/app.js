@@ -18,7 +18,7 @@ const state = {
   quota: null,
 };
 // For tests and curious developers: the live client, player and timings.
-window.voxroomDemo = { state, sendTimes: [] };
+window.voxroomDemo = { state, sendTimes: [], acceptedTimes: [] };
 
 // ---- errors, in words a person can act on -------------------------------------------------
 
@@ -477,6 +477,7 @@ function setUpRoom() {
         voice: $("voice-choice").value || undefined,
         lang: $("lang").value,
       });
+      window.voxroomDemo.acceptedTimes.push(Date.now());
       $("text").value = "";
       renderQuota(accepted.quota);
     });

@@ -46,7 +46,10 @@ export class Voxroom {
 
   // ---- events ---------------------------------------------------------------------------
 
-  /** Call `handler(message)` for each server message of this type ("*" for all, "close" on disconnect). */
+  /**
+   * Call `handler(message)` for each server message of this type: "*" for every JSON message,
+   * "frame" for each binary audio frame ({utterance, sequence, packet}), "close" on disconnect.
+   */
   on(type, handler) {
     if (!this._handlers.has(type)) this._handlers.set(type, new Set());
     this._handlers.get(type).add(handler);
@@ -54,7 +57,7 @@ export class Voxroom {
   }
 
   _emit(type, message) {
-    for (const key of [type, "*"]) {
+    for (const key of type === "frame" ? [type] : [type, "*"]) {
       for (const handler of this._handlers.get(key) || []) {
         try {
           handler(message);
@@ -97,6 +100,7 @@ export class Voxroom {
         packet: bytes.subarray(FRAME_HEADER_BYTES),
       };
       for (const sink of this._audioSinks) sink.frame(frame);
+      this._emit("frame", frame);
       return;
     }
     const message = JSON.parse(data);
@@ -268,7 +272,14 @@ export class RtcPlayer {
 
   /** Inbound audio figures: bytes received and the energy actually played out. */
   async stats() {
-    const out = { bytesReceived: 0, totalAudioEnergy: 0, totalSamplesDuration: 0, audioLevel: 0 };
+    const out = {
+      bytesReceived: 0,
+      totalAudioEnergy: 0,
+      totalSamplesDuration: 0,
+      audioLevel: 0,
+      jitterBufferDelay: 0, // seconds, summed over every emitted sample: divide by the count
+      jitterBufferEmittedCount: 0,
+    };
     const report = await this.pc.getStats();
     report.forEach((s) => {
       if (s.type === "inbound-rtp" && s.kind === "audio") {
@@ -276,6 +287,8 @@ export class RtcPlayer {
         out.totalAudioEnergy = s.totalAudioEnergy || 0;
         out.totalSamplesDuration = s.totalSamplesDuration || 0;
         out.audioLevel = s.audioLevel || 0;
+        out.jitterBufferDelay = s.jitterBufferDelay || 0;
+        out.jitterBufferEmittedCount = s.jitterBufferEmittedCount || 0;
       }
     });
     return out;

@@ -5,11 +5,14 @@ Screenshots of the main states go to docs/img/.
 
 from __future__ import annotations
 
+import base64
 import json
 
+import numpy as np
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
+from synth.audio_io import decode_audio
 from tests.browser.conftest import SCREENSHOTS
 from tests.browser.pages import (
     FIRST_ENERGY_JS,
@@ -176,3 +179,30 @@ def test_blocked_words_and_a_spent_quota_are_explained(browser: Browser, demo_se
         assert json.loads(page.evaluate("JSON.stringify(window.voxroomDemo.sendTimes.length)")) == 4
     finally:
         close(page)
+
+
+def test_the_microphone_recording_is_speech_the_server_can_decode(browser: Browser, demo_server: ServerProcess) -> None:
+    """The page's recorder, fed by the fake microphone playing a real enrollment recording,
+    produces a file the server's decoder reads back as ~3 s of loud-enough sound."""
+    page = open_page(browser, demo_server)
+    try:
+        encoded = page.evaluate(
+            """async () => {
+              const { Recorder } = await import("/web-demo/recorder.js");
+              const recorder = new Recorder();
+              await recorder.start();
+              await new Promise((r) => setTimeout(r, 3000));
+              const blob = await recorder.stop();
+              const bytes = new Uint8Array(await blob.arrayBuffer());
+              let binary = "";
+              for (const b of bytes) binary += String.fromCharCode(b);
+              return { type: blob.type, data: btoa(binary) };
+            }"""
+        )
+    finally:
+        close(page)
+    assert encoded["type"] in ("audio/webm", "audio/ogg")
+    audio = decode_audio(base64.b64decode(encoded["data"]), sample_rate=16000, max_seconds=60)
+    assert 2.0 < len(audio) / 16000 < 4.5
+    rms = float(np.sqrt(np.mean(audio**2)))
+    assert rms > 0.01, f"the recording is silent (RMS {rms:.4f})"
