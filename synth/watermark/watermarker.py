@@ -53,6 +53,15 @@ class Detection:
     seconds_analysed: float  # audio the decoder weighed (frames under 5 % of the loudest, e.g. silence, excluded)
     confidence: Confidence
 
+    def as_json(self) -> dict[str, object]:
+        """The HTTP/CLI answer: {"watermarked", "score", "seconds_analysed", "confidence"}."""
+        return {
+            "watermarked": self.watermarked,
+            "score": round(self.score, 3),
+            "seconds_analysed": round(self.seconds_analysed, 2),
+            "confidence": self.confidence,
+        }
+
 
 @dataclasses.dataclass(frozen=True)
 class EmbedStats:
