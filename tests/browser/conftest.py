@@ -34,7 +34,9 @@ def chromium_args(mic_wav: Path = MIC_RECORDING) -> list[str]:
     ]
 
 
-@pytest.fixture(scope="session")
+# Module scope, not session: while Playwright's sync API is open it keeps an event loop
+# running in this thread, which would stop the asyncio tests of other directories.
+@pytest.fixture(scope="module")
 def browser() -> Iterator[object]:
     if not CHROMIUM.exists():
         pytest.skip("Chromium is not installed at /usr/bin/chromium (apt-get install -y chromium)")
