@@ -73,17 +73,17 @@ class ContinuousSynthesizer:
 
     def _render(self, rids: list[int]) -> list[AudioEvent]:
         events = []
-        todo = []
+        to_render = []
         for rid in rids:
             if self._vocoders[rid].has_remainder():
-                todo.append(rid)
+                to_render.append(rid)
             else:  # ended with nothing left to say
                 events.append(AudioEvent(rid, np.zeros(0, np.float32), True))
                 self._forget(rid)
-        if todo:
-            windows = [self._vocoders[rid].window() for rid in todo]
+        if to_render:
+            windows = [self._vocoders[rid].window() for rid in to_render]
             audios = vocode_batch(self.backend, [w for w, _ in windows], [s for _, s in windows])
-            for rid, audio in zip(todo, audios, strict=True):
+            for rid, audio in zip(to_render, audios, strict=True):
                 final = rid in self._ended
                 events.append(AudioEvent(rid, self._vocoders[rid].accept(audio, final), final))
                 if final:
