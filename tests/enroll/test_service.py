@@ -143,3 +143,48 @@ async def test_bad_uploads_are_refused_with_their_reason(service: EnrollmentServ
     with pytest.raises(AudioDecodeError):
         await service.enroll("bob", bytes(corrupt), "audio/wav")
     assert not await service.has_voice("bob")
+
+
+@pytest.mark.slow
+async def test_reenrolling_replaces_the_voice_atomically(
+    service: EnrollmentService, hooks: Hooks, tmp_path: Path
+) -> None:
+    first = await service.enroll("carol", voice_path("en_533_enroll.wav").read_bytes(), "audio/wav")
+    second = await service.enroll("carol", voice_path("en_3005_enroll.wav").read_bytes(), "audio/wav")
+    assert second.version > first.version
+    assert "carol" in hooks.purged  # audio cached from the replaced voice is dropped
+    record = service.store.load("carol")
+    assert record is not None and record.meta["quality"]["duration_s"] == pytest.approx(27.88, abs=0.01)
+    await service.wait_for_fit("carol")
+    # Only the second enrollment's fit lands; the first one's result is discarded.
+    assert [info["version"] for _, info in hooks.ready] == [(await service.voice_for("carol")).version]
+    assert hooks.ready[0][1]["version"] > second.version
+    assert [p.name for p in files_under(tmp_path / "voices")] == [service.store.path_for("carol").name]
+
+
+async def test_an_unfinished_fit_resumes_after_a_restart(
+    tmp_path: Path, workers: EnrollmentWorkers, hooks: Hooks
+) -> None:
+    store = VoiceStore(tmp_path / "voices", load_or_create_deployment_key(tmp_path))
+    first = EnrollmentService(store, workers, fit_cpu_budget_s=1.0)
+    await first.enroll("dave", voice_path("en_367_enroll.wav").read_bytes(), "audio/wav")
+    await first.close()  # the server stops before the fit is done
+    assert (await first.status("dave"))["status"] == "fitting"
+
+    again = EnrollmentService(store, workers, fit_cpu_budget_s=1.0, on_voice_ready=hooks.on_voice_ready)
+    assert await again.resume_pending() == 1
+    await again.wait_for_fit("dave")
+    assert (await again.status("dave"))["status"] == "ready"
+    assert [owner for owner, _ in hooks.ready] == ["dave"]
+    await again.close()
+
+
+async def test_a_wrong_deployment_key_never_speaks(tmp_path: Path, workers: EnrollmentWorkers) -> None:
+    from tests.enroll.test_voicestore import make_record
+    from voxroom.errors import ErrorCode, VoxroomError
+
+    VoiceStore(tmp_path / "voices", load_or_create_deployment_key(tmp_path)).save(make_record("erin"))
+    wrong = EnrollmentService(VoiceStore(tmp_path / "voices", bytes(32)), workers)
+    with pytest.raises(VoxroomError) as caught:
+        await wrong.voice_for("erin")
+    assert caught.value.code == ErrorCode.INTERNAL

@@ -1,0 +1,56 @@
+"""Every accepted upload format decodes through the gate; the fit target describes the voice."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from synth.enroll import features, quality
+from synth.enroll.contract import FitTarget
+from synth.enroll.quality import GateLimits
+from synth.enroll.tasks import analyse_recording, nearest_stock, stock_prints
+from tests.enroll.conftest import encoded_bytes, load_voice, voice_path
+
+
+@pytest.mark.parametrize(
+    ("container", "codec", "rate"),
+    [("ogg", "libopus", 48000), ("webm", "libopus", 48000), ("mp3", "libmp3lame", 44100)],
+)
+def test_compressed_uploads_pass_the_gate(container: str, codec: str, rate: int) -> None:
+    data = encoded_bytes(load_voice("en_3331_enroll.wav"), container, codec, rate)
+    result = analyse_recording(data, GateLimits(), "en")
+    assert result.accepted, result.quality["advice"]
+    assert result.quality["duration_s"] == pytest.approx(22.0, abs=0.2)
+    assert result.target is not None and result.judge_print is not None
+    assert result.start_stock in stock_prints()
+
+
+def test_wav_analysis_gives_a_complete_fit_target() -> None:
+    result = analyse_recording(voice_path("en_533_enroll.wav").read_bytes(), GateLimits(), "en")
+    assert result.accepted and result.target is not None and result.judge_print is not None
+    target = FitTarget.from_arrays(result.target, "en")
+    assert target.voiceprint.shape == (256,) and np.linalg.norm(target.voiceprint) == pytest.approx(1.0, abs=1e-4)
+    assert target.segment_voiceprints.ndim == 2 and target.segment_voiceprints.shape[1] == 256
+    assert target.segment_voiceprints.shape[0] >= 2
+    assert target.logmel_mean.shape == (80,) and target.logmel_std.shape == (80,)
+    assert np.all(np.isfinite(target.logmel_mean)) and np.all(target.logmel_std > 0)
+    assert 140 < target.f0_median_hz < 300  # a woman's speaking voice
+    assert target.f0_p10_hz < target.f0_median_hz < target.f0_p90_hz
+    assert np.linalg.norm(result.judge_print) == pytest.approx(1.0, abs=1e-4)
+    assert nearest_stock(target.voiceprint) == result.start_stock
+
+
+def test_pitch_statistics_separate_a_man_from_a_woman() -> None:
+    def median_f0(name: str) -> float:
+        _, analysis = quality.assess(load_voice(name))
+        return features.f0_stats(features.speech_24k(analysis))[0]
+
+    man, woman = median_f0("en_3005_enroll.wav"), median_f0("en_533_enroll.wav")
+    assert 70 < man < 140 and 180 < woman < 300
+
+
+def test_log_mel_layout_is_the_contract() -> None:
+    second = np.sin(2 * np.pi * 440 * np.arange(24000) / 24000).astype(np.float32)
+    mel = features.log_mel_24k(second)
+    assert mel.shape == (1 + 24000 // 256, 80)
+    assert int(np.argmax(mel.mean(axis=0))) < 20  # 440 Hz sits in the low bands
