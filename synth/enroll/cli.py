@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import sys
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 from synth.audio_io import AudioDecodeError
 from synth.enroll.errors import EnrollmentError, RecordingRejected
@@ -121,7 +121,7 @@ async def _enroll(
         service.workers.close()
 
 
-def _print_quality(quality: dict[str, object], out: TextIO) -> None:
+def _print_quality(quality: dict[str, Any], out: TextIO) -> None:
     print(
         "quality: {duration_s:.1f} s recorded, {speech_s:.1f} s of speech, SNR {snr_db:.1f} dB, "
         "clipping {clipping_ratio:.2%}, level {level_dbfs:.1f} dBFS -> {verdict}".format(**quality),

@@ -44,16 +44,23 @@ def _report(job_id: int) -> ProgressCallback:
     return report
 
 
-def _run_analysis(job_id: int, *args: Any) -> Any:
+def _run_analysis(job_id: int, data: bytes, limits: Any, language_hint: str) -> Any:
     from synth.enroll.tasks import analyse_recording
 
-    return analyse_recording(*args, progress=_report(job_id))
+    return analyse_recording(data, limits, language_hint, progress=_report(job_id))
 
 
-def _run_fit(job_id: int, *args: Any) -> Any:
+def _run_fit(
+    job_id: int,
+    target_arrays: dict[str, Any],
+    language_hint: str,
+    start_pack: Any,
+    judge_print: Any,
+    cpu_budget_s: float,
+) -> Any:
     from synth.enroll.tasks import fit_voice
 
-    return fit_voice(*args, progress=_report(job_id))
+    return fit_voice(target_arrays, language_hint, start_pack, judge_print, cpu_budget_s, progress=_report(job_id))
 
 
 class EnrollmentWorkers:

@@ -128,7 +128,7 @@ def _owner_tag(owner: str) -> str:
 def _serialise(record: VoiceRecord) -> bytes:
     meta = json.dumps({"owner": record.owner, "version": record.version, "meta": record.meta}).encode()
     arrays = io.BytesIO()
-    np.savez(arrays, **record.arrays)
+    np.savez(arrays, **record.arrays)  # type: ignore[arg-type]  # the stub checks **arrays against allow_pickle
     return struct.pack(">I", len(meta)) + meta + arrays.getvalue()
 
 
