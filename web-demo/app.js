@@ -133,6 +133,12 @@ async function signIn(token, account) {
   clearErrors();
   $("whoami").hidden = false;
   $("whoami").textContent = `Signed in as ${state.account}`;
+  const signOut = document.createElement("button");
+  signOut.type = "button";
+  signOut.textContent = "Sign out";
+  signOut.onclick = () => window.location.reload(); // drops the token: it lives only in this page
+  $("whoami").append(signOut);
+  $("signin").hidden = true;
   for (const id of ["voice", "room"]) $(id).classList.remove("locked");
   $("send").disabled = true;
   vox.on("member_joined", (m) => m.room === state.room && addMember(m.account, m.kind));
@@ -208,7 +214,10 @@ function renderVoice(status) {
   $("similarity").hidden = !similarity;
   if (similarity) {
     const score = typeof similarity === "number" ? similarity : similarity.score;
-    $("similarity-score").textContent = `${Math.round(score * 100)} / 100`;
+    const standIn = similarity.of?.startsWith("stock:")
+      ? ` (measured on the stand-in ${similarity.of.slice(6)}; the fitted voice replaces it)`
+      : "";
+    $("similarity-score").textContent = `${Math.round(score * 100)} / 100${standIn}`;
   }
   renderQuality(status.quality);
   setVoiceControls(Boolean(status.enrolled));

@@ -49,6 +49,8 @@ def test_sign_in_by_name_and_refusals_in_words(browser: Browser, demo_server: Se
         expect(page.locator("#errors")).to_contain_text("A display name is 1 to 32 letters")
         sign_in(page, "dora")
         expect(page.locator("#errors")).to_be_empty()  # a successful sign-in clears old errors
+        expect(page.locator("#signin")).to_be_hidden()
+        expect(page.get_by_role("button", name="Sign out")).to_be_visible()
         # The room and voice sections unlock only now.
         assert "locked" not in (page.get_attribute("#room", "class") or "")
     finally:
