@@ -220,6 +220,7 @@ function renderVoice(status) {
     $("similarity-score").textContent = `${Math.round(score * 100)} / 100${standIn}`;
   }
   renderQuality(status.quality);
+  if (status.quota) renderQuota(status.quota);
   setVoiceControls(Boolean(status.enrolled));
   $("consent").checked = Boolean(status.consent);
   renderGrants(status.grants || []);
