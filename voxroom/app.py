@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from pathlib import Path
+from typing import Any
 
 from aiohttp import web
 
@@ -52,9 +53,32 @@ def build_policy(settings: Settings, voices: VoiceDirectory) -> PolicyService:
     return PolicyService(config, store, voices)
 
 
+def engine_options(settings: Settings) -> dict[str, Any]:
+    """The engine's constructor options, from the settings that concern it."""
+    if settings.engine != "gpt-sovits":
+        return {"threads": settings.engine_threads}
+    if settings.models_dir is None:
+        raise SystemExit("voxroom: --engine gpt-sovits needs --models DIR (see `voxroom models pull gpt-sovits-v2`)")
+    from synth.engines.gptsovits.engine import GptSovitsOptions
+    from synth.engines.gptsovits.sampling import SamplingParams
+
+    bert = {"auto": None, "on": True, "off": False}.get(settings.gptsovits_bert)
+    if settings.gptsovits_bert not in ("auto", "on", "off"):
+        raise SystemExit("voxroom: VOXROOM_GPTSOVITS_BERT must be auto, on or off")
+    sampling = SamplingParams(max_tokens=settings.gptsovits_max_tokens)
+    return {
+        "models_dir": settings.models_dir,
+        "runtime": settings.gptsovits_runtime,
+        "threads": settings.engine_threads or 1,
+        "fp16": settings.gptsovits_fp16,
+        "bert": bert,
+        "options": GptSovitsOptions(max_batch=settings.gptsovits_max_batch, sampling=sampling),
+    }
+
+
 def build_context(settings: Settings) -> ServerContext:
     metrics = Metrics()
-    engine = create_engine(settings.engine, threads=settings.engine_threads)
+    engine = create_engine(settings.engine, **engine_options(settings))
     scheduler = Scheduler(engine, metrics, workers=settings.engine_workers, max_active=settings.max_active_utterances)
     return ServerContext(
         settings=settings,

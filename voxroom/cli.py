@@ -32,11 +32,22 @@ def build_parser() -> argparse.ArgumentParser:
     token.add_argument("--kind", choices=("user", "bot"), default="user")
     token.add_argument("--ttl", type=_parse_ttl, default=24 * 3600.0, help="lifetime: seconds or 30m, 12h, 7d")
     token.add_argument("--room", action="append", dest="allowed_rooms", help="restrict to this room (repeatable)")
+
+    models = commands.add_parser("models", help="fetch model weights for optional engines")
+    models_commands = models.add_subparsers(dest="models_command", required=True)
+    pull = models_commands.add_parser("pull", help="download official weights and check their hashes")
+    pull.add_argument("model", choices=("gpt-sovits-v2",))
+    pull.add_argument("--dir", required=True, help="models directory to fill")
+    pull.add_argument("--with-bert", action="store_true", help="also fetch chinese-roberta-wwm-ext-large")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command == "models":
+        from synth.engines.gptsovits.pull import main as pull_main
+
+        return pull_main(["--dir", args.dir, *(["--with-bert"] if args.with_bert else [])])
     settings = load_settings(args)
     if args.command == "serve":
         from voxroom.app import serve

@@ -43,6 +43,12 @@ class Settings:
     engine_workers: int = 1
     max_active_utterances: int = 64
     phrase_cache_mb: int = 32
+    models_dir: Path | None = None
+    gptsovits_runtime: str = "onnx"
+    gptsovits_max_batch: int = 8
+    gptsovits_max_tokens: int = 1500
+    gptsovits_bert: str = "auto"
+    gptsovits_fp16: bool = True
     demo: bool = False
     daily_limit: int = 50
     daily_limit_overrides: str = ""
@@ -67,7 +73,12 @@ SETTING_SPECS: list[tuple[str, str, Any, str]] = [
     ("data_dir", "VOXROOM_DATA_DIR", Path, "where voices, keys and logs are kept"),
     ("redis_url", "VOXROOM_REDIS_URL", str, "Redis URL for shared state; unset = embedded in-memory default"),
     ("engine", "VOXROOM_ENGINE", str, "synthesis engine name"),
-    ("default_voice", "VOXROOM_DEFAULT_VOICE", str, "voice used when the sender has none (unset: the engine's first stock voice)"),
+    (
+        "default_voice",
+        "VOXROOM_DEFAULT_VOICE",
+        str,
+        "voice used when the sender has none (unset: the engine's first stock voice)",
+    ),
     ("max_text_chars", "VOXROOM_MAX_TEXT_CHARS", int, "longest text a `say` may carry"),
     (
         "send_queue_messages",
@@ -103,19 +114,41 @@ SETTING_SPECS: list[tuple[str, str, Any, str]] = [
     ("rate_connection", "VOXROOM_RATE_CONNECTION", str, "token bucket per connection: burst,refill-per-second"),
     ("redis_prefix", "VOXROOM_REDIS_PREFIX", str, "prefix of every Redis key this deployment writes"),
     ("phrase_cache_mb", "VOXROOM_PHRASE_CACHE_MB", int, "in-memory phrase cache size (Redis holds it when configured)"),
+    (
+        "models_dir",
+        "VOXROOM_MODELS_DIR",
+        Path,
+        "GPT-SoVITS models directory (official layout; see `voxroom models pull`)",
+    ),
+    ("gptsovits_runtime", "VOXROOM_GPTSOVITS_RUNTIME", str, "GPT-SoVITS runtime: onnx (TensorRT/CUDA/CPU) or torch"),
+    ("gptsovits_max_batch", "VOXROOM_GPTSOVITS_MAX_BATCH", int, "GPT-SoVITS: clauses decoded together"),
+    (
+        "gptsovits_max_tokens",
+        "VOXROOM_GPTSOVITS_MAX_TOKENS",
+        int,
+        "GPT-SoVITS: longest clause in semantic tokens (25 a second)",
+    ),
+    ("gptsovits_bert", "VOXROOM_GPTSOVITS_BERT", str, "GPT-SoVITS Chinese BERT features: auto, on or off"),
+    ("gptsovits_fp16", "VOXROOM_GPTSOVITS_FP16", _bool, "GPT-SoVITS: FP16 on GPU execution providers"),
     ("demo", "VOXROOM_DEMO", _bool, "demo mode: the page mints short-lived tokens for a display name"),
     ("log_level", "VOXROOM_LOG_LEVEL", str, "debug, info, warning or error"),
 ]
 
 
+# Shorter spellings some flags also answer to.
+FLAG_ALIASES = {"models_dir": ["--models"]}
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add one --flag per setting; unset flags stay None so the environment can fill them."""
     for name, env, parse, help_text in SETTING_SPECS:
-        flag = "--" + name.replace("_", "-")
+        flags = ["--" + name.replace("_", "-"), *FLAG_ALIASES.get(name, [])]
         if parse is _bool:
-            parser.add_argument(flag, action="store_const", const=True, default=None, help=f"{help_text} [{env}]")
+            parser.add_argument(
+                *flags, dest=name, action="store_const", const=True, default=None, help=f"{help_text} [{env}]"
+            )
         else:
-            parser.add_argument(flag, type=parse, default=None, help=f"{help_text} [{env}]")
+            parser.add_argument(*flags, dest=name, type=parse, default=None, help=f"{help_text} [{env}]")
 
 
 def load_settings(args: argparse.Namespace | None = None, environ: Mapping[str, str] | None = None) -> Settings:

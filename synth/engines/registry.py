@@ -14,13 +14,23 @@ def _kokoro(**options: Any) -> Engine:
     return KokoroEngine(**options)
 
 
+def _gptsovits(**options: Any) -> Engine:
+    try:
+        from synth.engines.gptsovits.engine import create_gptsovits_engine
+    except ImportError as exc:  # torch and onnx are an optional extra
+        raise RuntimeError(
+            f"the gpt-sovits engine needs the optional dependencies: pip install 'voxroom[gptsovits]' ({exc})"
+        ) from exc
+    return create_gptsovits_engine(**options)
+
+
 def _fake(**options: Any) -> Engine:
     from synth.engines.fake import FakeEngine
 
     return FakeEngine(**options)
 
 
-_FACTORIES: dict[str, Callable[..., Engine]] = {"kokoro": _kokoro, "fake": _fake}
+_FACTORIES: dict[str, Callable[..., Engine]] = {"kokoro": _kokoro, "gpt-sovits": _gptsovits, "fake": _fake}
 
 
 def register(name: str, factory: Callable[..., Engine]) -> None:
