@@ -9,6 +9,9 @@ Each signal goes through a real Ogg/Opus round trip (libopus, 48 kHz mono) at 16
 32 kbit/s, is cut into consecutive 1 s, 2 s and 3-5 s segments, and every segment is
 scored on its own.
 
+Then, on whole clips (the recordings' probe files and every synthetic utterance): a second
+Opus generation, MP3, a phone band, level changes and noise.
+
 Run:  /work/venv/bin/python bench/watermark.py [--quick]   (about 10 min; --table reprints the last)
 Writes bench/results/watermark.json and prints a markdown table.
 """
@@ -16,6 +19,7 @@ Writes bench/results/watermark.json and prints a markdown table.
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import platform
 import sys
@@ -23,6 +27,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import av
 import numpy as np
 import soundfile as sf
 import torch
@@ -178,6 +183,60 @@ def embed_cost_by_chunk_length(watermarker: Watermarker, speech: np.ndarray, rep
     return out
 
 
+def _mp3(pcm: np.ndarray, bitrate: int = 64000) -> bytes:
+    buffer = io.BytesIO()
+    with av.open(buffer, mode="w", format="mp3") as container:
+        stream = container.add_stream("libmp3lame", rate=ENGINE_RATE)
+        stream.bit_rate = bitrate
+        stream.layout = "mono"
+        frame = av.AudioFrame.from_ndarray(np.clip(pcm, -1, 1)[None, :], format="fltp", layout="mono")
+        frame.sample_rate = ENGINE_RATE
+        for packet in [*stream.encode(frame), *stream.encode(None)]:
+            container.mux(packet)
+    return buffer.getvalue()
+
+
+def _via(data: bytes) -> np.ndarray:
+    return decode_audio(data, sample_rate=ENGINE_RATE)
+
+
+def _noise(pcm: np.ndarray, snr: float) -> np.ndarray:
+    level = np.sqrt(np.mean(pcm**2)) * 10 ** (-snr / 20)
+    return (pcm + np.random.default_rng(5).normal(0, level, pcm.size)).astype(np.float32)
+
+
+# Things a clip meets on its way from a room to someone asking about it (whole clips, 2-8 s).
+TRANSFORMS = {
+    "opus24_then_opus16": lambda x: _via(
+        encode_ogg_opus(_via(encode_ogg_opus(x, ENGINE_RATE, 24000)), ENGINE_RATE, 16000)
+    ),
+    "mp3_64k": lambda x: _via(_mp3(x)),
+    "phone_band_8khz": lambda x: resample(resample(x, ENGINE_RATE, 8000), 8000, ENGINE_RATE),
+    "quieter_x0.3": lambda x: x * 0.3,
+    "louder_x1.5_clipped": lambda x: np.clip(x * 1.5, -1, 1),
+    "noise_20db": lambda x: _noise(x, 20.0),
+}
+
+
+def transformation_rows(watermarker: Watermarker, pairs: list) -> list[dict]:
+    clips = [(c, m) for kind, name, c, m in pairs if kind == "synth" or name.endswith("probe")]
+    rows = []
+    for name, transform in TRANSFORMS.items():
+        marked = [watermarker.detect(transform(m), ENGINE_RATE) for _, m in clips]
+        clean = [watermarker.detect(transform(c), ENGINE_RATE) for c, _ in clips]
+        rows.append(
+            {
+                "transform": name,
+                "clips": len(clips),
+                "detection_rate": float(np.mean([d.watermarked for d in marked])),
+                "false_positive_rate": float(np.mean([d.watermarked for d in clean])),
+                "marked_min_score": float(min(d.score for d in marked)),
+                "clean_max_score": float(max(d.score for d in clean)),
+            }
+        )
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="fewer synthetic utterances and no DNSMOS")
@@ -266,6 +325,7 @@ def main() -> None:
             quality["dnsmos_signals"] = len(valid)
 
     speech = np.concatenate([c for kind, _, c, _ in pairs if kind == "real"])
+    transforms = transformation_rows(watermarker, pairs)
     result = {
         "threshold": SCORE_THRESHOLD,
         "engine_for_synthetic_speech": engine_used,
@@ -276,6 +336,7 @@ def main() -> None:
             "synth_seconds": float(sum(c.size for k, _, c, _ in pairs if k == "synth") / ENGINE_RATE),
         },
         "rows": rows,
+        "transforms": transforms,
         "embed_cost": {
             "chunks": embed_stats.chunks,
             "audio_seconds": embed_stats.audio_seconds,
@@ -308,6 +369,19 @@ def markdown(result: dict) -> str:
             f"| {r['false_positive_rate']:.1%} of {r['clean_segments']} "
             f"| {r['marked_min_score']:.2f} | {r['clean_max_score']:.2f} |"
         )
+    if result.get("transforms"):
+        lines += [
+            "",
+            "| other treatment (whole clips) | detected (marked) | false positives (clean) "
+            "| lowest marked score | highest clean score |",
+            "| --- | --- | --- | --- | --- |",
+        ]
+        for r in result["transforms"]:
+            lines.append(
+                f"| {r['transform']} | {r['detection_rate']:.0%} of {r['clips']} "
+                f"| {r['false_positive_rate']:.0%} of {r['clips']} "
+                f"| {r['marked_min_score']:.2f} | {r['clean_max_score']:.2f} |"
+            )
     answers = {level: sum(r["answers_by_confidence"][level] for r in result["rows"]) for level in CONFIDENCES}
     errors = {level: sum(r["errors_by_confidence"][level] for r in result["rows"]) for level in CONFIDENCES}
     lines += [
