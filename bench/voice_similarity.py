@@ -10,6 +10,11 @@ which the fit never sees: cosine to the speaker's *_probe.wav, the 0..1 scale
 top-1 identification among all speakers' probes, and DNSMOS of the output.
 
     nice python bench/voice_similarity.py [--voices DIR] [--speakers en_1688,zh_S0764] [--budget 240]
+
+On a shared machine the speakers can run as shards in parallel processes and be merged:
+
+    python bench/voice_similarity.py --speakers A,B --out shard1   (one process per shard)
+    python bench/voice_similarity.py --merge shard1,shard2,shard3
 """
 
 from __future__ import annotations
@@ -95,7 +100,11 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--budget", type=float, default=240.0, help="fit CPU budget per voice, seconds")
     parser.add_argument("--out", default="voice_similarity", help="results name under bench/results/")
     parser.add_argument("--verbose", action="store_true", help="print the fit's progress messages")
+    parser.add_argument("--merge", default="", help="comma-separated shard names to merge into --out")
     args = parser.parse_args(argv)
+    if args.merge:
+        merge([RESULTS / f"{name}.json" for name in args.merge.split(",")], args.out)
+        return
 
     import torch
 
@@ -161,6 +170,17 @@ def main(argv: list[str]) -> None:
     (RESULTS / f"{args.out}.json").write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n")
     plot(rows, RESULTS / f"{args.out}.png")
     print(json.dumps(summary, indent=2))
+
+
+def merge(paths: list[Path], out: str) -> None:
+    shards = [json.loads(p.read_text()) for p in paths]
+    result = dict(shards[0])
+    result["speakers"] = sorted((row for shard in shards for row in shard["speakers"]), key=lambda r: r["speaker"])
+    result["summary"] = summarise(result["speakers"])
+    result["shards"] = [p.name for p in paths]
+    (RESULTS / f"{out}.json").write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n")
+    plot(result["speakers"], RESULTS / f"{out}.png")
+    print(json.dumps(result["summary"], indent=2))
 
 
 def summarise(rows: list[dict]) -> dict[str, object]:  # type: ignore[type-arg]

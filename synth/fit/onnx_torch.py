@@ -85,7 +85,30 @@ class OnnxTorchGraph:
             if node.op not in _OPS:
                 raise UnsupportedGraph(f"op {node.op} not implemented")
         self._fold_constants()
+        self._centre_integer_weights()
         self._producer = {out: i for i, n in enumerate(self.nodes) for out in n.outputs}
+
+    def _centre_integer_weights(self) -> None:
+        """Store (weight - zero point) once for every integer matmul/conv and drop the raw copy."""
+        users: dict[str, int] = {}
+        for node in self.nodes:
+            for name in node.inputs:
+                users[name] = users.get(name, 0) + 1
+        for node in self.nodes:
+            if node.op not in ("MatMulInteger", "ConvInteger") or len(node.inputs) < 4:
+                continue
+            weight, zero = node.inputs[1], node.inputs[3]
+            if weight not in self.constants or (zero and zero not in self.constants):
+                continue
+            shape = (-1, 1, 1) if node.op == "ConvInteger" else (-1,)
+            centred_name = f"{weight}::centred::{zero}"
+            if centred_name not in self.constants:
+                w, z = self.constants[weight], self.constants.get(zero) if zero else None
+                self.constants[centred_name] = w if z is None else w - (z.reshape(shape) if z.numel() > 1 else z)
+            node.inputs[1], node.inputs[3] = centred_name, ""
+            users[weight] -= 1
+            if users[weight] == 0:
+                del self.constants[weight]
 
     def _fold_constants(self) -> None:
         """Evaluate once every node whose inputs are all constants."""
