@@ -110,11 +110,8 @@ async def _enroll(
         if status["status"] == "failed":
             print(f"{status.get('error', 'The voice fit failed.')} The starting voice stays in use.", file=out)
             return 0
-        similarity = status["similarity"]
-        print(
-            f"Voice ready: similarity {similarity['score']:.2f} (judge cosine {similarity['raw']:.3f}).",
-            file=out,
-        )
+        detail = status["similarity_detail"]
+        print(f"Voice ready: similarity {status['similarity']:.2f} (judge cosine {detail['raw']:.3f}).", file=out)
         return 0
     finally:
         await service.close()

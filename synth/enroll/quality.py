@@ -22,13 +22,9 @@ Progress = Callable[[float, str], None]
 ADVICE_NO_SOUND = "We could not hear anything: check that the microphone is switched on and not muted."
 ADVICE_NO_SPEECH = "We could not hear anyone speaking: speak clearly, close to the microphone."
 ADVICE_CLOSER = "Move closer to the microphone, or turn its volume up."
-ADVICE_CLIPPING = (
-    "The recording is distorted: move a little further from the microphone or turn its volume down."
-)
+ADVICE_CLIPPING = "The recording is distorted: move a little further from the microphone or turn its volume down."
 ADVICE_QUIETER = "Record somewhere quieter: the background noise is too loud."
-ADVICE_POOR = (
-    "The recording sounds poor: record somewhere quieter, close to the microphone, with no music or effects."
-)
+ADVICE_POOR = "The recording sounds poor: record somewhere quieter, close to the microphone, with no music or effects."
 ADVICE_ONE_SPEAKER = "We heard more than one voice: record only yourself, with nobody else speaking."
 ADVICE_TOO_LONG = "Keep the recording under {limit} minutes."
 

@@ -52,7 +52,20 @@ class Baselines:
 
     def similarity(self, raw: float, of: str) -> dict[str, Any]:
         scaled = (raw - self.different_speaker) / (self.same_speaker - self.different_speaker)
-        return {"score": round(float(np.clip(scaled, 0.0, 1.0)), 3), "raw": round(float(raw), 4), "of": of}
+        return {
+            "score": round(float(np.clip(scaled, 0.0, 1.0)), 3),
+            "raw": round(float(raw), 4),
+            "of": of,  # what was scored: "stock:NAME" while the fit runs, then "voice:OWNER"
+            "same_speaker": self.same_speaker,
+            "different_speaker": self.different_speaker,
+        }
+
+
+def wire_similarity(similarity: dict[str, Any] | None) -> dict[str, Any]:
+    """`similarity` as the protocol has it (the 0..1 score) plus `similarity_detail` (raw cosine, baselines)."""
+    if similarity is None:
+        return {"similarity": None, "similarity_detail": None}
+    return {"similarity": similarity["score"], "similarity_detail": similarity}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -69,7 +82,7 @@ class EnrollResult:
             "version": self.version,
             "status": self.status,
             "quality": self.quality,
-            "similarity": self.similarity,
+            **wire_similarity(self.similarity),
         }
 
 
@@ -225,7 +238,9 @@ class EnrollmentService:
             self._progress.pop(owner, None)
             self._fits.pop(owner, None)
         if result is not None and self.on_voice_ready is not None:
-            await self.on_voice_ready(owner, {"voice_id": owner, "version": version, "similarity": meta["similarity"]})
+            await self.on_voice_ready(
+                owner, {"voice_id": owner, "version": version, **wire_similarity(meta["similarity"])}
+            )
 
     async def resume_pending(self) -> int:
         """At start-up: restart the fit of every voice whose fit had not finished."""
@@ -254,7 +269,7 @@ class EnrollmentService:
                 "consent": bool(consent.get("consent", False)),
                 "grants": list(consent.get("grants", [])),
                 "quality": None,
-                "similarity": None,
+                **wire_similarity(None),
                 "created_at": None,
             }
         meta = record.meta
@@ -266,7 +281,7 @@ class EnrollmentService:
             "consent": bool(consent.get("consent", False)),
             "grants": list(consent.get("grants", [])),
             "quality": meta["quality"],
-            "similarity": meta["similarity"],
+            **wire_similarity(meta["similarity"]),
             "created_at": meta["created_at"],
             "version": record.version,
         }

@@ -12,13 +12,16 @@ from tests.enroll.conftest import load_voice, voice_path, wav_bytes
 
 def test_enrolls_a_good_recording_and_shows_progress(tmp_path: Path) -> None:
     out = io.StringIO()
-    code = enroll_file_command(voice_path("en_1998_enroll.wav"), "alice", data_dir=tmp_path, wait=False, out=out)
+    code = enroll_file_command(
+        voice_path("en_1998_enroll.wav"), "alice", data_dir=tmp_path, fit_cpu_budget_s=1.0, out=out
+    )
     text = out.getvalue()
     assert code == 0, text
     assert "checking:" in text and "finding speech" in text
     assert "-> ok" in text and "Enrolled alice" in text
+    assert "Voice ready: similarity" in text
     record = open_service(tmp_path).store.load("alice")
-    assert record is not None and record.meta["status"] == "fitting"  # finished by the server at its next start
+    assert record is not None and record.meta["status"] == "ready"
 
 
 def test_refuses_a_short_clip_with_advice(tmp_path: Path) -> None:

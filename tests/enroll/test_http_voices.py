@@ -70,13 +70,16 @@ async def test_enroll_status_delete(client: TestClient) -> None:  # type: ignore
     body = await response.json()
     assert body["voice_id"] == "alice"
     assert body["quality"]["verdict"] == "ok" and body["quality"]["advice"] == []
-    assert set(body["similarity"]) >= {"score", "raw"} and 0 <= body["similarity"]["score"] <= 1
+    assert 0 <= body["similarity"] <= 1
+    assert body["similarity_detail"]["score"] == body["similarity"]
+    assert -1 <= body["similarity_detail"]["raw"] <= 1 and body["similarity_detail"]["of"].startswith("stock:")
 
     response = await client.get("/v1/voices/me", headers=as_user("alice"))
     me = await response.json()
     assert me["enrolled"] is True and me["status"] in {"fitting", "ready"}
     assert me["consent"] is True and me["grants"] == [{"grantee": "bot-7"}]
     assert me["quality"]["speech_s"] > 10 and me["created_at"]
+    assert me["similarity"] == body["similarity"]
     assert {"fraction", "stage"} <= set(me["progress"])
 
     service = client.app[SERVICE]

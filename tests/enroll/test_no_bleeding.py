@@ -18,17 +18,15 @@ from synth.voicestore import VoiceRecord, VoiceStore, load_or_create_deployment_
 
 # Three owners whose stored voices differ clearly (one male and two female packs).
 OWNERS = {"ann": "jf_alpha", "ben": "jm_kumo", "cat": "jf_nezumi"}
-TEXT = ("今日は少し寒いですね。", "ja")
+TEXT = ("今日は寒いですね。", "ja")
 
 
 @pytest.mark.slow
-async def test_voices_rendered_together_stay_their_own(
-    tmp_path: Path, workers: EnrollmentWorkers, kokoro: KokoroEngine
-) -> None:
+async def test_voices_rendered_together_stay_their_own(tmp_path: Path, kokoro: KokoroEngine) -> None:
     store = VoiceStore(tmp_path / "voices", load_or_create_deployment_key(tmp_path))
     for owner, pack in OWNERS.items():
         store.save(VoiceRecord(owner, 1, {"status": "ready"}, {"pack": stock_packs()[pack]}))
-    service = EnrollmentService(store, workers)
+    service = EnrollmentService(store, EnrollmentWorkers())  # only reads voices: no process starts
     voices = {owner: await service.voice_for(owner) for owner in OWNERS}
 
     def judge_print(audio: np.ndarray) -> np.ndarray:
@@ -37,7 +35,7 @@ async def test_voices_rendered_together_stay_their_own(
     alone = {o: judge_print(kokoro.synthesize_batch([ClauseRequest(*TEXT, v)])[0]) for o, v in voices.items()}
 
     # Interleaved in one batch, and from concurrent threads as the scheduler calls the engine.
-    order = list(OWNERS) * 2
+    order = list(OWNERS)
     batch = kokoro.synthesize_batch([ClauseRequest(*TEXT, voices[o]) for o in order])
     with concurrent.futures.ThreadPoolExecutor(max_workers=3) as pool:
         threaded = list(pool.map(lambda o: kokoro.synthesize_batch([ClauseRequest(*TEXT, voices[o])])[0], order))

@@ -68,9 +68,8 @@ def test_refuses_a_mix_of_two_speakers() -> None:
     assert quality.ADVICE_ONE_SPEAKER in report.advice
 
 
-@pytest.mark.parametrize("other", ["en_367_enroll.wav", "zh_THCHS30-D4_enroll.wav"])
-def test_refuses_other_two_speaker_mixes(other: str) -> None:
-    report = assess(two_speakers("en_533_enroll.wav", other))
+def test_refuses_a_mix_across_languages() -> None:
+    report = assess(two_speakers("en_533_enroll.wav", "zh_THCHS30-D4_enroll.wav"))
     assert quality.ADVICE_ONE_SPEAKER in report.advice
 
 
