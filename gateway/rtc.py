@@ -1,102 +1,54 @@
 """WebRTC listeners: POST /v1/rtc/offer answers with one audio track carrying a room's speech.
 
 An `RtcPeer` is a room member like a WebSocket connection: the room's binary frames
-go to its `SpeechMixer`, its JSON messages to the data channel when the client
-opened one (the same messages as the WebSocket; requests sent on it are served by
-the same `Session`). `RoomAudioTrack` serves one mixed 20 ms frame per tick, paced
-on the event loop's clock; aiortc encodes it to Opus. A peer is closed, and leaves
-its rooms, when the client closes it, ICE fails, it never connects, it leaves its
-last room, or the server shuts down.
+go to the room's shared `RoomSpeech` (mixed and paced once for every listener of the
+room), its JSON messages to the data channel when the client opened one (the same
+messages as the WebSocket; requests sent on it are served by the same `Session`).
+A peer is closed, and leaves its rooms, when the client closes it, ICE fails, it
+never connects, it leaves the room it listens to, or the server shuts down.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import fractions
 import json
 import logging
 import uuid
 from typing import Any, cast
 
 from aiohttp import web
-from aiortc import MediaStreamTrack, RTCConfiguration, RTCDataChannel, RTCPeerConnection, RTCSessionDescription
-from aiortc.mediastreams import MediaStreamError
-from av import AudioFrame
+from aiortc import RTCConfiguration, RTCDataChannel, RTCPeerConnection, RTCSessionDescription
 
 from gateway import protocol
 from gateway.connection import ClientConnection
 from gateway.context import ServerContext
-from gateway.rtc_mixer import FRAME_SAMPLES, SAMPLE_RATE, MixerFull, SpeechMixer
+from gateway.rtc_media import ListenerTrack, RoomSpeech
 from gateway.session import Session
 from voxroom.errors import ErrorCode, VoxroomError
 from voxroom.identity import Account
 
 log = logging.getLogger(__name__)
 
-FRAME_S = FRAME_SAMPLES / SAMPLE_RATE
 MAX_SDP_CHARS = 64 * 1024
 CONNECT_TIMEOUT_S = 30.0  # a peer that has not connected by then is closed
 MAX_PEERS = 256
 MAX_PEERS_PER_ACCOUNT = 4
 # Data channel bytes queued but not yet sent; past this the client is not reading and is dropped.
 MAX_CHANNEL_BUFFERED_BYTES = 1024 * 1024
-# When the loop fell this far behind, restart the clock rather than send a burst to catch up.
-MAX_LATE_S = 0.2
-_SPEECH_ENDS = ('"type":"speech_end"', '"type":"speech_error"')
-
-
-class RoomAudioTrack(MediaStreamTrack):
-    """The outgoing audio track: 20 ms AudioFrames at 48 kHz mono, on time, silence when nobody speaks."""
-
-    kind = "audio"
-
-    def __init__(self, mixer: SpeechMixer) -> None:
-        super().__init__()
-        self._mixer = mixer
-        self._next_at: float | None = None
-        self._pts = 0
-        self._stopped = asyncio.Event()
-
-    async def recv(self) -> AudioFrame:
-        if self.readyState != "live":
-            raise MediaStreamError
-        loop = asyncio.get_running_loop()
-        now = loop.time()
-        if self._next_at is None or now - self._next_at > MAX_LATE_S:
-            self._next_at = now
-        else:
-            self._next_at += FRAME_S
-        delay = self._next_at - now
-        if delay > 0:
-            # Waiting on the stop event, not a bare sleep, so stop() ends a pending recv() at once.
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stopped.wait(), delay)
-        if self.readyState != "live":
-            raise MediaStreamError
-        samples = self._mixer.next_frame()
-        frame = AudioFrame.from_ndarray(samples.reshape(1, -1), format="s16", layout="mono")
-        frame.sample_rate = SAMPLE_RATE
-        frame.pts = self._pts
-        frame.time_base = fractions.Fraction(1, SAMPLE_RATE)
-        self._pts += FRAME_SAMPLES
-        return frame
-
-    def stop(self) -> None:
-        self._stopped.set()
-        super().stop()
+_SPEECH_EVENT = '{"type":"speech_'  # how protocol.encode starts speech_start, speech_end, speech_error
 
 
 class RtcPeer:
-    """One browser (or bot) listening over WebRTC; a room member with a non-blocking `send()`."""
+    """One browser (or bot) listening to one room over WebRTC; a room member with a non-blocking `send()`."""
 
-    def __init__(self, account: Account, pc: RTCPeerConnection, peers: RtcPeers) -> None:
+    def __init__(self, account: Account, pc: RTCPeerConnection, speech: RoomSpeech, peers: RtcPeers) -> None:
         self.conn_id = "rtc-" + uuid.uuid4().hex
         self.account = account
         self.state = protocol.ConnectionState()
         self.pc = pc
-        self.mixer = SpeechMixer()
-        self.track = RoomAudioTrack(self.mixer)
+        self.speech = speech  # the room this peer hears
+        self.track: ListenerTrack = speech.subscribe()
         self.channel: RTCDataChannel | None = None
         self.closed = False
         self._peers = peers
@@ -109,23 +61,30 @@ class RtcPeer:
         if self.closed:
             return False
         if isinstance(item, bytes):
-            return self._take_audio(item)
-        if item.startswith('{"type":"speech_') and any(marker in item for marker in _SPEECH_ENDS):
-            self.mixer.end(uuid.UUID(json.loads(item)["utterance"]))
+            try:
+                self.speech.feed(item)
+            except ValueError:
+                log.warning("rtc peer %s: malformed audio frame ignored", self.conn_id[4:12])
+            return True
+        if item.startswith(_SPEECH_EVENT):
+            self._follow_speech(item)
         return self._send_on_channel(item)
 
     def send_message(self, message: dict[str, Any]) -> bool:
         return self.send(protocol.encode(message))
 
-    def _take_audio(self, frame: bytes) -> bool:
+    def _follow_speech(self, text: str) -> None:
+        """speech_start of this peer's room opens an utterance for the mixer; its end closes it."""
         try:
-            utterance, _, packet = protocol.unpack_frame(frame)
-            self.mixer.add_packet(utterance, packet)
-        except (ValueError, MixerFull) as exc:
-            log.warning("rtc peer %s (%s) dropped: %s", self.conn_id[4:12], self.account.id, exc)
-            self._peers.close_soon(self)
-            return False
-        return True
+            event = json.loads(text)
+            utterance = uuid.UUID(event["utterance"])
+        except (ValueError, KeyError, TypeError):
+            return
+        if event.get("type") == "speech_start":
+            if event.get("room") == self.speech.room:
+                self.speech.start(utterance)
+        else:
+            self.speech.end(utterance)
 
     def _send_on_channel(self, text: str) -> bool:
         channel = self.channel
@@ -159,7 +118,7 @@ class RtcPeer:
         while not self.closed:
             text = await self._inbox.get()
             await session.handle_text(text)
-            if not self.state.rooms:  # it left its last room: nothing more to listen to
+            if self.speech.room not in self.state.rooms:  # it left the room it listens to
                 self._peers.close_soon(self)
 
     async def stop_reading(self) -> None:
@@ -175,6 +134,7 @@ class RtcPeers:
     def __init__(self, ctx: ServerContext) -> None:
         self.ctx = ctx
         self._peers: dict[str, RtcPeer] = {}
+        self._speech: dict[str, RoomSpeech] = {}
         self._closing: set[asyncio.Task[None]] = set()
 
     def __len__(self) -> int:
@@ -194,7 +154,8 @@ class RtcPeers:
             )
         # No STUN or TURN: host candidates only, which is what a loopback or LAN deployment needs.
         pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
-        peer = RtcPeer(account, pc, self)
+        speech = self._speech.get(room) or self._speech.setdefault(room, RoomSpeech(room))
+        peer = RtcPeer(account, pc, speech, self)
         self._peers[peer.conn_id] = peer
         try:
             pc.addTrack(peer.track)
@@ -265,13 +226,17 @@ class RtcPeers:
         peer.track.stop()
         await peer.stop_reading()
         await peer.pc.close()
-        log.info(
-            "rtc peer %s (%s) closed after %d frames, %d with speech",
-            peer.conn_id[4:12],
-            peer.account.id,
-            peer.mixer.frames_out,
-            peer.mixer.speech_frames_out,
-        )
+        speech = peer.speech
+        if not speech.listeners and self._speech.get(speech.room) is speech:
+            del self._speech[speech.room]
+            await speech.close()
+            log.info(
+                "room %s: audio for WebRTC stopped after %d frames, %d with speech",
+                speech.room,
+                speech.mixer.frames_out,
+                speech.mixer.speech_frames_out,
+            )
+        log.info("rtc peer %s (%s) closed", peer.conn_id[4:12], peer.account.id)
 
     async def close_all(self) -> None:
         await asyncio.gather(*(self.close(peer) for peer in list(self._peers.values())), return_exceptions=True)

@@ -168,3 +168,26 @@ async def test_offer_refusals_are_clear(server: ServerProcess) -> None:
 
     finally:
         await listener.close()
+
+
+async def test_two_listeners_of_one_room_both_hear_it(server: ServerProcess) -> None:
+    speaker = await VoxroomClient.connect(server.ws_url, server.token("rtc-speaker-5"))
+    listeners = [RtcListener(with_channel=False) for _ in range(2)]
+    try:
+        await speaker.join("rtc-room-5")
+        for index, listener in enumerate(listeners):
+            await listener.connect(server.http, server.token(f"rtc-listener-5{index}"), "rtc-room-5")
+            await listener.wait_connected()
+        accepted = await speaker.say("rtc-room-5", "Both of you should hear this.", lang="en")
+        await speaker.utterance(accepted["utterance"])
+        for listener in listeners:
+            await wait_until(lambda lst=listener: max(lst.rms, default=0) > SPEECH_RMS, 20, "both to hear it")
+        # One listener leaving does not silence the other.
+        await listeners[0].close()
+        count = len(listeners[1].rms)
+        await asyncio.sleep(0.5)
+        assert len(listeners[1].rms) - count >= 15
+    finally:
+        for listener in listeners:
+            await listener.close()
+        await speaker.close()
