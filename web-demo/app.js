@@ -214,10 +214,12 @@ function renderVoice(status) {
   $("similarity").hidden = !similarity;
   if (similarity) {
     const score = typeof similarity === "number" ? similarity : similarity.score;
-    const standIn = similarity.of?.startsWith("stock:")
-      ? ` (measured on the stand-in ${similarity.of.slice(6)}; the fitted voice replaces it)`
+    const of = status.similarity_detail?.of ?? similarity.of;
+    const standIn = of?.startsWith("stock:")
+      ? ` (measured on the stand-in ${of.slice(6)}; the fitted voice replaces it)`
       : "";
-    $("similarity-score").textContent = `${Math.round(score * 100)} / 100${standIn}`;
+    $("similarity-score").textContent = `${Math.round(score * 100)} / 100`;
+    $("similarity-note").textContent = standIn;
   }
   renderQuality(status.quality);
   if (status.quota) renderQuota(status.quota);
