@@ -185,6 +185,7 @@ class EnrollmentService:
         if old is not None:
             old.cancel()  # its result would belong to the replaced voice; the worker finishes it unheard
         task = asyncio.get_running_loop().create_task(self._fit(record), name=f"voice-fit:{record.owner}")
+        task.add_done_callback(_report_crash)
         self._fits[record.owner] = task
 
     async def _fit(self, record: VoiceRecord) -> None:
@@ -339,6 +340,12 @@ class EnrollmentService:
         except VoiceKeyError:
             log.warning("a stored voice cannot be opened with the deployment key; treating it as replaceable")
             return None
+
+
+def _report_crash(task: asyncio.Task[None]) -> None:
+    """A fit task that dies of anything but cancellation says so (its voice stays on the stock pack)."""
+    if not task.cancelled() and task.exception() is not None:
+        log.error("%s died", task.get_name(), exc_info=task.exception())
 
 
 def _voice_of(record: VoiceRecord) -> Voice:
