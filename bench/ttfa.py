@@ -72,6 +72,9 @@ async def run(server: ServerProcess, count: int) -> dict[str, object]:
     rtf_sum = metrics.get('voxroom_engine_real_time_factor_sum{engine="kokoro"}', 0.0)
     rtf_count = metrics.get('voxroom_engine_real_time_factor_count{engine="kokoro"}', 0.0)
     audio_s = metrics.get('voxroom_audio_seconds_total{engine="kokoro"}', 0.0)
+    marks = metrics.get("voxroom_watermark_embed_seconds_count", 0.0)
+    mark_cpu = metrics.get("voxroom_watermark_embed_seconds_sum", 0.0)
+    marked_audio = metrics.get("voxroom_watermark_audio_seconds_total", 0.0)
     return {
         "benchmark": "ttfa",
         "machine": machine(),
@@ -80,6 +83,11 @@ async def run(server: ServerProcess, count: int) -> dict[str, object]:
         "engine_rtf_mean_per_clause": round(rtf_sum / rtf_count, 3) if rtf_count else None,
         "engine_clauses": int(rtf_count),
         "audio_seconds": round(audio_s, 2),
+        "watermark": {
+            "clauses_marked": int(marks),
+            "cpu_ms_per_clause": round(1000 * mark_cpu / marks, 2) if marks else None,
+            "rtf": round(mark_cpu / marked_audio, 4) if marked_audio else None,
+        },
         "per_message": per_message,
     }
 
@@ -97,7 +105,8 @@ def main() -> None:
             server.stop()
     ttfa = result["time_to_first_audio"]
     print(f"\ntime to first audio: p50 {ttfa['p50_ms']} ms, p95 {ttfa['p95_ms']} ms "  # type: ignore[index]
-          f"(n={ttfa['n']}); engine RTF {result['engine_rtf_mean_per_clause']}")  # type: ignore[index]
+          f"(n={ttfa['n']}); engine RTF {result['engine_rtf_mean_per_clause']}; "  # type: ignore[index]
+          f"watermark {result['watermark']}")
     print("written to", write_result(args.name, result))
 
 

@@ -32,6 +32,7 @@ class ServerContext:
     voices: VoiceResolver
     policy: PolicyService
     cache: PhraseCache
+    watermarker: Any = None  # synth.watermark.Watermarker when marking is on
     extra: dict[str, Any] = dataclasses.field(default_factory=dict)
     # Open connections by account id, so events about an account (voice_ready) reach all its clients.
     connections: dict[str, set[Any]] = dataclasses.field(default_factory=dict)

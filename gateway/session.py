@@ -100,7 +100,7 @@ class Session:
         except BaseException:
             ctx.scheduler.release(sender.id)
             raise
-        key = phrase_key(clauses, resolved.voice, ctx.engine)
+        key = phrase_key(clauses, resolved.voice, ctx.engine, watermarked=ctx.settings.watermark)
         utterance = Utterance(
             id=uuid.uuid4(),
             room=message.room,

@@ -34,9 +34,10 @@ class PhraseKey:
     lang: str
     engine: str
     model_version: str
+    watermarked: bool = True  # audio made while marking was off must never be served once it is on
 
     def digest(self) -> str:
-        raw = "\x1f".join([self.text, self.lang, self.engine, self.model_version])
+        raw = "\x1f".join([self.text, self.lang, self.engine, self.model_version, str(self.watermarked)])
         return hashlib.sha256(raw.encode("utf-8")).hexdigest()[:32]
 
 

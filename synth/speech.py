@@ -106,13 +106,13 @@ class Speaker:
             raise VoxroomError(ErrorCode.INTERNAL, "The engine produced no audio for this text.")
 
 
-def phrase_key(clauses: list[Clause], voice: Voice, engine: Engine) -> PhraseKey | None:
+def phrase_key(clauses: list[Clause], voice: Voice, engine: Engine, *, watermarked: bool) -> PhraseKey | None:
     """The cache key of a short message, or None when it is too long to be worth caching."""
     text = " ".join(c.text for c in clauses)
     if len(text) > MAX_CACHED_TEXT_CHARS:
         return None
     lang = clauses[0].lang if clauses else "auto"
-    return PhraseKey(voice.id, voice.version, text, lang, engine.name, engine.model_version)
+    return PhraseKey(voice.id, voice.version, text, lang, engine.name, engine.model_version, watermarked)
 
 
 def duration_ms(packet_count: int) -> int:

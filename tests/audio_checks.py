@@ -14,7 +14,10 @@ def decode_opus(packets: list[bytes]) -> np.ndarray:
     out: list[np.ndarray] = []
     for packet in packets:
         for frame in decoder.decode(av.Packet(packet)):
-            out.append(frame.to_ndarray().reshape(-1).astype(np.float32))
+            samples = frame.to_ndarray().reshape(-1)
+            if samples.dtype == np.int16:  # libopus decodes to s16: scale to [-1, 1]
+                samples = samples.astype(np.float32) / 32768.0
+            out.append(samples.astype(np.float32))
     return np.concatenate(out) if out else np.zeros(0, np.float32)
 
 

@@ -13,6 +13,7 @@ from gateway.auth import TokenAuthority
 from gateway.context import ServerContext
 from gateway.http import auth_middleware, base_routes, demo_routes, error_middleware
 from gateway.http_demo import demo_routes_for
+from gateway.http_detect import detect_routes
 from gateway.http_policy import policy_routes
 from gateway.rtc import install_rtc
 from gateway.ws import CTX_KEY, websocket_handler
@@ -27,6 +28,7 @@ from synth.engines.registry import create_engine
 from synth.scheduler import Scheduler
 from synth.speech import Speaker
 from synth.voices import VoiceResolver
+from synth.watermark.switch import watermark_chunk_filter
 from voxroom.metrics import Metrics
 from voxroom.settings import Settings
 
@@ -79,6 +81,8 @@ def engine_options(settings: Settings) -> dict[str, Any]:
 def build_context(settings: Settings) -> ServerContext:
     metrics = Metrics()
     engine = create_engine(settings.engine, **engine_options(settings))
+    # Marking runs per clause off the event loop, before Opus; one watermarker is shared by threads.
+    chunk_filter, watermarker = watermark_chunk_filter(settings.watermark, on_embed=metrics.record_embed)
     scheduler = Scheduler(engine, metrics, workers=settings.engine_workers, max_active=settings.max_active_utterances)
     return ServerContext(
         settings=settings,
@@ -87,9 +91,10 @@ def build_context(settings: Settings) -> ServerContext:
         rooms=RoomHub(),
         engine=engine,
         scheduler=scheduler,
-        speaker=Speaker(engine, scheduler),
+        speaker=Speaker(engine, scheduler, chunk_filter=chunk_filter),
         voices=VoiceResolver(engine, settings.default_voice),
         policy=build_policy(settings, StaticVoiceDirectory()),
+        watermarker=watermarker,
         cache=create_phrase_cache(
             settings.redis_url, settings.redis_prefix, metrics, max_bytes=settings.phrase_cache_mb * 1024 * 1024
         ),
@@ -101,6 +106,7 @@ def create_app(ctx: ServerContext) -> web.Application:
     app[CTX_KEY] = ctx
     app.add_routes([web.get("/v1/ws", websocket_handler), *base_routes(), *demo_routes(WEB_DEMO_DIR)])
     app.add_routes(policy_routes(ctx.policy))
+    app.add_routes(detect_routes())
     app.add_routes(demo_routes_for(ctx))
     install_rtc(app, ctx)
 

@@ -33,6 +33,12 @@ def build_parser() -> argparse.ArgumentParser:
     token.add_argument("--ttl", type=_parse_ttl, default=24 * 3600.0, help="lifetime: seconds or 30m, 12h, 7d")
     token.add_argument("--room", action="append", dest="allowed_rooms", help="restrict to this room (repeatable)")
 
+    detect = commands.add_parser(
+        "detect", help="does this clip carry Voxroom's watermark? (exit 0 yes, 1 no, 2 bad file)"
+    )
+    detect.add_argument("file", help="WAV, Ogg/Opus, WebM or MP3")
+    detect.add_argument("--json", action="store_true", help="print the answer as JSON")
+
     models = commands.add_parser("models", help="fetch model weights for optional engines")
     models_commands = models.add_subparsers(dest="models_command", required=True)
     pull = models_commands.add_parser("pull", help="download official weights and check their hashes")
@@ -44,6 +50,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command == "detect":
+        from pathlib import Path
+
+        from synth.watermark.command import detect_command
+
+        return detect_command(Path(args.file), as_json=args.json)
     if args.command == "models":
         from synth.engines.gptsovits.pull import main as pull_main
 

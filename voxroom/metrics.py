@@ -65,5 +65,20 @@ class Metrics:
             "voxroom_phrase_cache_evictions_total", "Entries evicted to stay in bounds", registry=r
         )
 
+        self.watermark_embed = Histogram(
+            "voxroom_watermark_embed_seconds",
+            "CPU seconds spent marking one clause",
+            buckets=(0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25),
+            registry=r,
+        )
+        self.watermark_audio = Counter("voxroom_watermark_audio_seconds_total", "Seconds of speech marked", registry=r)
+        self.detections = Counter(
+            "voxroom_detections_total", "Watermark detections, by verdict", ["verdict"], registry=r
+        )
+
+    def record_embed(self, cpu_s: float, audio_s: float) -> None:
+        self.watermark_embed.observe(cpu_s)
+        self.watermark_audio.inc(audio_s)
+
     def render(self) -> bytes:
         return generate_latest(self.registry)

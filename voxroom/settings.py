@@ -49,6 +49,7 @@ class Settings:
     gptsovits_max_tokens: int = 1500
     gptsovits_bert: str = "auto"
     gptsovits_fp16: bool = True
+    watermark: bool = True
     demo: bool = False
     daily_limit: int = 50
     daily_limit_overrides: str = ""
@@ -130,6 +131,7 @@ SETTING_SPECS: list[tuple[str, str, Any, str]] = [
     ),
     ("gptsovits_bert", "VOXROOM_GPTSOVITS_BERT", str, "GPT-SoVITS Chinese BERT features: auto, on or off"),
     ("gptsovits_fp16", "VOXROOM_GPTSOVITS_FP16", _bool, "GPT-SoVITS: FP16 on GPU execution providers"),
+    ("watermark", "VOXROOM_WATERMARK", _bool, "mark every clause with the inaudible watermark (off is logged loudly)"),
     ("demo", "VOXROOM_DEMO", _bool, "demo mode: the page mints short-lived tokens for a display name"),
     ("log_level", "VOXROOM_LOG_LEVEL", str, "debug, info, warning or error"),
 ]
