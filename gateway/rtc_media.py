@@ -28,8 +28,9 @@ log = logging.getLogger(__name__)
 FRAME_S = FRAME_SAMPLES / SAMPLE_RATE
 # When the loop fell this far behind, restart the clock rather than send a burst to catch up.
 MAX_LATE_S = 0.2
-# Frames a listener may have waiting; an encoder further behind loses the oldest (100 ms).
-LISTENER_BACKLOG_FRAMES = 5
+# Frames a listener may have waiting; an encoder further behind loses the oldest. Small, because a
+# backlog once built is never worked off (frames come exactly as fast as they are sent) and adds delay.
+LISTENER_BACKLOG_FRAMES = 3
 
 
 class ListenerTrack(MediaStreamTrack):

@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from playwright.sync_api import sync_playwright
+from playwright.sync_api import Page, sync_playwright
 
 from tests.browser.conftest import CHROMIUM, chromium_args
 from tests.browser.pages import FIRST_ENERGY_JS, join, open_page, send, sign_in
@@ -51,6 +51,24 @@ def summarise(values: list[float]) -> dict[str, float]:
     }
 
 
+def wait_until_quiet(page: Page, quiet_s: float = 0.5, timeout_s: float = 30.0) -> None:
+    """Until the page's latest utterance has ended and it has played no new audio energy for `quiet_s`."""
+    page.wait_for_function(
+        "!document.querySelector('#log li') || document.querySelector('#log li').dataset.outcome",
+        timeout=timeout_s * 1000,
+    )
+    deadline = time.monotonic() + timeout_s
+    last, quiet_since = None, time.monotonic()
+    while time.monotonic() < deadline:
+        energy = page.evaluate("window.voxroomDemo.player.stats()")["totalAudioEnergy"]
+        if energy != last:
+            last, quiet_since = energy, time.monotonic()
+        elif time.monotonic() - quiet_since >= quiet_s:
+            return
+        time.sleep(0.1)
+    raise RuntimeError("the room never went quiet")
+
+
 def run(rounds: int) -> dict[str, Any]:
     rows: list[dict[str, float]] = []
     with tempfile.TemporaryDirectory() as data_dir, sync_playwright() as playwright:
@@ -62,8 +80,10 @@ def run(rounds: int) -> dict[str, Any]:
                 sign_in(page, name)
                 join(page, "latency", mode)
             send(speaker, "Warming up.")  # the first synthesis of a process is not what users see later
-            time.sleep(4)
             for index in range(rounds):
+                time.sleep(1.0)
+                wait_until_quiet(rtc)
+                wait_until_quiet(codecs)
                 rtc.evaluate(f"() => {{ window.firstEnergy = ({FIRST_ENERGY_JS})(30000); }}")
                 codecs.evaluate(f"() => {{ window.firstEnergy = ({FIRST_ENERGY_JS})(30000); }}")
                 codecs.evaluate(FIRST_FRAME_JS)
@@ -79,10 +99,13 @@ def run(rounds: int) -> dict[str, Any]:
                     "first_ws_frame_ms": frame_at - sent_at,
                     "webrtc_first_energy_ms": rtc_at - sent_at,
                     "webcodecs_first_energy_ms": codecs_at - sent_at,
+                    # What each way of listening adds once the first frame has left the server.
+                    "webrtc_after_first_frame_ms": rtc_at - frame_at,
+                    "webcodecs_after_first_frame_ms": codecs_at - frame_at,
                 }
                 rows.append(row)
                 print(f"round {index + 1}: " + ", ".join(f"{k} {v:.0f}" for k, v in row.items()), flush=True)
-                time.sleep(4)  # let the utterance finish so rounds do not overlap
+            wait_until_quiet(rtc)
             jitter = rtc.evaluate("window.voxroomDemo.player.stats()")
         finally:
             browser.close()
