@@ -69,7 +69,7 @@ def test_voice_controls(browser: Browser, demo_server: ServerProcess) -> None:
             expect(page.get_by_role("switch")).to_be_disabled()
             expect(page.get_by_role("button", name="Grant")).to_be_disabled()
             expect(page.locator("#controls-hint")).to_be_visible()
-            shot(page, "voice")
+            shot(page, "voice-unavailable")
             return
         expect(page.get_by_role("switch")).to_be_disabled()  # nothing to consent to yet
         record_and_enroll(page)
