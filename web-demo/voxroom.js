@@ -260,6 +260,10 @@ export class RtcPlayer {
     }
     player.peer = answer.peer;
     await pc.setRemoteDescription({ type: answer.type, sdp: answer.sdp });
+    if (!(await connected(pc))) {
+      pc.close();
+      throw new VoxroomError("rtc_failed", "Audio could not connect over WebRTC (a firewall may block it).");
+    }
     return player;
   }
 
@@ -389,6 +393,24 @@ export class WebCodecsPlayer {
     this.utterances.clear();
     this.context.close();
   }
+}
+
+function connected(pc, timeoutMs = 8000) {
+  // Resolves true once connected, false on failure or after the timeout (then "auto" falls back).
+  return new Promise((resolve) => {
+    const check = () => {
+      if (pc.connectionState === "connected") finish(true);
+      else if (pc.connectionState === "failed" || pc.connectionState === "closed") finish(false);
+    };
+    const timer = setTimeout(() => finish(false), timeoutMs);
+    const finish = (ok) => {
+      clearTimeout(timer);
+      pc.removeEventListener("connectionstatechange", check);
+      resolve(ok);
+    };
+    pc.addEventListener("connectionstatechange", check);
+    check();
+  });
 }
 
 function iceGatheringDone(pc, timeoutMs = 3000) {
