@@ -72,6 +72,11 @@ def test_voice_controls(browser: Browser, demo_server: ServerProcess) -> None:
             shot(page, "voice-unavailable")
             return
         expect(page.get_by_role("switch")).to_be_disabled()  # nothing to consent to yet
+        # A file that is not audio is refused in words before anything is analysed.
+        page.get_by_label("upload a recording").set_input_files(
+            files=[{"name": "notes.txt", "mimeType": "text/plain", "buffer": b"not a recording"}]
+        )
+        expect(page.locator("#errors")).to_contain_text("Recordings must be audio/wav")
         record_and_enroll(page)
 
         with page.expect_response("**/v1/voices/me/consent") as consent:
