@@ -36,6 +36,8 @@ MAX_PEERS = 256
 MAX_PEERS_PER_ACCOUNT = 4
 # Data channel bytes queued but not yet sent; past this the client is not reading and is dropped.
 MAX_CHANNEL_BUFFERED_BYTES = 1024 * 1024
+# Requests received on the data channel and not yet served; a client this far ahead is flooding.
+MAX_CHANNEL_INBOX = 64
 _SPEECH_EVENT = '{"type":"speech_'  # how protocol.encode starts speech_start, speech_end, speech_error
 
 
@@ -52,7 +54,7 @@ class RtcPeer:
         self.channel: RTCDataChannel | None = None
         self.closed = False
         self._peers = peers
-        self._inbox: asyncio.Queue[str] = asyncio.Queue()
+        self._inbox: asyncio.Queue[str] = asyncio.Queue(maxsize=MAX_CHANNEL_INBOX)
         self._reader: asyncio.Task[None] | None = None
 
     # ---- what the room calls ---------------------------------------------------------------
@@ -105,7 +107,11 @@ class RtcPeer:
         @channel.on("message")
         def on_message(message: str | bytes) -> None:
             if isinstance(message, str):
-                self._inbox.put_nowait(message)
+                try:
+                    self._inbox.put_nowait(message)
+                except asyncio.QueueFull:
+                    log.warning("rtc peer %s (%s) flooded its data channel", self.conn_id[4:12], self.account.id)
+                    self._peers.close_soon(self)
             else:
                 session.handle_binary()
 
