@@ -13,6 +13,7 @@ from policy.service import PolicyService
 from rooms.hub import RoomHub
 from synth.cache import PhraseCache
 from synth.engines.base import Engine
+from synth.enroll.service import EnrollmentService
 from synth.scheduler import Scheduler
 from synth.speech import Speaker
 from synth.voices import VoiceResolver
@@ -32,6 +33,7 @@ class ServerContext:
     voices: VoiceResolver
     policy: PolicyService
     cache: PhraseCache
+    enrollment: EnrollmentService
     watermarker: Any = None  # synth.watermark.Watermarker when marking is on
     extra: dict[str, Any] = dataclasses.field(default_factory=dict)
     # Open connections by account id, so events about an account (voice_ready) reach all its clients.

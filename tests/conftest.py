@@ -42,3 +42,11 @@ def fake_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProc
     )
     yield proc
     proc.stop()
+
+
+@pytest.fixture(scope="session")
+def voice_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    """The embedded engine with enrollment; voice fits kept short so tests stay quick."""
+    proc = ServerProcess(tmp_path_factory.mktemp("voices"), env={"VOXROOM_FIT_CPU_S": "5"})
+    yield proc
+    proc.stop()

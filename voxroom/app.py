@@ -15,19 +15,24 @@ from gateway.http import auth_middleware, base_routes, demo_routes, error_middle
 from gateway.http_demo import demo_routes_for
 from gateway.http_detect import detect_routes
 from gateway.http_policy import policy_routes
+from gateway.http_voices import voice_routes
 from gateway.rtc import install_rtc
 from gateway.ws import CTX_KEY, websocket_handler
 from policy.audit import derive_audit_key
 from policy.config import PolicyConfig, parse_account_limits, parse_blocklist_paths, parse_rate_limit
 from policy.service import PolicyService
 from policy.store import create_store
-from policy.voice_directory import StaticVoiceDirectory, VoiceDirectory
+from policy.voice_directory import VoiceDirectory
 from rooms.hub import RoomHub
 from synth.cache import create_phrase_cache
 from synth.engines.registry import create_engine
+from synth.enroll.jobs import EnrollmentWorkers
+from synth.enroll.service import EnrollmentService
 from synth.scheduler import Scheduler
 from synth.speech import Speaker
 from synth.voices import VoiceResolver
+from synth.voicestore.keys import load_or_create_deployment_key
+from synth.voicestore.store import VoiceStore
 from synth.watermark.switch import watermark_chunk_filter
 from voxroom.metrics import Metrics
 from voxroom.settings import Settings
@@ -78,13 +83,43 @@ def engine_options(settings: Settings) -> dict[str, Any]:
     }
 
 
+def build_enrollment(settings: Settings) -> EnrollmentService:
+    store = VoiceStore(
+        settings.data_dir / "voices", load_or_create_deployment_key(settings.data_dir, settings.voice_key)
+    )
+    return EnrollmentService(
+        store,
+        EnrollmentWorkers(niceness=settings.enroll_nice),
+        fit_cpu_budget_s=settings.fit_cpu_s,
+        max_upload_bytes=settings.enroll_max_mb * 1024 * 1024,
+    )
+
+
+def wire_enrollment(ctx: ServerContext, enrollment: EnrollmentService) -> None:
+    """Deleting a voice reaches policy and the cache; a finished fit reaches the owner's connections."""
+    ctx.voices.enrolled_voice = enrollment.voice_for
+    ctx.voices.consent = ctx.policy.consent
+    enrollment.forget_voice = ctx.policy.forget_voice
+    enrollment.consent_info = ctx.policy.consent_info
+
+    async def purge_cached_audio(owner: str) -> None:
+        await ctx.cache.forget_voice(owner)
+
+    async def voice_ready(owner: str, info: dict[str, Any]) -> None:
+        ctx.notify_account(owner, {"type": "voice_ready", **info})
+
+    enrollment.purge_cached_audio = purge_cached_audio
+    enrollment.on_voice_ready = voice_ready
+
+
 def build_context(settings: Settings) -> ServerContext:
     metrics = Metrics()
+    enrollment = build_enrollment(settings)
     engine = create_engine(settings.engine, **engine_options(settings))
     # Marking runs per clause off the event loop, before Opus; one watermarker is shared by threads.
     chunk_filter, watermarker = watermark_chunk_filter(settings.watermark, on_embed=metrics.record_embed)
     scheduler = Scheduler(engine, metrics, workers=settings.engine_workers, max_active=settings.max_active_utterances)
-    return ServerContext(
+    ctx = ServerContext(
         settings=settings,
         auth=TokenAuthority(settings.secret),
         metrics=metrics,
@@ -93,12 +128,15 @@ def build_context(settings: Settings) -> ServerContext:
         scheduler=scheduler,
         speaker=Speaker(engine, scheduler, chunk_filter=chunk_filter),
         voices=VoiceResolver(engine, settings.default_voice),
-        policy=build_policy(settings, StaticVoiceDirectory()),
+        policy=build_policy(settings, enrollment),
+        enrollment=enrollment,
         watermarker=watermarker,
         cache=create_phrase_cache(
             settings.redis_url, settings.redis_prefix, metrics, max_bytes=settings.phrase_cache_mb * 1024 * 1024
         ),
     )
+    wire_enrollment(ctx, enrollment)
+    return ctx
 
 
 def create_app(ctx: ServerContext) -> web.Application:
@@ -107,6 +145,7 @@ def create_app(ctx: ServerContext) -> web.Application:
     app.add_routes([web.get("/v1/ws", websocket_handler), *base_routes(), *demo_routes(WEB_DEMO_DIR)])
     app.add_routes(policy_routes(ctx.policy))
     app.add_routes(detect_routes())
+    app.add_routes(voice_routes(ctx.enrollment))
     app.add_routes(demo_routes_for(ctx))
     install_rtc(app, ctx)
 
@@ -114,6 +153,9 @@ def create_app(ctx: ServerContext) -> web.Application:
         started = asyncio.get_running_loop().time()
         await asyncio.to_thread(ctx.engine.warm_up)
         await ctx.scheduler.start()
+        resumed = await ctx.enrollment.resume_pending()
+        if resumed:
+            log.info("resumed %d voice fit(s) left unfinished by the last run", resumed)
         log.info(
             "engine %s ready in %.1f s (%d worker(s))",
             ctx.engine.name,
@@ -126,6 +168,7 @@ def create_app(ctx: ServerContext) -> web.Application:
             task.cancel()
         await asyncio.gather(*ctx.tasks, return_exceptions=True)
         await ctx.scheduler.stop()
+        await ctx.enrollment.close()
         await ctx.policy.close()
         await ctx.cache.close()
         ctx.engine.close()

@@ -33,6 +33,13 @@ def build_parser() -> argparse.ArgumentParser:
     token.add_argument("--ttl", type=_parse_ttl, default=24 * 3600.0, help="lifetime: seconds or 30m, 12h, 7d")
     token.add_argument("--room", action="append", dest="allowed_rooms", help="restrict to this room (repeatable)")
 
+    enroll = commands.add_parser("enroll", help="enroll a recording as a voice (server stopped)")
+    add_arguments(enroll)
+    enroll.add_argument("file", help="WAV, Ogg/Opus, WebM or MP3, 10 s to 5 min of one speaker")
+    enroll.add_argument("--user", required=True, help="the account whose voice this is")
+    enroll.add_argument("--lang", choices=("zh", "en", "ja"), default=None, help="the recording's language")
+    enroll.add_argument("--no-wait", action="store_true", help="do not wait for the voice fit to finish")
+
     detect = commands.add_parser(
         "detect", help="does this clip carry Voxroom's watermark? (exit 0 yes, 1 no, 2 bad file)"
     )
@@ -66,6 +73,18 @@ def main(argv: list[str] | None = None) -> int:
 
         serve(settings)
         return 0
+    if args.command == "enroll":
+        from synth.enroll.cli import enroll_file_command
+
+        return enroll_file_command(
+            args.file,
+            args.user,
+            data_dir=settings.data_dir,
+            voice_key=settings.voice_key,
+            language=args.lang or "unknown",
+            fit_cpu_budget_s=settings.fit_cpu_s,
+            wait=not args.no_wait,
+        )
     if args.command == "token":
         from gateway.auth import TokenAuthority
 

@@ -50,6 +50,10 @@ class Settings:
     gptsovits_bert: str = "auto"
     gptsovits_fp16: bool = True
     watermark: bool = True
+    voice_key: str = ""
+    fit_cpu_s: float = 240.0
+    enroll_max_mb: int = 32
+    enroll_nice: int = 10
     demo: bool = False
     daily_limit: int = 50
     daily_limit_overrides: str = ""
@@ -131,6 +135,20 @@ SETTING_SPECS: list[tuple[str, str, Any, str]] = [
     ),
     ("gptsovits_bert", "VOXROOM_GPTSOVITS_BERT", str, "GPT-SoVITS Chinese BERT features: auto, on or off"),
     ("gptsovits_fp16", "VOXROOM_GPTSOVITS_FP16", _bool, "GPT-SoVITS: FP16 on GPU execution providers"),
+    (
+        "voice_key",
+        "VOXROOM_VOICE_KEY",
+        str,
+        "key wrapping every voice key (64 hex digits or base64 of 32 bytes); unset: a 0600 file in the data dir",
+    ),
+    ("fit_cpu_s", "VOXROOM_FIT_CPU_S", float, "CPU seconds a voice fit may take"),
+    ("enroll_max_mb", "VOXROOM_ENROLL_MAX_MB", int, "largest enrollment upload"),
+    (
+        "enroll_nice",
+        "VOXROOM_ENROLL_NICE",
+        int,
+        "niceness of the enrollment worker processes (they never slow synthesis)",
+    ),
     ("watermark", "VOXROOM_WATERMARK", _bool, "mark every clause with the inaudible watermark (off is logged loudly)"),
     ("demo", "VOXROOM_DEMO", _bool, "demo mode: the page mints short-lived tokens for a display name"),
     ("log_level", "VOXROOM_LOG_LEVEL", str, "debug, info, warning or error"),

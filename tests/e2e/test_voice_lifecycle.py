@@ -1,0 +1,93 @@
+"""A voice's life over the real protocol: enroll, consent, speak, grant a bot, withdraw, delete."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+
+from tests.audio_checks import decode_opus, voiced_ratio
+from tests.conftest import SHARED_VOICES, ServerProcess
+from voxroom.client import RequestRefused, VoxroomClient
+
+LONG = (
+    "This is the first clause, then a second one follows, and a third one after that, "
+    "and a fourth clause, and finally a fifth clause to end the message."
+)
+
+
+async def http(server: ServerProcess, method: str, path: str, user: str, **kwargs: Any) -> tuple[int, Any]:
+    headers = {"Authorization": f"Bearer {server.token(user)}", **kwargs.pop("headers", {})}
+    async with aiohttp.ClientSession() as session:
+        async with session.request(method, server.http + path, headers=headers, **kwargs) as response:
+            body = await response.json() if response.content_type == "application/json" else await response.read()
+            return response.status, body
+
+
+async def refused(coro: Any) -> str:
+    with pytest.raises(RequestRefused) as info:
+        await coro
+    return str(info.value.code)
+
+
+async def test_enroll_consent_speak_grant_withdraw_delete(voice_server: ServerProcess) -> None:
+    server = voice_server
+    recording = (SHARED_VOICES / "en_1688_enroll.wav").read_bytes()
+    status, enrolled = await http(
+        server, "POST", "/v1/voices?lang=en", "alice", data=recording, headers={"Content-Type": "audio/wav"}
+    )
+    assert status == 201, enrolled
+    assert enrolled["quality"]["verdict"] == "ok" and 0.0 <= enrolled["similarity"] <= 1.0
+
+    alice = await VoxroomClient.connect(server.ws_url, server.token("alice"))
+    bot = await VoxroomClient.connect(server.ws_url, server.token("bot-7", kind="bot"))
+    try:
+        await alice.join("studio")
+        await bot.join("studio")
+        # Consent is off by default: nobody speaks in alice's voice, alice's own say falls back to stock.
+        assert await refused(alice.say("studio", "hello", voice="alice")) == "consent_required"
+        assert (await alice.say("studio", "hello"))["voice"].startswith("stock:")
+
+        status, body = await http(server, "PUT", "/v1/voices/me/consent", "alice", json={"enabled": True})
+        assert status == 200 and body["consent"] is True
+        accepted = await alice.say("studio", "Good morning, this is my own voice speaking.")
+        assert accepted["voice"] == "alice"
+        heard = await bot.utterance(accepted["utterance"], timeout=120)
+        assert heard.end is not None and heard.end["type"] == "speech_end"
+        assert heard.start is not None and heard.start["voice"] == "alice"
+        assert voiced_ratio(decode_opus(heard.packets)) > 0.3
+
+        # A bot needs a live grant.
+        assert await refused(bot.say("studio", "hi", voice="alice")) == "forbidden"
+        status, grant = await http(server, "POST", "/v1/voices/me/grants", "alice", json={"grantee": "bot-7"})
+        assert status == 201 and grant["grantee"] == "bot-7"
+        by_bot = await bot.say("studio", "A bot speaking with permission.", voice="alice")
+        assert by_bot["voice"] == "alice"
+        await alice.utterance(by_bot["utterance"], timeout=120)
+        status, _ = await http(server, "DELETE", "/v1/voices/me/grants/bot-7", "alice")
+        assert status == 200
+        assert await refused(bot.say("studio", "hi again", voice="alice")) == "forbidden"
+
+        # Withdrawing consent stops an utterance whose later clauses are still queued.
+        queued = await alice.say("studio", LONG, voice="alice")
+        status, _ = await http(server, "PUT", "/v1/voices/me/consent", "alice", json={"enabled": False})
+        assert status == 200
+        stopped = await bot.utterance(queued["utterance"], timeout=120)
+        assert stopped.end is not None and stopped.end["type"] == "speech_error", stopped.end
+        assert stopped.end["code"] == "consent_required"
+
+        # Deleting the voice erases it: say in it is no_voice, and its status says so.
+        status, _ = await http(server, "DELETE", "/v1/voices/me", "alice")
+        assert status == 204
+        assert await refused(bot.say("studio", "hello", voice="alice")) == "no_voice"
+        status, me = await http(server, "GET", "/v1/voices/me", "alice")
+        assert status == 200 and me["enrolled"] is False
+        await asyncio.sleep(0.5)
+        # alice was the only voice on this server: no voice record is left on disk.
+        assert list((Path(server.data_dir) / "voices").rglob("*.voice")) == []
+    finally:
+        await alice.close()
+        await bot.close()
