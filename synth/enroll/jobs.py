@@ -15,6 +15,7 @@ import multiprocessing
 import os
 import queue
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -24,9 +25,25 @@ _progress_queue: Any = None  # set in each worker process by _init_worker
 _STOP = None
 
 
-def _init_worker(progress_queue: Any, niceness: int) -> None:
+def _exit_with_parent(parent: int) -> None:
+    """Die when the server dies: a worker outliving it would hold gigabytes of models forever.
+
+    `parent` is the server's pid as the server saw it, so a server that died while this
+    worker was still starting is noticed too."""
+
+    def watch() -> None:
+        while True:
+            if os.getppid() != parent:
+                os._exit(0)
+            time.sleep(1.0)
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
+
+
+def _init_worker(progress_queue: Any, niceness: int, parent: int) -> None:
     global _progress_queue
     _progress_queue = progress_queue
+    _exit_with_parent(parent)
     for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ[name] = "1"
     if niceness:
@@ -119,7 +136,7 @@ class EnrollmentWorkers:
                     max_workers=1,
                     mp_context=self._context,
                     initializer=_init_worker,
-                    initargs=(self._progress, self._niceness),
+                    initargs=(self._progress, self._niceness, os.getpid()),
                 )
                 self._pools[name] = pool
             if self._reader is None:
