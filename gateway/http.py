@@ -78,7 +78,7 @@ async def stock_voices(request: web.Request) -> web.Response:
     )
 
 
-def demo_routes(web_demo_dir: Path) -> list[web.RouteDef]:
+def demo_routes(web_demo_dir: Path) -> list[web.AbstractRouteDef]:
     index = web_demo_dir / "index.html"
 
     async def page(request: web.Request) -> web.StreamResponse:
@@ -86,7 +86,7 @@ def demo_routes(web_demo_dir: Path) -> list[web.RouteDef]:
             return web.Response(text="Voxroom is running. The demo page is not installed.", content_type="text/plain")
         return web.FileResponse(index)
 
-    routes = [web.get("/", page)]
+    routes: list[web.AbstractRouteDef] = [web.get("/", page)]
     if web_demo_dir.is_dir():
         routes.append(web.static("/web-demo", web_demo_dir))
     return routes

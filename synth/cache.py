@@ -139,6 +139,7 @@ class RedisPhraseCache:
             self.metrics.cache_misses.inc()
             return None
         self.metrics.cache_hits.inc()
+        assert isinstance(blob, bytes)  # the client does not decode responses
         return unpack_packets(blob)
 
     async def put(self, key: PhraseKey, packets: list[bytes]) -> None:
