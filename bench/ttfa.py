@@ -98,7 +98,15 @@ def main() -> None:
     parser.add_argument("--name", default="ttfa", help="result file name under bench/results/")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as data_dir:
-        server = ServerProcess(Path(data_dir))
+        # Rate limits and quotas would refuse a benchmark's back-to-back messages: lift them.
+        server = ServerProcess(
+            Path(data_dir),
+            env={
+                "VOXROOM_RATE_ACCOUNT": "1000,1000",
+                "VOXROOM_RATE_CONNECTION": "1000,1000",
+                "VOXROOM_DAILY_LIMIT": "1000000",
+            },
+        )
         try:
             result = asyncio.run(run(server, args.messages))
         finally:

@@ -7,7 +7,7 @@ import pytest
 from synth.speech import plan_clauses
 from synth.text.g2p import G2P, english_to_misaki
 from synth.text.normalize import dominant_language, normalize_text
-from synth.text.segment import FIRST_HARD_LIMIT, split_clauses, split_script_runs
+from synth.text.segment import split_clauses, split_script_runs
 from voxroom.errors import ErrorCode, VoxroomError
 
 
@@ -42,7 +42,12 @@ def test_first_clause_is_short_and_later_ones_merge() -> None:
         "I am fine.",
     ]
     long_first = split_clauses("This is a long sentence without any punctuation at all that goes on and on")
-    assert len(long_first[0]) <= FIRST_HARD_LIMIT and " ".join(long_first).startswith("This is a long")
+    assert long_first[0] == "This is a long" and " ".join(long_first).endswith("goes on and on")
+    # Chinese without breaks is cut at a word boundary (jieba), never inside a word.
+    assert split_clauses("明天早上九点在公司门口见面吧") == ["明天早上", "九点在公司门口见面吧"]
+    long_zh = "今天我们一起去北京大学参观了图书馆和博物馆然后吃了午饭下午又去了颐和园玩得非常开心"
+    assert "".join(split_clauses(long_zh)) == long_zh
+    assert split_clauses("ok") == ["ok"] and split_clauses("好的") == ["好的"]
 
 
 def test_script_runs_split_mixed_text() -> None:

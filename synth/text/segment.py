@@ -16,25 +16,62 @@ _CLAUSE_BREAK = re.compile(r"(?<=[，,、：:])")
 # The first clause ends at the first break once it has this much: its audio is what the listener waits for.
 FIRST_CLAUSE_MAX_CHARS = 8
 CLAUSE_MAX_CHARS = 80
-# A first clause with no break in it is cut at a space near this length.
-FIRST_HARD_LIMIT = 24
+# A first clause longer than this (in characters) is cut at a word boundary near FIRST_HEAD_TARGET,
+# so the first audio costs about a second of speech to render, not a whole sentence.
+FIRST_HEAD_SPLIT_OVER = {"cjk": 9, "latin": 26}
+FIRST_HEAD_TARGET = {"cjk": 5, "latin": 14}
 
 
 def _pieces(text: str, pattern: re.Pattern[str]) -> list[str]:
     return [p for p in (s.strip() for s in pattern.split(text)) if p]
 
 
+def _is_cjk_text(text: str) -> bool:
+    cjk = sum(1 for ch in text if _char_script(ch) in ("han", "kana"))
+    return cjk * 2 >= len(text.replace(" ", ""))
+
+
+def _word_ends(text: str) -> list[int]:
+    """Offsets where a word ends: spaces for Latin text, jieba's segmentation for CJK."""
+    if not _is_cjk_text(text):
+        return [m.start() for m in re.finditer(r"\s", text)] + [len(text)]
+    import jieba
+
+    ends, position = [], 0
+    for token in jieba.cut(text):
+        position += len(token)
+        ends.append(position)
+    return ends
+
+
+def _cut_near(text: str, target: int) -> int:
+    """A word boundary near `target` characters (at least 2 in, never at the very end)."""
+    candidates = [e for e in _word_ends(text) if 2 <= e < len(text)]
+    if not candidates:
+        return len(text)
+    return min(candidates, key=lambda e: (abs(e - target), e))
+
+
 def _hard_split(text: str, limit: int) -> list[str]:
-    """Split an over-long run at spaces where possible, else at the limit."""
+    """Split an over-long run at word boundaries."""
     out: list[str] = []
     while len(text) > limit:
-        cut = text.rfind(" ", 0, limit)
-        cut = cut if cut > limit // 2 else limit
+        cut = _cut_near(text[: limit + 1], limit)
         out.append(text[:cut].strip())
         text = text[cut:].strip()
     if text:
         out.append(text)
     return out
+
+
+def _split_head(clause: str) -> list[str]:
+    """Cut a long first clause after its first few words, so its audio can start sooner."""
+    kind = "cjk" if _is_cjk_text(clause) else "latin"
+    if len(clause) <= FIRST_HEAD_SPLIT_OVER[kind]:
+        return [clause]
+    cut = _cut_near(clause, FIRST_HEAD_TARGET[kind])
+    head, tail = clause[:cut].strip(), clause[cut:].strip()
+    return [head, tail] if head and tail else [clause]
 
 
 def split_clauses(text: str) -> list[str]:
@@ -53,10 +90,10 @@ def split_clauses(text: str) -> list[str]:
             clauses.append(current)
     result: list[str] = []
     for clause in clauses:
-        if not result:  # a long first clause without breaks: cut its head short, the rest normally
-            head, *rest = _hard_split(clause, FIRST_HARD_LIMIT)
+        if not result:  # a long first clause: cut its head short, the rest normally
+            head, *rest = _split_head(clause)
             result.append(head)
-            clause = " ".join(rest)
+            clause = rest[0] if rest else ""
         result.extend(_hard_split(clause, CLAUSE_MAX_CHARS))
     return result
 
