@@ -96,6 +96,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--messages", type=int, default=20)
     parser.add_argument("--name", default="ttfa", help="result file name under bench/results/")
+    parser.add_argument("--env", action="append", default=[], help="extra server setting NAME=VALUE")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as data_dir:
         # Rate limits and quotas would refuse a benchmark's back-to-back messages: lift them.
@@ -105,6 +106,7 @@ def main() -> None:
                 "VOXROOM_RATE_ACCOUNT": "1000,1000",
                 "VOXROOM_RATE_CONNECTION": "1000,1000",
                 "VOXROOM_DAILY_LIMIT": "1000000",
+                **dict(item.split("=", 1) for item in args.env),
             },
         )
         try:
