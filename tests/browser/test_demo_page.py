@@ -61,16 +61,8 @@ def test_voice_controls(browser: Browser, demo_server: ServerProcess) -> None:
     page = open_page(browser, demo_server)
     try:
         sign_in(page, "erin")
-        if not enrollment_available(demo_server):
-            # Enrollment not served yet: its part is disabled, with a note saying so, and so are
-            # the controls that need an enrolled voice.
-            expect(page.locator("#enroll-unavailable")).to_be_visible()
-            expect(page.get_by_role("button", name="Start recording")).to_be_disabled()
-            expect(page.get_by_role("switch")).to_be_disabled()
-            expect(page.get_by_role("button", name="Grant")).to_be_disabled()
-            expect(page.locator("#controls-hint")).to_be_visible()
-            shot(page, "voice-unavailable")
-            return
+        assert enrollment_available(demo_server), "every server serves enrollment"
+        expect(page.locator("#enroll-unavailable")).to_be_hidden()
         expect(page.get_by_role("switch")).to_be_disabled()  # nothing to consent to yet
         # A file that is not audio is refused in words before anything is analysed.
         page.get_by_label("upload a recording").set_input_files(
