@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import importlib.util
 from pathlib import Path
 
 import numpy as np
+
+from synth.enroll.packaged_models import packaged_file, single_thread_session
 
 RATE = 16000
 WINDOW = int(9.01 * RATE)
@@ -30,23 +31,14 @@ class MosScores:
 
 
 def model_path() -> Path:
-    spec = importlib.util.find_spec("speechmos")
-    if spec is None or not spec.submodule_search_locations:
-        raise RuntimeError("the quality score needs the 'speechmos' package: pip install speechmos")
-    path = Path(next(iter(spec.submodule_search_locations))) / "dnsmos_models" / "sig_bak_ovr.onnx"
-    if not path.is_file():
-        raise RuntimeError(f"speechmos is installed but its DNSMOS model is missing ({path})")
-    return path
+    return packaged_file(
+        "speechmos", "dnsmos_models/sig_bak_ovr.onnx", purpose="the quality score", distribution="speechmos"
+    )
 
 
 @functools.cache
 def _session():  # type: ignore[no-untyped-def]
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = 1
-    options.inter_op_num_threads = 1
-    return ort.InferenceSession(str(model_path()), options, providers=["CPUExecutionProvider"])
+    return single_thread_session(model_path())
 
 
 def score(pcm16k: np.ndarray, max_windows: int = MAX_WINDOWS) -> MosScores:

