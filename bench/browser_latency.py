@@ -5,7 +5,7 @@ WebCodecs. Per round: A's Send press, A's `accepted`, C's first Opus frame on th
 WebSocket (the server's synthesis latency as a client sees it), and the first rise of
 played-out audio energy at B and at C. Prints the medians and writes JSON.
 
-    python -m tests.browser.measure_latency [--rounds 5] [--out bench/results/browser_latency.json]
+    python bench/browser_latency.py [--rounds 5] [--out bench/results/browser_latency.json]
 """
 
 from __future__ import annotations
@@ -19,11 +19,15 @@ import time
 from pathlib import Path
 from typing import Any
 
-from playwright.sync_api import Page, sync_playwright
+import sys
 
-from tests.browser.conftest import CHROMIUM, chromium_args
-from tests.browser.pages import FIRST_ENERGY_JS, join, open_page, send, sign_in
-from tests.conftest import REPO, ServerProcess
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from playwright.sync_api import Page, sync_playwright  # noqa: E402
+
+from tests.browser.conftest import CHROMIUM, chromium_args  # noqa: E402
+from tests.browser.pages import FIRST_ENERGY_JS, join, open_page, send, sign_in  # noqa: E402
+from tests.conftest import REPO, ServerProcess  # noqa: E402
 
 SENTENCES = [
     "Hello there, can you hear me?",
