@@ -24,7 +24,7 @@ class Voice:
 
     id: str  # "stock:NAME" or the owner's account id
     engine: str  # the engine that renders it
-    params: Any  # engine-specific (Kokoro: a style pack, float32 [510, 256])
+    params: Any  # engine-specific (Kokoro: a style pack, float32 [510, 1, 256], one row per token count)
     version: int = 1  # bumped on re-enrollment; part of every cache key
     owner: str | None = None  # account id for an enrolled voice, None for stock
 
