@@ -66,9 +66,18 @@ async def run(server: ServerProcess, count: int) -> dict[str, object]:
         per_message.append({"text": text, "chars": len(text), "ttfa_ms": round(first * 1000, 1),
                             "audio_ms": heard.end["duration_ms"]})
         print(f"{first * 1000:7.1f} ms  {heard.end['duration_ms']:5d} ms audio  {text}")
+    # The same messages again: now they come from the phrase cache.
+    cached: list[float] = []
+    for entry in per_message:
+        sent = time.perf_counter()
+        accepted = await speaker.say("bench", str(entry["text"]))
+        heard = await listener.utterance(accepted["utterance"], timeout=120)
+        assert heard.first_frame_at is not None
+        cached.append(heard.first_frame_at - sent)
     await speaker.close()
     await listener.close()
     metrics = scrape_metrics(server.http)
+    hits = metrics.get("voxroom_phrase_cache_hits_total", 0.0)
     rtf_sum = metrics.get('voxroom_engine_real_time_factor_sum{engine="kokoro"}', 0.0)
     rtf_count = metrics.get('voxroom_engine_real_time_factor_count{engine="kokoro"}', 0.0)
     audio_s = metrics.get('voxroom_audio_seconds_total{engine="kokoro"}', 0.0)
@@ -80,6 +89,9 @@ async def run(server: ServerProcess, count: int) -> dict[str, object]:
         "machine": machine(),
         "messages": count,
         "time_to_first_audio": summary_ms(ttfa),
+        "time_to_first_audio_cached": summary_ms(cached),
+        "cache_hits": int(hits),
+        "uncached_up_to_20_chars": summary_ms([t for t, m in zip(ttfa, per_message, strict=True) if m["chars"] <= 20]),
         "engine_rtf_mean_per_clause": round(rtf_sum / rtf_count, 3) if rtf_count else None,
         "engine_clauses": int(rtf_count),
         "audio_seconds": round(audio_s, 2),
@@ -114,6 +126,10 @@ def main() -> None:
         finally:
             server.stop()
     ttfa = result["time_to_first_audio"]
+    cached = result["time_to_first_audio_cached"]
+    print(f"cached (phrase cache, {result['cache_hits']} hits): p50 {cached['p50_ms']} ms, "  # type: ignore[index]
+          f"p95 {cached['p95_ms']} ms")  # type: ignore[index]
+    print(f"uncached up to 20 characters: {result['uncached_up_to_20_chars']}")
     print(f"\ntime to first audio: p50 {ttfa['p50_ms']} ms, p95 {ttfa['p95_ms']} ms "  # type: ignore[index]
           f"(n={ttfa['n']}); engine RTF {result['engine_rtf_mean_per_clause']}; "  # type: ignore[index]
           f"watermark {result['watermark']}")
