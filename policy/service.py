@@ -172,22 +172,21 @@ class PolicyService:
                 f"{owner} has no enrolled voice; pick another voice."
             ))
         consent, grant = await self.store.voice_access(owner, None if own else sender.id)
-        if not consent:
-            raise VoxroomError(ErrorCode.CONSENT_REQUIRED, (
-                "You have not switched on synthesis in your voice yet; turn it on in your voice settings."
-                if own else f"{owner} has not switched on synthesis in their voice yet."
-            ))
-        if own:
-            return None
-        if grant is None:
+        # Someone without a grant is told only that: whether the owner's consent is on is none of their business.
+        if not own and grant is None:
             raise VoxroomError(ErrorCode.FORBIDDEN, (
                 f"{owner} has not allowed {sender.id} to speak in their voice; ask them for a grant."
             ))
-        if not grant.live_at(now):
+        if not own and grant is not None and not grant.live_at(now):
             assert grant.expires_at is not None
             raise VoxroomError(ErrorCode.FORBIDDEN, (
                 f"{sender.id}'s permission to speak in {owner}'s voice expired at "
                 f"{iso_utc(grant.expires_at)}; ask {owner} to renew it."
+            ))
+        if not consent:
+            raise VoxroomError(ErrorCode.CONSENT_REQUIRED, (
+                "You have not switched on synthesis in your voice yet; turn it on in your voice settings."
+                if own else f"{owner} has not switched on synthesis in their voice yet."
             ))
         return grant
 

@@ -24,9 +24,10 @@ async def test_every_decision_leaves_one_record(make_service: MakeService) -> No
     service = make_service(daily_limit=2, connection_rate=RateLimit(burst=5, per_second=0.001))
     await service.set_consent("alice", True)
     grant = await service.add_grant("alice", "bot-7", None)
+    await service.add_grant("bob", "alice", None)  # alice may use bob's voice, once bob consents
     permit = await say(service, BOT, "alice", text="hello from the bot", room="den")
     attempts = [
-        (ALICE, "bob", "hi"),  # no consent from bob
+        (ALICE, "bob", "hi"),  # granted, but no consent from bob
         (BOB, "alice", "hi"),  # no grant
         (ALICE, "dave", "hi"),  # no voice
         (ALICE, "alice", "you idiot"),  # blocked

@@ -78,6 +78,13 @@ async def test_bot_without_a_grant_is_forbidden(service: PolicyService) -> None:
     assert "ask them for a grant" in error.message
 
 
+async def test_without_a_grant_the_owners_consent_is_not_revealed(service: PolicyService) -> None:
+    # Consent off or on, someone without a grant hears the same answer: forbidden.
+    assert (await refusal(say(service, BOT, "alice"))).code == ErrorCode.FORBIDDEN
+    await service.set_consent("alice", True)
+    assert (await refusal(say(service, BOT, "alice"))).code == ErrorCode.FORBIDDEN
+
+
 async def test_a_person_without_a_grant_is_forbidden_too(service: PolicyService) -> None:
     await service.set_consent("alice", True)
     assert (await refusal(say(service, BOB, "alice"))).code == ErrorCode.FORBIDDEN
