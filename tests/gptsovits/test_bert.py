@@ -14,6 +14,7 @@ from synth.engines.gptsovits.engine import GptSovitsEngine, GptSovitsOptions, cr
 from synth.engines.gptsovits.frontend import phonemize_aligned
 from synth.engines.gptsovits.sampling import SamplingParams
 from synth.engines.gptsovits.tiny import _build_bert
+from tests.conftest import SHARED_VOICES
 
 OPTIONS = GptSovitsOptions(max_batch=2, sampling=SamplingParams(min_tokens=10, max_tokens=16))
 
@@ -42,7 +43,7 @@ def test_features_follow_the_characters_that_made_each_phone(featurizer: BertFea
 def test_engine_uses_bert_for_chinese_only(torch_backend: TorchBackend, featurizer: BertFeaturizer) -> None:
     plain = GptSovitsEngine(torch_backend, OPTIONS)
     with_bert = GptSovitsEngine(torch_backend, OPTIONS, bert=featurizer)
-    audio, sr = sf.read(Path("/work/shared/voices/en_367_probe.wav"), dtype="float32")
+    audio, sr = sf.read(SHARED_VOICES / "en_367_probe.wav", dtype="float32")
     voice = plain.voice_from_recording("acct", audio, sr)  # reference-free: no prompt transcript
     zh = ClauseRequest("今天天气很好。", "zh", voice)
     en = ClauseRequest("The weather is fine.", "en", voice)

@@ -17,9 +17,10 @@ from synth.engines.gptsovits.engine import (
 )
 from synth.engines.gptsovits.sampling import SamplingParams
 from synth.engines.gptsovits.vocoder import ChunkPolicy
+from tests.conftest import SHARED_VOICES
 from voxroom.errors import ErrorCode, VoxroomError
 
-VOICES = Path("/work/shared/voices")
+VOICES = SHARED_VOICES
 OPTIONS = GptSovitsOptions(
     max_batch=4,
     sampling=SamplingParams(min_tokens=14, max_tokens=30),  # random weights may stop at once otherwise

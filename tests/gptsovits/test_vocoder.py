@@ -1,4 +1,3 @@
-from pathlib import Path
 
 import numpy as np
 import soundfile as sf
@@ -13,8 +12,9 @@ from synth.engines.gptsovits.vocoder import (
     vocode_batch,
 )
 from synth.engines.gptsovits.voice import GptSovitsVoice, make_voice
+from tests.conftest import SHARED_VOICES
 
-VOICES = Path("/work/shared/voices")
+VOICES = SHARED_VOICES
 
 
 def _setup(backend: TorchBackend, seed: int = 3) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:

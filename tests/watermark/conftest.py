@@ -1,15 +1,15 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from pathlib import Path
 
 import numpy as np
 import pytest
 import soundfile as sf
 
 from synth.watermark import Watermarker
+from tests.conftest import SHARED_VOICES
 
-VOICES_DIR = Path("/work/shared/voices")
+VOICES_DIR = SHARED_VOICES
 ENGINE_RATE = 24000
 
 

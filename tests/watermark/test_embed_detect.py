@@ -11,11 +11,12 @@ from synth.audio_io import decode_audio
 from synth.watermark import Watermarker, WatermarkInputError, detect_file
 from synth.watermark.opus_trial import OPUS_RATE, encode_ogg_opus
 from synth.watermark.resample import resample
+from tests.conftest import SHARED_VOICES
 
 ENGINE_RATE = 24000
 ROOM_BITRATE = 24000
 ReadVoice = Callable[[str], tuple[np.ndarray, int]]
-VOICES = sorted(Path("/work/shared/voices").glob("*.wav"))
+VOICES = sorted(SHARED_VOICES.glob("*.wav"))
 
 
 def test_marked_engine_speech_is_detected_after_opus(watermarker: Watermarker, kokoro_speech: np.ndarray) -> None:
