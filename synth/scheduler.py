@@ -16,7 +16,10 @@ consent still on); if not, it is dropped uncomputed.
 
 Batching: an engine with `max_batch > 1` gets up to that many clauses per call, taken
 from the same length bucket (so short clauses do not wait on long ones), gathering
-for at most `max_wait_s` after the first one is taken. One scheduler serves one engine.
+for at most `max_wait_s` after the first one is taken. An engine that decodes step by
+step (it offers `continuous()`, as GPT-SoVITS does) is driven row by row instead: clauses
+join the running batch between steps and leave it when they end (continuous batching).
+One scheduler serves one engine.
 """
 
 from __future__ import annotations
@@ -126,7 +129,14 @@ class Scheduler:
         self._ready.set()
         return future
 
+    @property
+    def continuous(self) -> bool:
+        return callable(getattr(self.engine, "continuous", None))
+
     async def start(self) -> None:
+        if self.continuous:
+            self._tasks = [asyncio.create_task(self._continuous_worker(), name="synth-continuous")]
+            return
         self._tasks = [asyncio.create_task(self._worker(i), name=f"synth-worker-{i}") for i in range(self.workers)]
 
     async def stop(self) -> None:
@@ -216,6 +226,75 @@ class Scheduler:
                 for item in batch:
                     if not item.future.done():
                         item.future.set_exception(exc)
+
+    async def _continuous_worker(self) -> None:
+        loop = asyncio.get_running_loop()
+        synth = self.engine.continuous()  # type: ignore[attr-defined]
+        rows: dict[int, tuple[_Queued, list[np.ndarray]]] = {}
+        while True:
+            try:
+                await self._admit_rows(synth, rows)
+                if not rows:
+                    await self._wait_for_work()
+                    continue
+                self.metrics.batch_size.observe(len(rows))
+                started = time.perf_counter()
+                events = await loop.run_in_executor(self._pool, synth.step)
+                produced = 0.0
+                for event in events:
+                    entry = rows.get(event.row)
+                    if entry is None:
+                        continue
+                    item, chunks = entry
+                    if len(event.audio):
+                        chunks.append(event.audio)
+                        produced += len(event.audio) / self.engine.sample_rate
+                    if event.finished:
+                        del rows[event.row]
+                        audio = np.concatenate(chunks) if chunks else np.zeros(0, np.float32)
+                        if not item.future.done():
+                            item.future.set_result(np.clip(audio, -1.0, 1.0))
+                if produced > 0:
+                    self.metrics.engine_rtf.labels(engine=self.engine.name).observe(
+                        (time.perf_counter() - started) / produced
+                    )
+                    self.metrics.audio_seconds.labels(engine=self.engine.name).inc(produced)
+                for row, (item, _) in list(rows.items()):  # the waiter gave up: free its row
+                    if item.future.done():
+                        synth.cancel(row)
+                        del rows[row]
+            except asyncio.CancelledError:
+                for item, _ in rows.values():
+                    if not item.future.done():
+                        item.future.set_exception(ClauseDropped("server stopping"))
+                raise
+            except Exception as exc:  # a failed step fails its rows; a fresh synthesizer serves on
+                log.exception("engine %s failed a continuous step with %d rows", self.engine.name, len(rows))
+                for item, _ in rows.values():
+                    if not item.future.done():
+                        item.future.set_exception(exc)
+                rows.clear()
+                synth = self.engine.continuous()  # type: ignore[attr-defined]
+
+    async def _admit_rows(self, synth: object, rows: dict[int, tuple[_Queued, list[np.ndarray]]]) -> None:
+        """Between steps: fill free rows with the earliest-due clauses still wanted."""
+        loop = asyncio.get_running_loop()
+        while len(rows) < self.engine.max_batch and self._heap:
+            item = heapq.heappop(self._heap)
+            self.metrics.queue_depth.set(len(self._heap))
+            if item.future.done():
+                continue
+            if not await item.wanted():
+                self.metrics.dropped.labels(reason="unwanted").inc()
+                item.future.set_exception(ClauseDropped("no longer wanted"))
+                continue
+            self.metrics.queue_wait.observe(loop.time() - item.enqueued_at)
+            try:
+                utterance = await loop.run_in_executor(self._pool, self.engine.utterance, item.clause)  # type: ignore[attr-defined]
+            except Exception as exc:  # a clause the frontend refuses fails alone
+                item.future.set_exception(exc)
+                continue
+            rows[synth.submit(utterance)] = (item, [])  # type: ignore[attr-defined]
 
     def _account(self, audio: list[np.ndarray], elapsed: float) -> None:
         seconds = sum(a.size for a in audio) / self.engine.sample_rate
