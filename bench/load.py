@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import collections
+import itertools
 import json
 import os
 import random
@@ -60,6 +61,9 @@ SENTENCES_EN = [
     "Let's meet at the station tomorrow.",
 ]
 JITTER_BUFFER_S = 0.2
+# Numbers new sentences across all levels and windows, so a sentence is never repeated by accident
+# (repeats come only from the short replies, at --repeat-rate).
+MESSAGE_COUNTER = itertools.count(1)
 
 
 def chat_message(rng: random.Random, repeat_rate: float, counter: int) -> str:
@@ -140,15 +144,13 @@ async def run_level(server: ServerProcess, rooms: list[list[Member]], rate: floa
     cpu0, _ = proc_stats(pid)
     started = time.perf_counter()
     sent: list[tuple[Member, Member, str, float, asyncio.Task[dict[str, Any]]]] = []
-    counter = 0
     next_at = started
     while time.perf_counter() - started < seconds:
         next_at += rng.expovariate(rate)
         await asyncio.sleep(max(0.0, next_at - time.perf_counter()))
         room = rng.choice(rooms)
         speaker, listener = rng.sample(room, 2)
-        counter += 1
-        text = chat_message(rng, repeat_rate, counter)
+        text = chat_message(rng, repeat_rate, next(MESSAGE_COUNTER))
         task = asyncio.create_task(speaker.request({"type": "say", "room": room_name(rooms, room), "text": text}))
         sent.append((speaker, listener, text, time.perf_counter(), task))
     # Let accepted utterances finish (bounded).
@@ -240,7 +242,8 @@ async def soak(server: ServerProcess, args: argparse.Namespace) -> dict[str, Any
         elapsed = time.perf_counter() - started
         samples.append({"t_s": round(elapsed, 1), "rss_mib": window["server_rss_mib"]})
         windows.append(window)
-        print(f"{elapsed:7.0f} s  RSS {window['server_rss_mib']:.1f} MiB  ttfa p95 {window['ttfa']['p95_ms']} ms")
+        print(f"{elapsed:7.0f} s  RSS {window['server_rss_mib']:.1f} MiB  ttfa p95 {window['ttfa']['p95_ms']} ms  "
+              f"hit rate {window['cache_hit_rate']}", flush=True)
         for room in rooms:  # forget what was heard, so the client's own memory stays flat
             for member in room:
                 member.frames.clear()
