@@ -7,7 +7,7 @@ import pytest
 from synth.speech import plan_clauses
 from synth.text.g2p import G2P, english_to_misaki
 from synth.text.normalize import dominant_language, normalize_text
-from synth.text.segment import split_clauses, split_script_runs
+from synth.text.segment import GROWTH, MIN_CLAUSE_SECONDS, split_clauses, split_script_runs, spoken_seconds
 from voxroom.errors import ErrorCode, VoxroomError
 
 
@@ -43,8 +43,25 @@ def test_first_clause_is_short_and_later_ones_merge() -> None:
     ]
     long_first = split_clauses("This is a long sentence without any punctuation at all that goes on and on")
     assert long_first[0] == "This is a long" and " ".join(long_first).endswith("goes on and on")
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "今天我们一起去北京大学参观了图书馆和博物馆然后吃了午饭下午又去了颐和园玩得非常开心",
+        "This is a long sentence without any punctuation at all that goes on and on and on",
+        "我觉得这个方案还需要再讨论一下。",
+    ],
+)
+def test_clauses_grow_gradually_so_each_is_ready_before_the_last_runs_out(text: str) -> None:
+    clauses = split_clauses(text)
+    assert len(clauses) >= 3
+    for before, after in zip(clauses, clauses[1:], strict=False):
+        allowed = max(spoken_seconds(before), MIN_CLAUSE_SECONDS) * GROWTH
+        assert spoken_seconds(after) <= allowed + 1e-9, (before, after)
     # Chinese without breaks is cut at a word boundary (jieba), never inside a word.
-    assert split_clauses("明天早上九点在公司门口见面吧") == ["明天早上", "九点在公司门口见面吧"]
+    zh = split_clauses("明天早上九点在公司门口见面吧")
+    assert zh[0] == "明天早上" and "".join(zh) == "明天早上九点在公司门口见面吧"
     long_zh = "今天我们一起去北京大学参观了图书馆和博物馆然后吃了午饭下午又去了颐和园玩得非常开心"
     assert "".join(split_clauses(long_zh)) == long_zh
     assert split_clauses("ok") == ["ok"] and split_clauses("好的") == ["好的"]
