@@ -1,9 +1,11 @@
 """Between the gateway and the engine: admission, deadline order, batching, cancellation, off-loop compute.
 
-Clauses wait in one heap ordered by deadline (earliest first). A first clause is due
-`first_clause_target_s` after it arrives; a continuation is due shortly before the
-audio already sent for its utterance runs out. So new utterances get ahead of
-continuations that still have audio in hand, and no stream runs dry.
+Clauses wait in one heap ordered by when they must start at the latest: the time they
+are due less the time they will take to render (their spoken length times the
+engine's measured real-time factor). A first clause is due `first_clause_target_s`
+after it arrives; a continuation is due shortly before the audio already sent for its
+utterance runs out. So new utterances get ahead of continuations that still have audio
+in hand, and a long continuation starts early enough that its stream does not run dry.
 
 Fairness: a sender's second, third... utterance in flight gets its first clause due
 `fairness_step_s` later per utterance ahead of it, so one chatty sender cannot push
@@ -37,6 +39,7 @@ from collections.abc import Awaitable, Callable
 import numpy as np
 
 from synth.engines.base import ClauseRequest, Engine
+from synth.text.segment import spoken_seconds
 from voxroom.errors import ErrorCode, VoxroomError
 from voxroom.metrics import Metrics
 
@@ -44,6 +47,8 @@ log = logging.getLogger(__name__)
 
 WantedCheck = Callable[[], Awaitable[bool]]
 LENGTH_BUCKETS = (12, 32, 64)  # clause characters: batch only within one bucket
+INITIAL_RTF_ESTIMATE = 0.6
+RTF_SMOOTHING = 0.2  # weight of the newest measurement
 
 
 def length_bucket(text: str) -> int:
@@ -59,7 +64,7 @@ class ClauseDropped(Exception):
 
 @dataclasses.dataclass(order=True)
 class _Queued:
-    deadline: float
+    start_by: float  # the latest time to start rendering and still be done by the deadline
     seq: int
     clause: ClauseRequest = dataclasses.field(compare=False)
     wanted: WantedCheck = dataclasses.field(compare=False)
@@ -94,6 +99,8 @@ class Scheduler:
         self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="engine")
         self._active = 0
         self._active_by_sender: collections.Counter[str] = collections.Counter()
+        # Compute seconds per audio second, smoothed over recent calls: how long a clause will take.
+        self.rtf_estimate = INITIAL_RTF_ESTIMATE
 
     # ---- admission -----------------------------------------------------------------
 
@@ -121,9 +128,11 @@ class Scheduler:
     # ---- work ----------------------------------------------------------------------
 
     def submit(self, clause: ClauseRequest, *, deadline: float, wanted: WantedCheck) -> asyncio.Future[np.ndarray]:
+        """Queue a clause that should be rendered by `deadline` (loop time)."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[np.ndarray] = loop.create_future()
-        item = _Queued(deadline, next(self._seq), clause, wanted, future, loop.time(), length_bucket(clause.text))
+        start_by = deadline - self.rtf_estimate * spoken_seconds(clause.text)
+        item = _Queued(start_by, next(self._seq), clause, wanted, future, loop.time(), length_bucket(clause.text))
         heapq.heappush(self._heap, item)
         self.metrics.queue_depth.set(len(self._heap))
         self._ready.set()
@@ -300,5 +309,7 @@ class Scheduler:
         seconds = sum(a.size for a in audio) / self.engine.sample_rate
         self.metrics.batch_size.observe(len(audio))
         if seconds > 0:
-            self.metrics.engine_rtf.labels(engine=self.engine.name).observe(elapsed / seconds)
+            rtf = elapsed / seconds
+            self.rtf_estimate += RTF_SMOOTHING * (rtf - self.rtf_estimate)
+            self.metrics.engine_rtf.labels(engine=self.engine.name).observe(rtf)
             self.metrics.audio_seconds.labels(engine=self.engine.name).inc(seconds)
