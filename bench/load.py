@@ -14,9 +14,14 @@ encoding, not synthesis.
 
 Mode `soak`: one level for a long time; RSS sampled every 10 s (memory growth).
 
+Mode `at80`: first saturate the server (offered load well past what it can render) to
+measure its capacity in audio seconds per wall second and the mean audio per accepted
+message; then offer 80% of that capacity for `--seconds` and report the same figures.
+
     python bench/load.py ramp --rooms 4 --members 3 --levels 0.25,0.5,1,2 --seconds 40
     python bench/load.py fanout --listeners 10,100,300,1000
     python bench/load.py soak --rate 0.5 --minutes 30
+    python bench/load.py at80 --seconds 180
 """
 
 from __future__ import annotations
@@ -193,6 +198,7 @@ async def run_level(server: ServerProcess, rooms: list[list[Member]], rate: floa
         "sent": len(sent),
         "accepted": len(accepted),
         "ttfa": summary_ms(ttfa),
+        "audio_s": round(audio_ms / 1000, 2),
         "audio_s_per_wall_s": round(audio_ms / 1000 / wall, 3),
         "utterances_with_gaps": gaps,
         "worst_lateness_ms": round(worst_late * 1000, 1),
@@ -229,6 +235,26 @@ async def ramp(server: ServerProcess, args: argparse.Namespace) -> dict[str, Any
         for member in room:
             await member.close()
     return {"levels": levels}
+
+
+async def at80(server: ServerProcess, args: argparse.Namespace) -> dict[str, Any]:
+    rng = random.Random(args.seed)
+    rooms = await setup_rooms(server, args.rooms, args.members)
+    saturated = await run_level(server, rooms, args.saturate_rate, args.saturate_seconds, args.repeat_rate, rng)
+    print("saturated:", json.dumps(saturated, ensure_ascii=False), flush=True)
+    capacity = saturated["audio_s_per_wall_s"]
+    audio_per_message = saturated["audio_s"] / max(1, saturated["accepted"])
+    rate = round(0.8 * capacity / audio_per_message, 3)
+    print(f"capacity {capacity} audio-s/s, {audio_per_message:.2f} audio-s per message: offering {rate} msg/s",
+          flush=True)
+    level = await run_level(server, rooms, rate, args.seconds, args.repeat_rate, rng)
+    level["share_of_capacity"] = round(level["audio_s_per_wall_s"] / capacity, 3)
+    print("at 80%:", json.dumps(level, ensure_ascii=False), flush=True)
+    for room in rooms:
+        for member in room:
+            await member.close()
+    return {"capacity_audio_s_per_wall_s": capacity, "audio_s_per_message": round(audio_per_message, 3),
+            "saturated": saturated, "at_80_percent": level}
 
 
 async def soak(server: ServerProcess, args: argparse.Namespace) -> dict[str, Any]:
@@ -339,7 +365,7 @@ def plot(result: dict[str, Any], path: Path) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("mode", choices=("ramp", "fanout", "soak"), nargs="?", default="ramp")
+    parser.add_argument("mode", choices=("ramp", "fanout", "soak", "at80"), nargs="?", default="ramp")
     parser.add_argument("--rooms", type=int, default=4)
     parser.add_argument("--members", type=int, default=3)
     parser.add_argument("--levels", default="0.25,0.5,1,1.5,2")
@@ -349,6 +375,8 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=0.5, help="soak: messages per second")
     parser.add_argument("--minutes", type=float, default=30)
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--saturate-rate", type=float, default=3.0, help="at80: messages per second to saturate")
+    parser.add_argument("--saturate-seconds", type=float, default=90)
     parser.add_argument("--engine", default=None, help="kokoro for ramp and soak, fake for fanout")
     parser.add_argument("--env", action="append", default=[], help="extra server setting NAME=VALUE")
     args = parser.parse_args()
@@ -361,7 +389,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as data_dir:
         server = ServerProcess(Path(data_dir), env=env)
         try:
-            runner = {"ramp": ramp, "fanout": fanout, "soak": soak}[args.mode]
+            runner = {"ramp": ramp, "fanout": fanout, "soak": soak, "at80": at80}[args.mode]
             result = asyncio.run(runner(server, args))
         finally:
             server.stop()

@@ -14,7 +14,7 @@ from gateway import protocol
 from gateway.connection import ClientConnection
 from gateway.context import ServerContext
 from gateway.utterance import Utterance, run_utterance
-from synth.speech import phrase_key, plan_clauses
+from synth.speech import clause_timings, phrase_key, plan_clauses
 from voxroom.errors import ErrorCode, VoxroomError
 
 log = logging.getLogger(__name__)
@@ -88,7 +88,10 @@ class Session:
         self.conn.state.require_joined(message.room, message.id)
         clauses = plan_clauses(message.text, message.lang)
         resolved = await ctx.voices.resolve(message.voice, sender)
-        ctx.scheduler.admit(sender.id)  # overloaded is refused here, before anything is charged
+        key = phrase_key(clauses, resolved.voice, ctx.engine, watermarked=ctx.settings.watermark)
+        cached = await ctx.cache.get(key) if key is not None else None
+        # overloaded is refused here, before anything is charged; cached audio needs no engine time.
+        playback = ctx.scheduler.admit(sender.id, None if cached is not None else clause_timings(clauses))
         try:
             permit = await ctx.policy.authorize_say(
                 sender=sender,
@@ -100,7 +103,6 @@ class Session:
         except BaseException:
             ctx.scheduler.release(sender.id)
             raise
-        key = phrase_key(clauses, resolved.voice, ctx.engine, watermarked=ctx.settings.watermark)
         utterance = Utterance(
             id=uuid.uuid4(),
             room=message.room,
@@ -109,8 +111,9 @@ class Session:
             clauses=clauses,
             voice=resolved.voice,
             permit=permit,
+            playback=playback,
             cache_key=key,
-            cached_packets=await ctx.cache.get(key) if key is not None else None,
+            cached_packets=cached,
         )
         quota = dataclasses.asdict(permit.quota)
         self.conn.send_message(protocol.accepted(utterance.id, resolved.label, quota, message.id))

@@ -12,6 +12,7 @@ from gateway import protocol
 from gateway.connection import ClientConnection
 from gateway.context import ServerContext
 from policy.service import SayPermit
+from synth.admission import Playback
 from synth.cache import PhraseKey
 from synth.engines.base import Voice
 from synth.scheduler import ClauseDropped
@@ -33,6 +34,7 @@ class Utterance:
     clauses: list[Clause]
     voice: Voice
     permit: SayPermit
+    playback: Playback
     cache_key: PhraseKey | None = None
     cached_packets: list[bytes] | None = None
     drop_reason: VoxroomError | None = None
@@ -70,6 +72,7 @@ async def _packets(ctx: ServerContext, utterance: Utterance, stats: UtteranceSta
         _wanted_check(ctx, utterance),
         sender=utterance.sender.account.id,
         stats=stats,
+        playback=utterance.playback,
     ):
         yield packet
 

@@ -1,18 +1,22 @@
 """Between the gateway and the engine: admission, deadline order, batching, cancellation, off-loop compute.
 
 Clauses wait in one heap ordered by when they must start at the latest: the time they
-are due less the time they will take to render (their spoken length times the
-engine's measured real-time factor). A first clause is due `first_clause_target_s`
-after it arrives; a continuation is due shortly before the audio already sent for its
-utterance runs out. So new utterances get ahead of continuations that still have audio
-in hand, and a long continuation starts early enough that its stream does not run dry.
+are due less the time they will take to render (predicted by a cost model fitted to the
+engine's recent calls, `synth.admission.RenderCostModel`). A first clause is due
+`first_clause_target_s` after it arrives; a continuation is due shortly before the audio
+predicted ahead of it runs out. Every clause of an utterance is queued when it starts, so
+an idle worker renders continuations ahead of time and banks audio for busy moments.
+New utterances get ahead of continuations that still have audio in hand, and a long
+continuation starts early enough that its stream does not run dry.
 
 Fairness: a sender's second, third... utterance in flight gets its first clause due
 `fairness_step_s` later per utterance ahead of it, so one chatty sender cannot push
 everyone else back.
 
-Admission is per utterance: at most `max_active` utterances are in flight; one more
-is refused with `overloaded` before anything is charged. Before compute, each clause
+Admission is per utterance, before anything is charged: `overloaded` when `max_active`
+utterances are in flight, or when the queue replayed with the new utterance added predicts
+a clause finishing late (a first audio later than `max_first_audio_s`, or a stream running
+dry): see `synth.admission`. Before compute, each clause
 asks its utterance whether it is still wanted (room not empty, sender connected,
 consent still on); if not, it is dropped uncomputed.
 
@@ -38,6 +42,7 @@ from collections.abc import Awaitable, Callable
 
 import numpy as np
 
+from synth.admission import PlannedClause, Playback, RenderCostModel, added_lateness
 from synth.engines.base import ClauseRequest, Engine
 from synth.text.segment import spoken_seconds
 from voxroom.errors import ErrorCode, VoxroomError
@@ -47,8 +52,8 @@ log = logging.getLogger(__name__)
 
 WantedCheck = Callable[[], Awaitable[bool]]
 LENGTH_BUCKETS = (12, 32, 64)  # clause characters: batch only within one bucket
-INITIAL_RTF_ESTIMATE = 0.6
-RTF_SMOOTHING = 0.2  # weight of the newest measurement
+# A continuation is due this long before the audio predicted ahead of it runs out.
+CONTINUATION_MARGIN_S = 0.4
 
 
 def length_bucket(text: str) -> int:
@@ -71,6 +76,18 @@ class _Queued:
     future: asyncio.Future[np.ndarray] = dataclasses.field(compare=False)
     enqueued_at: float = dataclasses.field(compare=False)
     bucket: int = dataclasses.field(compare=False, default=0)
+    speech_s: float = dataclasses.field(compare=False, default=0.0)  # predicted seconds of speech
+    playback: Playback | None = dataclasses.field(compare=False, default=None)
+    first: bool = dataclasses.field(compare=False, default=True)
+    audio_before_s: float = dataclasses.field(compare=False, default=0.0)
+
+
+@dataclasses.dataclass(frozen=True)
+class ClauseTiming:
+    """What the scheduler needs to know of one clause of an utterance before it is rendered."""
+
+    speech_s: float  # predicted seconds of speech
+    audio_before_s: float  # predicted audio (speech and pauses) of the clauses before it
 
 
 class Scheduler:
@@ -84,6 +101,7 @@ class Scheduler:
         first_clause_target_s: float = 0.25,
         fairness_step_s: float = 1.0,
         max_wait_s: float = 0.01,
+        max_first_audio_s: float = 1.2,
     ) -> None:
         self.engine = engine
         self.metrics = metrics
@@ -92,6 +110,7 @@ class Scheduler:
         self.first_clause_target_s = first_clause_target_s
         self.fairness_step_s = fairness_step_s
         self.max_wait_s = max_wait_s
+        self.max_first_audio_s = max_first_audio_s
         self._heap: list[_Queued] = []
         self._seq = itertools.count()
         self._ready = asyncio.Event()
@@ -99,17 +118,70 @@ class Scheduler:
         self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="engine")
         self._active = 0
         self._active_by_sender: collections.Counter[str] = collections.Counter()
-        # Compute seconds per audio second, smoothed over recent calls: how long a clause will take.
-        self.rtf_estimate = INITIAL_RTF_ESTIMATE
+        self.cost = RenderCostModel()
+        self._busy_until = [0.0] * workers  # predicted end of each worker's current call (loop time)
 
     # ---- admission -----------------------------------------------------------------
 
-    def admit(self, sender: str) -> None:
-        """Reserve a slot for one utterance of `sender`, or refuse with overloaded."""
+    def admit(self, sender: str, timings: list[ClauseTiming] | None = None) -> Playback:
+        """Reserve a slot for one utterance of `sender`, or refuse with overloaded.
+
+        `timings` (None for audio that needs no rendering, e.g. from the phrase cache) lets
+        admission check that the engine can render it, and everything already queued, on time.
+        """
         if self._active >= self.max_active:
+            self.metrics.refused.labels(reason="max_active").inc()
             raise VoxroomError(ErrorCode.OVERLOADED)
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        # A sender's own earlier messages push its first clause back by the fairness step; that wait is chosen.
+        own_wait = self.first_clause_deadline(now, sender, extra=1) - now - self.first_clause_target_s
+        playback = Playback(due=now + self.max_first_audio_s + own_wait)
+        # Off when max_first_audio_s is 0; a step-by-step engine's cost is shared by its batch: not modelled.
+        if timings and self.max_first_audio_s > 0 and not self.continuous:
+            lateness = self.predicted_lateness(now, sender, playback, timings)
+            self.metrics.predicted_slack.observe(-lateness)
+            if lateness > 0:
+                self.metrics.refused.labels(reason="compute").inc()
+                raise VoxroomError(
+                    ErrorCode.OVERLOADED,
+                    f"The voice engine is busy: this message would start {lateness:.1f} s late. Try again shortly.",
+                )
         self._active += 1
         self._active_by_sender[sender] += 1
+        return playback
+
+    def _order(self, deadline: float, speech_s: float) -> float:
+        return deadline - self.cost.predict(speech_s)
+
+    def continuation_deadline(self, playback_at: float, audio_before_s: float) -> float:
+        return playback_at + audio_before_s - CONTINUATION_MARGIN_S
+
+    def predicted_lateness(self, now: float, sender: str, playback: Playback, timings: list[ClauseTiming]) -> float:
+        """How much later than otherwise some clause would finish with this utterance queued (<= 0: none)."""
+        first_deadline = self.first_clause_deadline(now, sender, extra=1)
+        queued = [
+            PlannedClause(
+                item.start_by, self.cost.predict(item.speech_s), item.playback, item.first, item.audio_before_s
+            )
+            for item in self._heap
+            if item.playback is not None and not item.future.done()
+        ]
+        new = []
+        for index, timing in enumerate(timings):
+            deadline = (
+                self.continuation_deadline(first_deadline, timing.audio_before_s) if index else first_deadline
+            )
+            new.append(
+                PlannedClause(
+                    self._order(deadline, timing.speech_s),
+                    self.cost.predict(timing.speech_s),
+                    playback,
+                    index == 0,
+                    timing.audio_before_s,
+                )
+            )
+        return added_lateness(queued, new, now=now, workers_free_at=self._busy_until, workers=self.workers)
 
     def release(self, sender: str) -> None:
         self._active = max(0, self._active - 1)
@@ -121,22 +193,46 @@ class Scheduler:
     def active(self) -> int:
         return self._active
 
-    def first_clause_deadline(self, now: float, sender: str) -> float:
-        ahead = max(0, self._active_by_sender.get(sender, 1) - 1)
+    def first_clause_deadline(self, now: float, sender: str, *, extra: int = 0) -> float:
+        ahead = max(0, self._active_by_sender.get(sender, 0) - 1 + extra)
         return now + self.first_clause_target_s + self.fairness_step_s * ahead
 
     # ---- work ----------------------------------------------------------------------
 
-    def submit(self, clause: ClauseRequest, *, deadline: float, wanted: WantedCheck) -> asyncio.Future[np.ndarray]:
-        """Queue a clause that should be rendered by `deadline` (loop time)."""
+    def submit(
+        self,
+        clause: ClauseRequest,
+        *,
+        deadline: float,
+        wanted: WantedCheck,
+        playback: Playback | None = None,
+        audio_before_s: float = 0.0,
+    ) -> asyncio.Future[np.ndarray]:
+        """Queue a clause that should be rendered by `deadline` (loop time).
+
+        With `playback`, the clause counts in admission's prediction: a first clause when
+        `audio_before_s` is 0, else a continuation due when that much audio has played.
+        """
         loop = asyncio.get_running_loop()
         future: asyncio.Future[np.ndarray] = loop.create_future()
-        start_by = deadline - self.rtf_estimate * spoken_seconds(clause.text)
-        item = _Queued(start_by, next(self._seq), clause, wanted, future, loop.time(), length_bucket(clause.text))
+        speech_s = spoken_seconds(clause.text)
+        item = _Queued(
+            self._order(deadline, speech_s), next(self._seq), clause, wanted, future, loop.time(),
+            length_bucket(clause.text), speech_s, playback, audio_before_s <= 0, audio_before_s,
+        )
         heapq.heappush(self._heap, item)
         self.metrics.queue_depth.set(len(self._heap))
         self._ready.set()
         return future
+
+    def retime(self, future: asyncio.Future[np.ndarray], deadline: float, audio_before_s: float) -> None:
+        """Move a queued clause to a new deadline (its utterance started playing earlier or later than planned)."""
+        for item in self._heap:
+            if item.future is future:
+                item.start_by = self._order(deadline, item.speech_s)
+                item.audio_before_s = audio_before_s
+                heapq.heapify(self._heap)
+                return
 
     @property
     def continuous(self) -> bool:
@@ -218,10 +314,15 @@ class Scheduler:
                 for item in batch:
                     self.metrics.queue_wait.observe(now - item.enqueued_at)
                 clauses = [item.clause for item in batch]
+                speech_s = sum(item.speech_s for item in batch)
                 started = time.perf_counter()
-                audio = await loop.run_in_executor(self._pool, self.engine.synthesize_batch, clauses)
+                self._busy_until[index] = now + self.cost.predict(speech_s)
+                try:
+                    audio = await loop.run_in_executor(self._pool, self.engine.synthesize_batch, clauses)
+                finally:
+                    self._busy_until[index] = 0.0
                 elapsed = time.perf_counter() - started
-                self._account(audio, elapsed)
+                self._account(audio, elapsed, speech_s)
                 for item, pcm in zip(batch, audio, strict=True):
                     if not item.future.done():
                         item.future.set_result(pcm)
@@ -305,11 +406,11 @@ class Scheduler:
                 continue
             rows[synth.submit(utterance)] = (item, [])  # type: ignore[attr-defined]
 
-    def _account(self, audio: list[np.ndarray], elapsed: float) -> None:
+    def _account(self, audio: list[np.ndarray], elapsed: float, speech_s: float) -> None:
         seconds = sum(a.size for a in audio) / self.engine.sample_rate
         self.metrics.batch_size.observe(len(audio))
+        self.cost.observe(speech_s, elapsed)
         if seconds > 0:
             rtf = elapsed / seconds
-            self.rtf_estimate += RTF_SMOOTHING * (rtf - self.rtf_estimate)
             self.metrics.engine_rtf.labels(engine=self.engine.name).observe(rtf)
             self.metrics.audio_seconds.labels(engine=self.engine.name).inc(seconds)

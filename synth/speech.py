@@ -1,9 +1,11 @@
 """One utterance from text to Opus packets, streamed clause by clause.
 
 plan(): normalise the text and split it into clauses, each with its language.
-packets(): render clause 1, encode, yield its packets at once; clause 2 is queued
-with a deadline set by how much audio is already out, and so on. Nothing waits for
-the whole utterance.
+packets(): queue every clause at once (a continuation is due when the audio predicted
+ahead of it runs out, so idle compute renders ahead), then encode and yield each clause's
+packets as soon as it and those before it are rendered. Once the first audio is out, the
+continuations are re-timed from when it actually went out. Nothing waits for the whole
+utterance.
 """
 
 from __future__ import annotations
@@ -14,19 +16,18 @@ from collections.abc import AsyncIterator, Callable
 
 import numpy as np
 
+from synth.admission import Playback
 from synth.cache import MAX_CACHED_TEXT_CHARS, PhraseKey
 from synth.engines.base import ClauseRequest, Engine, Voice
 from synth.opus import FRAME_MS, OpusStream, silence
-from synth.scheduler import Scheduler, WantedCheck
+from synth.scheduler import ClauseTiming, Scheduler, WantedCheck
 from synth.text.normalize import dominant_language, normalize_text
-from synth.text.segment import split_clauses
+from synth.text.segment import split_clauses, spoken_seconds
 from voxroom.errors import ErrorCode, VoxroomError
 
 # Pause after a clause, by how it ends: a sentence end breathes longer than a comma.
 SENTENCE_PAUSE_S = 0.28
 CLAUSE_PAUSE_S = 0.12
-# A continuation is due this long before the audio already sent runs out.
-CONTINUATION_MARGIN_S = 0.4
 
 ChunkFilter = Callable[[np.ndarray, int], np.ndarray]
 
@@ -48,6 +49,16 @@ def plan_clauses(text: str, lang: str = "auto") -> list[Clause]:
     if not spoken:
         raise VoxroomError(ErrorCode.BAD_REQUEST, "There is nothing speakable in this text (only emoji or symbols).")
     return [Clause(text=c, lang=language) for c in split_clauses(spoken)]
+
+
+def clause_timings(clauses: list[Clause]) -> list[ClauseTiming]:
+    """Predicted speech of each clause and audio (speech and pauses) before it: for admission and deadlines."""
+    timings, before = [], 0.0
+    for index, clause in enumerate(clauses):
+        speech = spoken_seconds(clause.text)
+        timings.append(ClauseTiming(speech_s=speech, audio_before_s=before))
+        before += speech + (clause.pause_after_s if index < len(clauses) - 1 else 0.0)
+    return timings
 
 
 @dataclasses.dataclass
@@ -78,32 +89,70 @@ class Speaker:
         *,
         sender: str,
         stats: UtteranceStats | None = None,
+        playback: Playback | None = None,
     ) -> AsyncIterator[bytes]:
-        """Yield Opus packets (20 ms each) as each clause is rendered."""
+        """Yield Opus packets (20 ms each) as each clause is rendered.
+
+        `playback` is what admission returned for this utterance (its first-audio deadline).
+        """
         loop = asyncio.get_running_loop()
         stats = stats if stats is not None else UtteranceStats()
-        encoder = OpusStream(self.engine.sample_rate)
-        playback_started: float | None = None
-        for index, clause in enumerate(clauses):
-            if playback_started is None:
-                deadline = self.scheduler.first_clause_deadline(loop.time(), sender)
-            else:
-                deadline = playback_started + stats.audio_s - CONTINUATION_MARGIN_S
+        playback = playback if playback is not None else Playback(loop.time() + self.scheduler.max_first_audio_s)
+        timings = clause_timings(clauses)
+        first_deadline = self.scheduler.first_clause_deadline(loop.time(), sender)
+        futures: list[asyncio.Future[np.ndarray]] = []
+        for clause, timing in zip(clauses, timings, strict=True):
+            deadline = (
+                self.scheduler.continuation_deadline(first_deadline, timing.audio_before_s)
+                if futures
+                else first_deadline
+            )
             request = ClauseRequest(text=clause.text, lang=clause.lang, voice=voice)
-            audio = await self.scheduler.submit(request, deadline=deadline, wanted=wanted)
-            last = index == len(clauses) - 1
-            pause = 0.0 if last else clause.pause_after_s
-            packets = await asyncio.to_thread(self._encode, encoder, audio, pause)
-            if last:
-                packets += await asyncio.to_thread(encoder.flush)
-            if packets and playback_started is None:
-                playback_started = loop.time()
-            stats.audio_s += audio.size / self.engine.sample_rate + pause
-            for packet in packets:
-                stats.packets += 1
-                yield packet
+            futures.append(
+                self.scheduler.submit(
+                    request, deadline=deadline, wanted=wanted, playback=playback, audio_before_s=timing.audio_before_s
+                )
+            )
+        encoder = OpusStream(self.engine.sample_rate)
+        try:
+            for index, clause in enumerate(clauses):
+                audio = await futures[index]
+                last = index == len(clauses) - 1
+                pause = 0.0 if last else clause.pause_after_s
+                packets = await asyncio.to_thread(self._encode, encoder, audio, pause)
+                if last:
+                    packets += await asyncio.to_thread(encoder.flush)
+                stats.audio_s += audio.size / self.engine.sample_rate + pause
+                if packets and playback.started is None:
+                    playback.started = loop.time()
+                    self._retime(futures, timings, index + 1, playback.started, stats.audio_s)
+                for packet in packets:
+                    stats.packets += 1
+                    yield packet
+        finally:
+            for future in futures:  # an early exit (dropped, failed, closed) frees what is still queued
+                if not future.done():
+                    future.cancel()
+                elif not future.cancelled():
+                    future.exception()  # retrieved: a dropped clause after the first is not worth a warning
         if stats.packets == 0:
             raise VoxroomError(ErrorCode.INTERNAL, "The engine produced no audio for this text.")
+
+    def _retime(
+        self,
+        futures: list[asyncio.Future[np.ndarray]],
+        timings: list[ClauseTiming],
+        start: int,
+        started_at: float,
+        audio_out_s: float,
+    ) -> None:
+        """Continuations are due from when the first audio actually went out and how long it really was."""
+        if start >= len(timings):
+            return
+        offset = audio_out_s - timings[start].audio_before_s
+        for index in range(start, len(timings)):
+            before = timings[index].audio_before_s + offset
+            self.scheduler.retime(futures[index], self.scheduler.continuation_deadline(started_at, before), before)
 
 
 def phrase_key(clauses: list[Clause], voice: Voice, engine: Engine, *, watermarked: bool) -> PhraseKey | None:

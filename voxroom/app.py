@@ -118,7 +118,13 @@ def build_context(settings: Settings) -> ServerContext:
     engine = create_engine(settings.engine, **engine_options(settings))
     # Marking runs per clause off the event loop, before Opus; one watermarker is shared by threads.
     chunk_filter, watermarker = watermark_chunk_filter(settings.watermark, on_embed=metrics.record_embed)
-    scheduler = Scheduler(engine, metrics, workers=settings.engine_workers, max_active=settings.max_active_utterances)
+    scheduler = Scheduler(
+        engine,
+        metrics,
+        workers=settings.engine_workers,
+        max_active=settings.max_active_utterances,
+        max_first_audio_s=settings.max_first_audio_s,
+    )
     ctx = ServerContext(
         settings=settings,
         auth=TokenAuthority(settings.secret),

@@ -53,6 +53,18 @@ class Metrics:
         self.dropped = Counter(
             "voxroom_synth_dropped_total", "Clauses dropped before compute, by reason", ["reason"], registry=r
         )
+        self.refused = Counter(
+            "voxroom_synth_refused_total",
+            "Utterances refused with overloaded: max_active (too many in flight) or compute (would be late)",
+            ["reason"],
+            registry=r,
+        )
+        self.predicted_slack = Histogram(
+            "voxroom_synth_admission_slack_seconds",
+            "At admission: predicted slack of the latest clause with the new utterance added (negative: refused)",
+            buckets=(-2.0, -1.0, -0.5, 0.0, 0.25, 0.5, 1.0, 2.0, 4.0),
+            registry=r,
+        )
 
         self.cache_hits = Counter(
             "voxroom_phrase_cache_hits_total", "Utterances served from the phrase cache", registry=r

@@ -42,6 +42,7 @@ class Settings:
     engine_threads: int = 0
     engine_workers: int = 1
     max_active_utterances: int = 64
+    max_first_audio_s: float = 1.2
     phrase_cache_mb: int = 32
     models_dir: Path | None = None
     gptsovits_runtime: str = "onnx"
@@ -106,6 +107,13 @@ SETTING_SPECS: list[tuple[str, str, Any, str]] = [
     ("engine_threads", "VOXROOM_ENGINE_THREADS", int, "ONNX Runtime threads per inference session (0 = one per core)"),
     ("engine_workers", "VOXROOM_ENGINE_WORKERS", int, "clauses rendered at once (one inference thread pool slot each)"),
     ("max_active_utterances", "VOXROOM_MAX_ACTIVE", int, "utterances in flight before new ones get `overloaded`"),
+    (
+        "max_first_audio_s",
+        "VOXROOM_MAX_FIRST_AUDIO",
+        float,
+        "seconds: a message whose first audio is predicted later than this, or that would make a stream run dry, "
+        "gets `overloaded` (0: admit by VOXROOM_MAX_ACTIVE alone)",
+    ),
     ("daily_limit", "VOXROOM_DAILY_LIMIT", int, "utterances a day, per sender and per voice owner"),
     (
         "daily_limit_overrides",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterator
 
 import pytest
 
@@ -68,3 +69,41 @@ async def test_work_for_an_emptied_room_is_dropped_and_refunded(fake_server: Ser
         assert (await sender.utterance(again["utterance"])).end["type"] == "speech_end"  # type: ignore[index]
     finally:
         await sender.close()
+
+
+@pytest.fixture(scope="module")
+def roomy_fake_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    """The fake engine with room for many utterances: only predicted compute limits admission."""
+    proc = ServerProcess(tmp_path_factory.mktemp("roomy"), env={"VOXROOM_ENGINE": "fake", "VOXROOM_MAX_ACTIVE": "100"})
+    yield proc
+    proc.stop()
+
+
+async def test_a_burst_beyond_render_capacity_is_refused_uncharged_and_the_rest_is_spoken_whole(
+    roomy_fake_server: ServerProcess,
+) -> None:
+    server = roomy_fake_server
+    clients = [await VoxroomClient.connect(server.ws_url, server.token(f"burst-{i}")) for i in range(10)]
+    try:
+        for client in clients:
+            await client.join("burst")
+        text = LONG + " " + LONG  # several clauses, a few seconds of speech each
+        replies = await asyncio.gather(*(c.say("burst", text) for c in clients), return_exceptions=True)
+        accepted = [(c, r) for c, r in zip(clients, replies, strict=True) if isinstance(r, dict)]
+        refused = [(c, r) for c, r in zip(clients, replies, strict=True) if isinstance(r, RequestRefused)]
+        assert accepted and refused, replies
+        assert all(r.code == "overloaded" and "late" in str(r) for _, r in refused)
+        for client, reply in accepted:
+            heard = await client.utterance(reply["utterance"], timeout=120)
+            assert heard.end is not None and heard.end["type"] == "speech_end"
+            assert heard.sequences == list(range(heard.end["frames"]))
+        # Refused senders were not charged: their next message is their first.
+        client, _ = refused[0]
+        await asyncio.sleep(0.5)
+        again = await client.say("burst", "ok")
+        assert again["quota"]["used"] == 1
+        metrics = scrape_metrics(server.http)
+        assert metrics['voxroom_synth_refused_total{reason="compute"}'] == len(refused)
+    finally:
+        for client in clients:
+            await client.close()

@@ -1,0 +1,127 @@
+"""Will the engine keep up? Predict render cost and simulate the queue before admitting an utterance.
+
+Counting utterances in flight (the old admission rule) says nothing about whether they can all be
+rendered in time: ten short replies are cheap, three paragraphs are not. Here every queued clause
+carries its predicted render time, and admission replays the scheduler's own order (latest start
+time first) on the engine's workers to see when each clause would finish:
+
+- a first clause must finish by its utterance's arrival + `max_first_audio_s`;
+- a continuation must finish before the audio already predicted for its utterance runs out
+  (the predicted moment its first clause is out, plus the audio of the clauses before it).
+
+An utterance is admitted only if, with it added, no clause is predicted late. So the queue never
+holds more than the engine can render on time, and `overloaded` means exactly that.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import heapq
+from collections.abc import Iterable
+
+# Until enough calls have been measured: ~0.15 s per call plus ~0.55 s per second of speech
+# (Kokoro int8, two threads, measured on a 2-core machine).
+INITIAL_CALL_S = 0.15
+INITIAL_PER_AUDIO_S = 0.55
+FORGETTING = 0.95  # per call: the model follows the machine's current speed over the last ~20 calls
+MIN_SAMPLES = 8
+
+
+class RenderCostModel:
+    """Seconds one engine call takes, as a + b * (predicted seconds of speech), fitted online.
+
+    A per-call term matters: a two-word clause costs far more than its length suggests (measured:
+    0.26 s for 0.5 s of speech, 0.65 s for 1.3 s).
+    """
+
+    def __init__(self, call_s: float = INITIAL_CALL_S, per_audio_s: float = INITIAL_PER_AUDIO_S) -> None:
+        self.call_s = call_s
+        self.per_audio_s = per_audio_s
+        # Exponentially weighted sums for least squares of elapsed on speech seconds.
+        self._n = self._sx = self._sy = self._sxx = self._sxy = 0.0
+        self._samples = 0
+
+    def predict(self, speech_s: float) -> float:
+        return self.call_s + self.per_audio_s * speech_s
+
+    def observe(self, speech_s: float, elapsed_s: float) -> None:
+        f = FORGETTING
+        self._n = f * self._n + 1
+        self._sx = f * self._sx + speech_s
+        self._sy = f * self._sy + elapsed_s
+        self._sxx = f * self._sxx + speech_s * speech_s
+        self._sxy = f * self._sxy + speech_s * elapsed_s
+        self._samples += 1
+        if self._samples < MIN_SAMPLES:
+            return
+        spread = self._n * self._sxx - self._sx * self._sx
+        if spread <= 1e-9 * max(1.0, self._n * self._sxx):  # all calls the same length: keep the intercept
+            self.per_audio_s = max(1e-3, (self._sy - self.call_s * self._n) / max(self._sx, 1e-9))
+            return
+        slope = (self._n * self._sxy - self._sx * self._sy) / spread
+        intercept = (self._sy - slope * self._sx) / self._n
+        if slope > 0:
+            self.per_audio_s = slope
+            self.call_s = max(0.0, intercept)
+
+
+class Playback:
+    """When an utterance's first audio went out (known) or must go out (its first-audio deadline)."""
+
+    __slots__ = ("due", "started")
+
+    def __init__(self, due: float) -> None:
+        self.due = due  # the latest acceptable time for its first audio
+        self.started: float | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class PlannedClause:
+    """One clause as admission sees it."""
+
+    order: float  # the scheduler's key: latest start time
+    cost_s: float  # predicted render seconds
+    playback: Playback
+    first: bool
+    audio_before_s: float  # predicted audio of the clauses before it in its utterance
+
+
+def lateness(
+    clauses: list[PlannedClause], *, now: float, workers_free_at: Iterable[float], workers: int
+) -> list[float]:
+    """Replay the queue in scheduler order on `workers` workers: how late each clause finishes past its due time
+    (negative: it has that much slack), in the order given."""
+    free = sorted(max(now, t) for t in workers_free_at)[:workers]
+    free += [now] * (workers - len(free))
+    heapq.heapify(free)
+    out_at: dict[int, float] = {}  # predicted first-audio time of utterances not yet started
+    late = [0.0] * len(clauses)
+    for index in sorted(range(len(clauses)), key=lambda i: clauses[i].order):
+        clause = clauses[index]
+        finish = heapq.heappop(free) + clause.cost_s
+        heapq.heappush(free, finish)
+        playback = clause.playback
+        if clause.first:
+            due = playback.due
+            out_at[id(playback)] = finish
+        else:
+            started = playback.started if playback.started is not None else out_at.get(id(playback), now)
+            due = started + clause.audio_before_s
+        late[index] = finish - due
+    return late
+
+
+def added_lateness(
+    queued: list[PlannedClause], new: list[PlannedClause], *, now: float, workers_free_at: list[float], workers: int
+) -> float:
+    """How much later than it would be anyway some clause gets if `new` joins the queue (<= 0: none does).
+
+    "Anyway" is the queue without the newcomer for queued clauses, and the newcomer alone on idle
+    workers for its own: a clause too long to ever be on time (a paragraph's first clause, a long
+    continuation right after a short one) is not the newcomer's fault and must not refuse everyone.
+    """
+    before = lateness(queued, now=now, workers_free_at=workers_free_at, workers=workers)
+    alone = lateness(new, now=now, workers_free_at=[], workers=workers)
+    after = lateness(queued + new, now=now, workers_free_at=workers_free_at, workers=workers)
+    baseline = [max(0.0, x) for x in before + alone]
+    return max((late - base for late, base in zip(after, baseline, strict=True)), default=0.0)

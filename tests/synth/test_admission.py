@@ -1,0 +1,130 @@
+"""Admission by predicted compute: the cost model, the queue replay, and the scheduler refusing what would be late."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from synth.admission import PlannedClause, Playback, RenderCostModel, added_lateness, lateness
+from synth.engines.fake import FakeEngine
+from synth.scheduler import ClauseTiming, Scheduler
+from synth.speech import clause_timings, plan_clauses
+from voxroom.errors import ErrorCode, VoxroomError
+from voxroom.metrics import Metrics
+
+
+def test_cost_model_learns_per_call_and_per_second_costs() -> None:
+    model = RenderCostModel(call_s=1.0, per_audio_s=1.0)
+    for speech in [0.5, 1.0, 2.0, 3.0] * 5:
+        model.observe(speech, 0.2 + 0.4 * speech)
+    assert model.call_s == pytest.approx(0.2, abs=1e-6)
+    assert model.per_audio_s == pytest.approx(0.4, abs=1e-6)
+    assert model.predict(2.5) == pytest.approx(1.2, abs=1e-6)
+
+
+def test_cost_model_follows_a_slower_machine() -> None:
+    model = RenderCostModel()
+    for speech in [0.5, 1.5] * 10:
+        model.observe(speech, 0.1 + 0.5 * speech)
+    for speech in [0.5, 1.5] * 40:  # the machine gets busy: twice as slow
+        model.observe(speech, 0.2 + 1.0 * speech)
+    assert model.predict(1.0) == pytest.approx(1.2, rel=0.05)
+
+
+def clause(order: float, cost: float, playback: Playback, audio_before: float = 0.0) -> PlannedClause:
+    return PlannedClause(order, cost, playback, audio_before == 0.0, audio_before)
+
+
+def test_replay_finds_a_continuation_that_would_run_dry() -> None:
+    a, b = Playback(due=1.0), Playback(due=1.0)
+    queue = [
+        clause(0.0, 0.5, a),  # a's first audio at 0.5
+        clause(0.1, 0.5, b),  # b's first audio at 1.0
+        clause(0.2, 1.0, a, audio_before=1.0),  # a's second clause: done at 2.0, but a's audio ran out at 1.5
+    ]
+    late = lateness(queue, now=0.0, workers_free_at=[], workers=1)
+    assert late == pytest.approx([-0.5, 0.0, 0.5])
+    # Two workers render it in time.
+    assert max(lateness(queue, now=0.0, workers_free_at=[], workers=2)) <= 0
+
+
+def test_a_busy_worker_delays_everything_queued() -> None:
+    a = Playback(due=1.0)
+    assert lateness([clause(0.0, 0.5, a)], now=0.0, workers_free_at=[0.8], workers=1) == pytest.approx([0.3])
+
+
+def test_added_lateness_blames_the_newcomer_only_for_what_it_causes() -> None:
+    # Queued: a paragraph whose second clause is late even alone (long clause after a short one).
+    old = Playback(due=1.0)
+    queued = [clause(0.0, 0.2, old), clause(0.5, 3.0, old, audio_before=0.5)]
+    assert max(lateness(queued, now=0.0, workers_free_at=[], workers=1)) > 0
+    # A short newcomer due later than everything queued changes nothing: admitted.
+    later = Playback(due=10.0)
+    assert added_lateness(queued, [clause(5.0, 0.2, later)], now=0.0, workers_free_at=[], workers=1) <= 0
+    # A newcomer that goes first delays the whole paragraph, first audio included: its stream runs dry no worse.
+    urgent = Playback(due=1.0)
+    assert added_lateness(queued, [clause(-1.0, 0.5, urgent)], now=0.0, workers_free_at=[], workers=1) <= 0
+    # One that cuts in between its clauses makes the stream run dry 0.5 s longer: refused.
+    cutting_in = Playback(due=1.0)
+    assert added_lateness(queued, [clause(0.3, 0.5, cutting_in)], now=0.0, workers_free_at=[], workers=1) == (
+        pytest.approx(0.5)
+    )
+    # A lone newcomer too long to be on time even on an idle engine is not refused for that.
+    slow = Playback(due=0.5)
+    assert added_lateness([], [clause(0.0, 2.0, slow)], now=0.0, workers_free_at=[], workers=1) <= 0
+
+
+def long_message_timings() -> list[ClauseTiming]:
+    text = "This message is long enough to keep the engine busy, and it goes on for a while, clause after clause."
+    return clause_timings(plan_clauses(text, "en"))
+
+
+async def test_scheduler_refuses_what_it_cannot_render_in_time_and_admits_again_when_idle() -> None:
+    engine = FakeEngine(max_batch=1, compute_s_per_audio_s=0.0)
+    scheduler = Scheduler(engine, Metrics(), max_active=100, max_first_audio_s=1.2)
+    timings = long_message_timings()
+    assert len(timings) > 2
+    admitted, refused = [], 0
+    for index in range(12):
+        try:
+            playback = scheduler.admit(f"sender-{index}", timings)
+        except VoxroomError as error:
+            assert error.code == ErrorCode.OVERLOADED and "late" in error.message
+            refused += 1
+            continue
+        admitted.append(playback)
+        # Queue its clauses as the speaker would (without a worker running, they stay queued).
+        now = asyncio.get_running_loop().time()
+        first = scheduler.first_clause_deadline(now, f"sender-{index}")
+        for number, timing in enumerate(timings):
+            deadline = scheduler.continuation_deadline(first, timing.audio_before_s) if number else first
+            scheduler.submit(
+                engine_clause(engine), deadline=deadline, wanted=always, playback=playback,
+                audio_before_s=timing.audio_before_s,
+            )
+    assert 1 <= len(admitted) < 12 and refused == 12 - len(admitted)
+    # Cached audio needs no engine time: admitted whatever the queue holds.
+    scheduler.admit("cached", None)
+    await scheduler.stop()  # drops the queue
+    scheduler.admit("after", timings)
+
+
+async def always() -> bool:
+    return True
+
+
+def engine_clause(engine: FakeEngine):  # type: ignore[no-untyped-def]
+    from synth.engines.base import ClauseRequest
+
+    return ClauseRequest(text="a clause of several words, more or less", lang="en", voice=engine.stock_voice("buzz"))
+
+
+async def test_zero_max_first_audio_turns_the_compute_check_off() -> None:
+    engine = FakeEngine(max_batch=1, compute_s_per_audio_s=0.0)
+    scheduler = Scheduler(engine, Metrics(), max_active=5, max_first_audio_s=0.0)
+    timings = long_message_timings()
+    for index in range(5):
+        scheduler.admit(f"s{index}", timings)
+    with pytest.raises(VoxroomError):
+        scheduler.admit("s5", timings)  # max_active still holds
