@@ -65,6 +65,26 @@ class RenderCostModel:
             self.call_s = max(0.0, intercept)
 
 
+class AudioLengthModel:
+    """Seconds of audio the engine makes per second of speech predicted from the text, averaged online.
+
+    The text's prediction (`spoken_seconds`) runs short for Kokoro (measured: 1.36 s of audio for a
+    clause predicted at 1.0 s); continuations are due when the audio ahead of them runs out, so an
+    uncorrected prediction makes admission refuse streams that would have played without a gap.
+    """
+
+    def __init__(self, ratio: float = 1.0) -> None:
+        self.ratio = ratio
+        self._speech = self._audio = 0.0
+
+    def observe(self, speech_s: float, audio_s: float) -> None:
+        if speech_s <= 0:
+            return
+        self._speech = FORGETTING * self._speech + speech_s
+        self._audio = FORGETTING * self._audio + audio_s
+        self.ratio = self._audio / self._speech
+
+
 class Playback:
     """When an utterance's first audio went out (known) or must go out (its first-audio deadline)."""
 
@@ -83,11 +103,16 @@ class PlannedClause:
     cost_s: float  # predicted render seconds
     playback: Playback
     first: bool
-    audio_before_s: float  # predicted audio of the clauses before it in its utterance
+    audio_before_s: float  # predicted audio of the clauses before it in its utterance (in predicted speech seconds)
 
 
 def lateness(
-    clauses: list[PlannedClause], *, now: float, workers_free_at: Iterable[float], workers: int
+    clauses: list[PlannedClause],
+    *,
+    now: float,
+    workers_free_at: Iterable[float],
+    workers: int,
+    audio_per_speech: float = 1.0,
 ) -> list[float]:
     """Replay the queue in scheduler order on `workers` workers: how late each clause finishes past its due time
     (negative: it has that much slack), in the order given."""
@@ -106,22 +131,31 @@ def lateness(
             out_at[id(playback)] = finish
         else:
             started = playback.started if playback.started is not None else out_at.get(id(playback), now)
-            due = started + clause.audio_before_s
+            due = started + clause.audio_before_s * audio_per_speech
         late[index] = finish - due
     return late
 
 
 def added_lateness(
-    queued: list[PlannedClause], new: list[PlannedClause], *, now: float, workers_free_at: list[float], workers: int
+    queued: list[PlannedClause],
+    new: list[PlannedClause],
+    *,
+    now: float,
+    workers_free_at: list[float],
+    workers: int,
+    tolerance_s: float = 0.0,
+    audio_per_speech: float = 1.0,
 ) -> float:
     """How much later than it would be anyway some clause gets if `new` joins the queue (<= 0: none does).
 
     "Anyway" is the queue without the newcomer for queued clauses, and the newcomer alone on idle
     workers for its own: a clause too long to ever be on time (a paragraph's first clause, a long
     continuation right after a short one) is not the newcomer's fault and must not refuse everyone.
+    Lateness up to `tolerance_s` is allowed: a player's jitter buffer hides it.
     """
-    before = lateness(queued, now=now, workers_free_at=workers_free_at, workers=workers)
-    alone = lateness(new, now=now, workers_free_at=[], workers=workers)
-    after = lateness(queued + new, now=now, workers_free_at=workers_free_at, workers=workers)
-    baseline = [max(0.0, x) for x in before + alone]
+    scale = audio_per_speech
+    before = lateness(queued, now=now, workers_free_at=workers_free_at, workers=workers, audio_per_speech=scale)
+    alone = lateness(new, now=now, workers_free_at=[], workers=workers, audio_per_speech=scale)
+    after = lateness(queued + new, now=now, workers_free_at=workers_free_at, workers=workers, audio_per_speech=scale)
+    baseline = [max(tolerance_s, x) for x in before + alone]
     return max((late - base for late, base in zip(after, baseline, strict=True)), default=0.0)
