@@ -106,6 +106,35 @@ class PlannedClause:
     audio_before_s: float  # predicted audio of the clauses before it in its utterance (in predicted speech seconds)
 
 
+def _finish_times(
+    clauses: list[PlannedClause], now: float, workers_free_at: Iterable[float], workers: int
+) -> list[float]:
+    """Replay the queue in scheduler order on `workers` workers: when each clause would finish."""
+    free = sorted(max(now, t) for t in workers_free_at)[:workers]
+    free += [now] * (workers - len(free))
+    heapq.heapify(free)
+    finish = [0.0] * len(clauses)
+    for index in sorted(range(len(clauses)), key=lambda i: clauses[i].order):
+        finish[index] = heapq.heappop(free) + clauses[index].cost_s
+        heapq.heappush(free, finish[index])
+    return finish
+
+
+def _start_times(
+    clauses: list[PlannedClause], finish: list[float], now: float, audio_per_speech: float, tolerance_s: float
+) -> dict[int, float]:
+    """When each utterance not yet playing would start: once its first clause is ready and late enough that every
+    continuation is ready (within the tolerance) before the audio ahead of it runs out (see `Scheduler.hold`)."""
+    start: dict[int, float] = {}
+    for clause, done in zip(clauses, finish, strict=True):
+        if clause.playback.started is not None:
+            continue
+        needed = done if clause.first else done - clause.audio_before_s * audio_per_speech - tolerance_s
+        key = id(clause.playback)
+        start[key] = max(start.get(key, now), needed)
+    return start
+
+
 def lateness(
     clauses: list[PlannedClause],
     *,
@@ -113,27 +142,39 @@ def lateness(
     workers_free_at: Iterable[float],
     workers: int,
     audio_per_speech: float = 1.0,
+    tolerance_s: float = 0.0,
 ) -> list[float]:
-    """Replay the queue in scheduler order on `workers` workers: how late each clause finishes past its due time
-    (negative: it has that much slack), in the order given."""
-    free = sorted(max(now, t) for t in workers_free_at)[:workers]
-    free += [now] * (workers - len(free))
-    heapq.heapify(free)
-    out_at: dict[int, float] = {}  # predicted first-audio time of utterances not yet started
+    """How late each clause would be past its due time (negative: it has that much slack), in the order given.
+
+    A first clause is late when its utterance would start playing after its first-audio deadline; a
+    continuation when it would finish after the audio ahead of it has run out.
+    """
+    finish = _finish_times(clauses, now, workers_free_at, workers)
+    starts = _start_times(clauses, finish, now, audio_per_speech, tolerance_s)
     late = [0.0] * len(clauses)
-    for index in sorted(range(len(clauses)), key=lambda i: clauses[i].order):
-        clause = clauses[index]
-        finish = heapq.heappop(free) + clause.cost_s
-        heapq.heappush(free, finish)
+    for index, clause in enumerate(clauses):
         playback = clause.playback
+        started = playback.started if playback.started is not None else starts[id(playback)]
         if clause.first:
-            due = playback.due
-            out_at[id(playback)] = finish
+            late[index] = started - playback.due
         else:
-            started = playback.started if playback.started is not None else out_at.get(id(playback), now)
-            due = started + clause.audio_before_s * audio_per_speech
-        late[index] = finish - due
+            late[index] = finish[index] - (started + clause.audio_before_s * audio_per_speech)
     return late
+
+
+def start_time(
+    playback: Playback,
+    clauses: list[PlannedClause],
+    *,
+    now: float,
+    workers_free_at: Iterable[float],
+    workers: int,
+    audio_per_speech: float,
+    tolerance_s: float,
+) -> float:
+    """When `playback`'s utterance should start playing so that its queued continuations arrive in time."""
+    finish = _finish_times(clauses, now, workers_free_at, workers)
+    return _start_times(clauses, finish, now, audio_per_speech, tolerance_s).get(id(playback), now)
 
 
 def added_lateness(
@@ -153,9 +194,9 @@ def added_lateness(
     continuation right after a short one) is not the newcomer's fault and must not refuse everyone.
     Lateness up to `tolerance_s` is allowed: a player's jitter buffer hides it.
     """
-    scale = audio_per_speech
-    before = lateness(queued, now=now, workers_free_at=workers_free_at, workers=workers, audio_per_speech=scale)
-    alone = lateness(new, now=now, workers_free_at=[], workers=workers, audio_per_speech=scale)
-    after = lateness(queued + new, now=now, workers_free_at=workers_free_at, workers=workers, audio_per_speech=scale)
+    options = {"audio_per_speech": audio_per_speech, "tolerance_s": tolerance_s, "workers": workers, "now": now}
+    before = lateness(queued, workers_free_at=workers_free_at, **options)  # type: ignore[arg-type]
+    alone = lateness(new, workers_free_at=[], **options)  # type: ignore[arg-type]
+    after = lateness(queued + new, workers_free_at=workers_free_at, **options)  # type: ignore[arg-type]
     baseline = [max(tolerance_s, x) for x in before + alone]
     return max((late - base for late, base in zip(after, baseline, strict=True)), default=0.0)

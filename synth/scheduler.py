@@ -42,7 +42,14 @@ from collections.abc import Awaitable, Callable
 
 import numpy as np
 
-from synth.admission import AudioLengthModel, PlannedClause, Playback, RenderCostModel, added_lateness
+from synth.admission import (
+    AudioLengthModel,
+    PlannedClause,
+    Playback,
+    RenderCostModel,
+    added_lateness,
+    start_time,
+)
 from synth.engines.base import ClauseRequest, Engine
 from synth.text.segment import spoken_seconds
 from voxroom.errors import ErrorCode, VoxroomError
@@ -171,13 +178,7 @@ class Scheduler:
         self, now: float, playback: Playback, timings: list[ClauseTiming], first_deadline: float
     ) -> float:
         """How much later than otherwise some clause would finish with this utterance queued (<= 0: none)."""
-        queued = [
-            PlannedClause(
-                item.start_by, self.cost.predict(item.speech_s), item.playback, item.first, item.audio_before_s
-            )
-            for item in self._heap
-            if item.playback is not None and not item.future.done()
-        ]
+        queued = self._queued_plan()
         new = []
         for index, timing in enumerate(timings):
             deadline = (
@@ -201,6 +202,33 @@ class Scheduler:
             tolerance_s=LATENESS_TOLERANCE_S,
             audio_per_speech=self.audio_length.ratio,
         )
+
+    def _queued_plan(self) -> list[PlannedClause]:
+        return [
+            PlannedClause(
+                item.start_by, self.cost.predict(item.speech_s), item.playback, item.first, item.audio_before_s
+            )
+            for item in self._heap
+            if item.playback is not None and not item.future.done()
+        ]
+
+    def hold(self, playback: Playback) -> float:
+        """Seconds to hold an utterance's first audio so that its continuations, as queued now, arrive before the
+        audio ahead of them runs out; never past its first-audio deadline. A burst of new messages then costs
+        time to first audio instead of gaps inside the streams already playing."""
+        if self.max_first_audio_s <= 0 or self.continuous:
+            return 0.0
+        now = asyncio.get_running_loop().time()
+        start = start_time(
+            playback,
+            self._queued_plan(),
+            now=now,
+            workers_free_at=self._busy_until,
+            workers=self.workers,
+            audio_per_speech=self.audio_length.ratio,
+            tolerance_s=LATENESS_TOLERANCE_S,
+        )
+        return max(0.0, min(start, playback.due) - now)
 
     def release(self, sender: str) -> None:
         self._active = max(0, self._active - 1)

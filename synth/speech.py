@@ -3,9 +3,10 @@
 plan(): normalise the text and split it into clauses, each with its language.
 packets(): queue every clause at once (a continuation is due when the audio predicted
 ahead of it runs out, so idle compute renders ahead), then encode and yield each clause's
-packets as soon as it and those before it are rendered. Once the first audio is out, the
-continuations are re-timed from when it actually went out. Nothing waits for the whole
-utterance.
+packets as soon as it and those before it are rendered. The first audio is held only as
+long as needed for the continuations, as queued, to arrive before the audio ahead of them
+runs out (never past the first-audio deadline); once it is out, the continuations are
+re-timed from when it actually went out. Nothing waits for the whole utterance.
 """
 
 from __future__ import annotations
@@ -124,6 +125,10 @@ class Speaker:
                     packets += await asyncio.to_thread(encoder.flush)
                 stats.audio_s += audio.size / self.engine.sample_rate + pause
                 if packets and playback.started is None:
+                    held = self.scheduler.hold(playback)
+                    if held > 0:
+                        await asyncio.sleep(held)
+                    self.scheduler.metrics.first_audio_hold.observe(held)
                     playback.started = loop.time()
                     self._retime(futures, timings, index + 1, playback.started, stats.audio_s)
                 for packet in packets:

@@ -59,6 +59,12 @@ class Metrics:
             ["reason"],
             registry=r,
         )
+        self.first_audio_hold = Histogram(
+            "voxroom_synth_first_audio_hold_seconds",
+            "How long a rendered first clause was held so its continuations arrive in time",
+            buckets=(0.0, 0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5),
+            registry=r,
+        )
         self.predicted_slack = Histogram(
             "voxroom_synth_admission_slack_seconds",
             "At admission: predicted slack of the latest clause with the new utterance added (negative: refused)",
