@@ -47,6 +47,7 @@ class KokoroEngine(Engine):
         self._speed = float(speed)
         self._lock = threading.Lock()
         self._session = None
+        self._run_options = None
         self._vocab: dict[str, int] = {}
         self._packs: dict[str, np.ndarray] = {}
         self.g2p = G2P()
@@ -71,6 +72,11 @@ class KokoroEngine(Engine):
                 self._session = ort.InferenceSession(
                     str(model_path()), sess_options=options, providers=["CPUExecutionProvider"]
                 )
+                # The CPU arena keeps every chunk it ever grew to: one long clause (15 s of speech) left ~400 MB
+                # resident for good, and the soak benchmark's RSS crept up in steps. Shrinking it after each run
+                # keeps RSS flat (measured: 813 -> 394 MB after long clauses) at no measurable cost in speed.
+                self._run_options = ort.RunOptions()
+                self._run_options.add_run_config_entry("memory.enable_memory_arena_shrinkage", "cpu:0")
                 log.info("kokoro: loaded %s with %d threads", self.model_version, self._threads)
             return self._session
 
@@ -101,6 +107,7 @@ class KokoroEngine(Engine):
                 "style": style,
                 "speed": np.array([self._speed], dtype=np.float32),
             },
+            self._run_options,
         )
         return trim_silence(np.asarray(audio, dtype=np.float32).reshape(-1), self.sample_rate)
 
