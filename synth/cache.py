@@ -67,10 +67,13 @@ class PhraseCache(Protocol):
 
 
 class MemoryPhraseCache:
+    """LRU by bytes. Each entry is one packed blob, not a list of ~60-byte packets: as Python objects the
+    packets would take about 1.7 times their payload, and the bound would not be what memory holds."""
+
     def __init__(self, metrics: Metrics, *, max_bytes: int = 32 * 1024 * 1024) -> None:
         self.metrics = metrics
         self.max_bytes = max_bytes
-        self._entries: collections.OrderedDict[tuple[str, int, str], list[bytes]] = collections.OrderedDict()
+        self._entries: collections.OrderedDict[tuple[str, int, str], bytes] = collections.OrderedDict()
         self._sizes: dict[tuple[str, int, str], int] = {}
         self.bytes = 0
 
@@ -79,22 +82,23 @@ class MemoryPhraseCache:
         return (key.voice_id, key.voice_version, key.digest())
 
     async def get(self, key: PhraseKey) -> list[bytes] | None:
-        packets = self._entries.get(self._key(key))
-        if packets is None:
+        blob = self._entries.get(self._key(key))
+        if blob is None:
             self.metrics.cache_misses.inc()
             return None
         self._entries.move_to_end(self._key(key))
         self.metrics.cache_hits.inc()
-        return packets
+        return unpack_packets(blob)
 
     async def put(self, key: PhraseKey, packets: list[bytes]) -> None:
-        size = sum(len(p) + 2 for p in packets)
+        blob = pack_packets(packets)
+        size = len(blob)
         if size > self.max_bytes:
             return
         k = self._key(key)
         if k in self._entries:
             self.bytes -= self._sizes[k]
-        self._entries[k] = list(packets)
+        self._entries[k] = blob
         self._entries.move_to_end(k)
         self._sizes[k] = size
         self.bytes += size
