@@ -135,68 +135,49 @@ def _start_times(
     return start
 
 
-def lateness(
-    clauses: list[PlannedClause],
-    *,
-    now: float,
-    workers_free_at: Iterable[float],
-    workers: int,
-    audio_per_speech: float = 1.0,
-    tolerance_s: float = 0.0,
-) -> list[float]:
-    """How late each clause would be past its due time (negative: it has that much slack), in the order given.
+@dataclasses.dataclass(frozen=True)
+class QueueReplay:
+    """The engine as admission sees it right now: its workers, when each is free, and the learned audio length."""
 
-    A first clause is late when its utterance would start playing after its first-audio deadline; a
-    continuation when it would finish after the audio ahead of it has run out.
-    """
-    finish = _finish_times(clauses, now, workers_free_at, workers)
-    starts = _start_times(clauses, finish, now, audio_per_speech, tolerance_s)
-    late = [0.0] * len(clauses)
-    for index, clause in enumerate(clauses):
-        playback = clause.playback
-        started = playback.started if playback.started is not None else starts[id(playback)]
-        if clause.first:
-            late[index] = started - playback.due
-        else:
-            late[index] = finish[index] - (started + clause.audio_before_s * audio_per_speech)
-    return late
+    now: float
+    workers: int
+    workers_free_at: tuple[float, ...] = ()
+    audio_per_speech: float = 1.0
+    tolerance_s: float = 0.0  # predicted lateness a player's jitter buffer hides
 
+    def lateness(self, clauses: list[PlannedClause]) -> list[float]:
+        """How late each clause would be past its due time (negative: it has that much slack), in the order given.
 
-def start_time(
-    playback: Playback,
-    clauses: list[PlannedClause],
-    *,
-    now: float,
-    workers_free_at: Iterable[float],
-    workers: int,
-    audio_per_speech: float,
-    tolerance_s: float,
-) -> float:
-    """When `playback`'s utterance should start playing so that its queued continuations arrive in time."""
-    finish = _finish_times(clauses, now, workers_free_at, workers)
-    return _start_times(clauses, finish, now, audio_per_speech, tolerance_s).get(id(playback), now)
+        A first clause is late when its utterance would start playing after its first-audio deadline; a
+        continuation when it would finish after the audio ahead of it has run out.
+        """
+        finish = _finish_times(clauses, self.now, self.workers_free_at, self.workers)
+        starts = _start_times(clauses, finish, self.now, self.audio_per_speech, self.tolerance_s)
+        late = [0.0] * len(clauses)
+        for index, clause in enumerate(clauses):
+            playback = clause.playback
+            started = playback.started if playback.started is not None else starts[id(playback)]
+            if clause.first:
+                late[index] = started - playback.due
+            else:
+                late[index] = finish[index] - (started + clause.audio_before_s * self.audio_per_speech)
+        return late
 
+    def start_time(self, playback: Playback, clauses: list[PlannedClause]) -> float:
+        """When `playback`'s utterance should start playing so that its queued continuations arrive in time."""
+        finish = _finish_times(clauses, self.now, self.workers_free_at, self.workers)
+        starts = _start_times(clauses, finish, self.now, self.audio_per_speech, self.tolerance_s)
+        return starts.get(id(playback), self.now)
 
-def added_lateness(
-    queued: list[PlannedClause],
-    new: list[PlannedClause],
-    *,
-    now: float,
-    workers_free_at: list[float],
-    workers: int,
-    tolerance_s: float = 0.0,
-    audio_per_speech: float = 1.0,
-) -> float:
-    """How much later than it would be anyway some clause gets if `new` joins the queue (<= 0: none does).
+    def added_lateness(self, queued: list[PlannedClause], new: list[PlannedClause]) -> float:
+        """How much later than it would be anyway some clause gets if `new` joins the queue (<= 0: none does).
 
-    "Anyway" is the queue without the newcomer for queued clauses, and the newcomer alone on idle
-    workers for its own: a clause too long to ever be on time (a paragraph's first clause, a long
-    continuation right after a short one) is not the newcomer's fault and must not refuse everyone.
-    Lateness up to `tolerance_s` is allowed: a player's jitter buffer hides it.
-    """
-    options = {"audio_per_speech": audio_per_speech, "tolerance_s": tolerance_s, "workers": workers, "now": now}
-    before = lateness(queued, workers_free_at=workers_free_at, **options)  # type: ignore[arg-type]
-    alone = lateness(new, workers_free_at=[], **options)  # type: ignore[arg-type]
-    after = lateness(queued + new, workers_free_at=workers_free_at, **options)  # type: ignore[arg-type]
-    baseline = [max(tolerance_s, x) for x in before + alone]
-    return max((late - base for late, base in zip(after, baseline, strict=True)), default=0.0)
+        "Anyway" is the queue without the newcomer for queued clauses, and the newcomer alone on idle
+        workers for its own: a clause too long to ever be on time (a paragraph's first clause, a long
+        continuation right after a short one) is not the newcomer's fault and must not refuse everyone.
+        """
+        before = self.lateness(queued)
+        alone = dataclasses.replace(self, workers_free_at=()).lateness(new)
+        after = self.lateness(queued + new)
+        baseline = [max(self.tolerance_s, x) for x in before + alone]
+        return max((late - base for late, base in zip(after, baseline, strict=True)), default=0.0)

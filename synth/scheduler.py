@@ -42,14 +42,7 @@ from collections.abc import Awaitable, Callable
 
 import numpy as np
 
-from synth.admission import (
-    AudioLengthModel,
-    PlannedClause,
-    Playback,
-    RenderCostModel,
-    added_lateness,
-    start_time,
-)
+from synth.admission import AudioLengthModel, PlannedClause, Playback, QueueReplay, RenderCostModel
 from synth.engines.base import ClauseRequest, Engine
 from synth.text.segment import spoken_seconds
 from voxroom.errors import ErrorCode, VoxroomError
@@ -193,15 +186,7 @@ class Scheduler:
                     timing.audio_before_s,
                 )
             )
-        return added_lateness(
-            queued,
-            new,
-            now=now,
-            workers_free_at=self._busy_until,
-            workers=self.workers,
-            tolerance_s=LATENESS_TOLERANCE_S,
-            audio_per_speech=self.audio_length.ratio,
-        )
+        return self._replay(now).added_lateness(queued, new)
 
     def _queued_plan(self) -> list[PlannedClause]:
         return [
@@ -212,6 +197,15 @@ class Scheduler:
             if item.playback is not None and not item.future.done()
         ]
 
+    def _replay(self, now: float) -> QueueReplay:
+        return QueueReplay(
+            now=now,
+            workers=self.workers,
+            workers_free_at=tuple(self._busy_until),
+            audio_per_speech=self.audio_length.ratio,
+            tolerance_s=LATENESS_TOLERANCE_S,
+        )
+
     def hold(self, playback: Playback) -> float:
         """Seconds to hold an utterance's first audio so that its continuations, as queued now, arrive before the
         audio ahead of them runs out; never past its first-audio deadline. A burst of new messages then costs
@@ -219,15 +213,7 @@ class Scheduler:
         if self.max_first_audio_s <= 0 or self.continuous:
             return 0.0
         now = asyncio.get_running_loop().time()
-        start = start_time(
-            playback,
-            self._queued_plan(),
-            now=now,
-            workers_free_at=self._busy_until,
-            workers=self.workers,
-            audio_per_speech=self.audio_length.ratio,
-            tolerance_s=LATENESS_TOLERANCE_S,
-        )
+        start = self._replay(now).start_time(playback, self._queued_plan())
         return max(0.0, min(start, playback.due) - now)
 
     def release(self, sender: str) -> None:

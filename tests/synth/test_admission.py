@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from synth.admission import PlannedClause, Playback, RenderCostModel, added_lateness, lateness, start_time
+from synth.admission import PlannedClause, Playback, QueueReplay, RenderCostModel
 from synth.engines.fake import FakeEngine
 from synth.scheduler import ClauseTiming, Scheduler
 from synth.speech import clause_timings, plan_clauses
@@ -43,32 +43,33 @@ def test_replay_finds_a_continuation_that_would_run_dry() -> None:
         clause(0.1, 0.5, waiting),  # a new message's first clause, done at 0.5
         clause(0.2, 1.0, playing, audio_before=1.0),  # done at 1.5, but the audio ran out at 1.0
     ]
-    late = lateness(queue, now=0.0, workers_free_at=[], workers=1)
+    late = QueueReplay(now=0.0, workers=1).lateness(queue)
     assert late == pytest.approx([-0.5, 0.5])
     # Two workers render both in time.
-    assert max(lateness(queue, now=0.0, workers_free_at=[], workers=2)) <= 0
+    assert max(QueueReplay(now=0.0, workers=2).lateness(queue)) <= 0
 
 
 def test_a_busy_worker_delays_everything_queued() -> None:
     a = Playback(due=1.0)
-    assert lateness([clause(0.0, 0.5, a)], now=0.0, workers_free_at=[0.8], workers=1) == pytest.approx([0.3])
+    busy = QueueReplay(now=0.0, workers=1, workers_free_at=(0.8,))
+    assert busy.lateness([clause(0.0, 0.5, a)]) == pytest.approx([0.3])
 
 
 def test_an_utterance_starts_once_its_continuations_will_be_in_time() -> None:
     new = Playback(due=2.0)
     queue = [clause(0.0, 0.5, new), clause(0.1, 1.5, new, audio_before=0.7)]  # a short clause, then a long one
     # The second clause is done at 2.0; started at 1.3, the 0.7 s ahead of it runs out just then.
-    assert start_time(new, queue, now=0.0, workers_free_at=[], workers=1, audio_per_speech=1.0, tolerance_s=0.0) == (
+    assert QueueReplay(now=0.0, workers=1, audio_per_speech=1.0, tolerance_s=0.0).start_time(new, queue) == (
         pytest.approx(1.3)
     )
-    assert start_time(new, queue, now=0.0, workers_free_at=[], workers=1, audio_per_speech=1.0, tolerance_s=0.2) == (
+    assert QueueReplay(now=0.0, workers=1, audio_per_speech=1.0, tolerance_s=0.2).start_time(new, queue) == (
         pytest.approx(1.1)
     )
     # Audio runs longer than its text predicts: less hold is needed.
-    assert start_time(new, queue, now=0.0, workers_free_at=[], workers=1, audio_per_speech=2.0, tolerance_s=0.0) == (
+    assert QueueReplay(now=0.0, workers=1, audio_per_speech=2.0, tolerance_s=0.0).start_time(new, queue) == (
         pytest.approx(0.6)
     )
-    assert lateness(queue, now=0.0, workers_free_at=[], workers=1) == pytest.approx([1.3 - 2.0, 0.0])
+    assert QueueReplay(now=0.0, workers=1).lateness(queue) == pytest.approx([1.3 - 2.0, 0.0])
 
 
 def test_added_lateness_blames_the_newcomer_only_for_what_it_causes() -> None:
@@ -76,22 +77,20 @@ def test_added_lateness_blames_the_newcomer_only_for_what_it_causes() -> None:
     old = Playback(due=1.0)
     old.started = 0.0
     queued = [clause(0.5, 3.0, old, audio_before=0.5)]
-    assert lateness(queued, now=0.0, workers_free_at=[], workers=1) == pytest.approx([2.5])
+    assert QueueReplay(now=0.0, workers=1).lateness(queued) == pytest.approx([2.5])
     # A short newcomer due later than everything queued changes nothing: admitted.
     later = Playback(due=10.0)
-    assert added_lateness(queued, [clause(5.0, 0.2, later)], now=0.0, workers_free_at=[], workers=1) <= 0
+    assert QueueReplay(now=0.0, workers=1).added_lateness(queued, [clause(5.0, 0.2, later)]) <= 0
     # One that goes ahead of the paragraph's clause makes the stream run dry 0.5 s longer: refused.
     urgent = Playback(due=1.0)
-    assert added_lateness(queued, [clause(-1.0, 0.5, urgent)], now=0.0, workers_free_at=[], workers=1) == (
+    assert QueueReplay(now=0.0, workers=1).added_lateness(queued, [clause(-1.0, 0.5, urgent)]) == (
         pytest.approx(0.5)
     )
     # Within the tolerance it is admitted.
-    assert added_lateness(
-        queued, [clause(-1.0, 0.5, urgent)], now=0.0, workers_free_at=[], workers=1, tolerance_s=3.0
-    ) <= 0
+    assert QueueReplay(now=0.0, workers=1, tolerance_s=3.0).added_lateness(queued, [clause(-1.0, 0.5, urgent)]) <= 0
     # A lone newcomer too long to be on time even on an idle engine is not refused for that.
     slow = Playback(due=0.5)
-    assert added_lateness([], [clause(0.0, 2.0, slow)], now=0.0, workers_free_at=[], workers=1) <= 0
+    assert QueueReplay(now=0.0, workers=1).added_lateness([], [clause(0.0, 2.0, slow)]) <= 0
 
 
 def long_message_timings() -> list[ClauseTiming]:
