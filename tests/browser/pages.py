@@ -56,6 +56,17 @@ def wait_for_energy(page: Page, above: float, timeout_s: float = 30.0) -> dict[s
         time.sleep(0.2)
 
 
+def wait_for_bytes(page: Page, above: int, timeout_s: float = 30.0) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        stats = audio_stats(page)
+        if stats["bytesReceived"] > above:
+            return stats
+        if time.monotonic() > deadline:
+            raise AssertionError(f"no more than {above} bytes of audio within {timeout_s} s: {stats}")
+        time.sleep(0.2)
+
+
 # Runs in the listening page: polls the player every 10 ms and resolves with the wall-clock
 # time (ms) at which the played-out energy first rises above its value when the poll started.
 FIRST_ENERGY_JS = """async (timeoutMs) => {
