@@ -163,6 +163,10 @@ class QueueReplay:
                 late[index] = finish[index] - (started + clause.audio_before_s * self.audio_per_speech)
         return late
 
+    def drained_at(self, clauses: list[PlannedClause]) -> float:
+        """When the workers would have rendered everything queued."""
+        return max(_finish_times(clauses, self.now, self.workers_free_at, self.workers), default=self.now)
+
     def start_time(self, playback: Playback, clauses: list[PlannedClause]) -> float:
         """When `playback`'s utterance should start playing so that its queued continuations arrive in time."""
         finish = _finish_times(clauses, self.now, self.workers_free_at, self.workers)

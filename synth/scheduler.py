@@ -37,6 +37,7 @@ import dataclasses
 import heapq
 import itertools
 import logging
+import math
 import time
 from collections.abc import Awaitable, Callable
 
@@ -153,9 +154,11 @@ class Scheduler:
                     lateness, len(self._heap), self.cost.call_s, self.cost.per_audio_s, self.audio_length.ratio,
                 )
                 self.metrics.refused.labels(reason="compute").inc()
+                drained_in = self._replay(now).drained_at(self._queued_plan()) - now
                 raise VoxroomError(
                     ErrorCode.OVERLOADED,
                     f"The voice engine is busy: this message would start {lateness:.1f} s late. Try again shortly.",
+                    retry_after_s=max(0.5, math.ceil(drained_in * 2) / 2),  # what is queued now is done by then
                 )
         self._active += 1
         self._active_by_sender[sender] += 1

@@ -43,7 +43,7 @@ export function explain(err) {
     case "consent_required":
       return `${err.message} Switch on "Let Voxroom speak in my voice" to use your own voice.`;
     case "overloaded":
-      return "The server is busy right now. Nothing was charged; try again in a few seconds.";
+      return `The server is busy right now. Nothing was charged; try again in ${formatWait(err.retry_after_s || 3)}.`;
     default:
       return err.message;
   }

@@ -93,6 +93,7 @@ async def test_a_burst_beyond_render_capacity_is_refused_uncharged_and_the_rest_
         refused = [(c, r) for c, r in zip(clients, replies, strict=True) if isinstance(r, RequestRefused)]
         assert accepted and refused, replies
         assert all(r.code == "overloaded" and "late" in str(r) for _, r in refused)
+        assert all(r.error["retry_after_s"] >= 0.5 for _, r in refused)
         for client, reply in accepted:
             heard = await client.utterance(reply["utterance"], timeout=120)
             assert heard.end is not None and heard.end["type"] == "speech_end"

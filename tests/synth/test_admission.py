@@ -109,6 +109,7 @@ async def test_scheduler_refuses_what_it_cannot_render_in_time_and_admits_again_
             playback = scheduler.admit(f"sender-{index}", timings)
         except VoxroomError as error:
             assert error.code == ErrorCode.OVERLOADED and "late" in error.message
+            assert error.retry_after_s is not None and error.retry_after_s >= 0.5
             refused += 1
             continue
         admitted.append(playback)
