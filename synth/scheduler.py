@@ -139,12 +139,12 @@ class Scheduler:
             raise VoxroomError(ErrorCode.OVERLOADED)
         loop = asyncio.get_running_loop()
         now = loop.time()
+        first_deadline = self.first_clause_deadline(now, sender, extra=1)
         # A sender's own earlier messages push its first clause back by the fairness step; that wait is chosen.
-        own_wait = self.first_clause_deadline(now, sender, extra=1) - now - self.first_clause_target_s
+        own_wait = first_deadline - now - self.first_clause_target_s
         playback = Playback(due=now + self.max_first_audio_s + own_wait)
         # Off when max_first_audio_s is 0; a step-by-step engine's cost is shared by its batch: not modelled.
         if timings and self.max_first_audio_s > 0 and not self.continuous:
-            first_deadline = self.first_clause_deadline(now, sender, extra=1)
             lateness = self.predicted_lateness(now, playback, timings, first_deadline)
             self.metrics.predicted_slack.observe(-lateness)
             if lateness > 0:
@@ -243,15 +243,17 @@ class Scheduler:
         wanted: WantedCheck,
         playback: Playback | None = None,
         audio_before_s: float = 0.0,
+        speech_s: float | None = None,
     ) -> asyncio.Future[np.ndarray]:
         """Queue a clause that should be rendered by `deadline` (loop time).
 
         With `playback`, the clause counts in admission's prediction: a first clause when
-        `audio_before_s` is 0, else a continuation due when that much audio has played.
+        `audio_before_s` is 0, else a continuation due when that much audio has played. `speech_s` is
+        the clause's predicted seconds of speech, if the caller already has it.
         """
         loop = asyncio.get_running_loop()
         future: asyncio.Future[np.ndarray] = loop.create_future()
-        speech_s = spoken_seconds(clause.text)
+        speech_s = spoken_seconds(clause.text) if speech_s is None else speech_s
         item = _Queued(
             self._order(deadline, speech_s), next(self._seq), clause, wanted, future, loop.time(),
             length_bucket(clause.text), speech_s, playback, audio_before_s <= 0, audio_before_s,
@@ -261,14 +263,18 @@ class Scheduler:
         self._ready.set()
         return future
 
-    def retime(self, future: asyncio.Future[np.ndarray], deadline: float, audio_before_s: float) -> None:
-        """Move a queued clause to a new deadline (its utterance started playing earlier or later than planned)."""
+    def retime(self, started_at: float, audio_before: dict[asyncio.Future[np.ndarray], float]) -> None:
+        """An utterance started playing at `started_at`: each of its queued continuations (by future) is now due
+        when the audio before it, `audio_before[future]` seconds, has played."""
+        changed = False
         for item in self._heap:
-            if item.future is future:
-                item.start_by = self._order(deadline, item.speech_s)
-                item.audio_before_s = audio_before_s
-                heapq.heapify(self._heap)
-                return
+            before = audio_before.get(item.future)
+            if before is not None:
+                item.start_by = self._order(self.continuation_deadline(started_at, before), item.speech_s)
+                item.audio_before_s = before
+                changed = True
+        if changed:
+            heapq.heapify(self._heap)
 
     @property
     def continuous(self) -> bool:
@@ -448,6 +454,5 @@ class Scheduler:
         self.cost.observe(speech_s, elapsed)
         self.audio_length.observe(speech_s, seconds)
         if seconds > 0:
-            rtf = elapsed / seconds
-            self.metrics.engine_rtf.labels(engine=self.engine.name).observe(rtf)
+            self.metrics.engine_rtf.labels(engine=self.engine.name).observe(elapsed / seconds)
             self.metrics.audio_seconds.labels(engine=self.engine.name).inc(seconds)

@@ -111,7 +111,12 @@ class Speaker:
             request = ClauseRequest(text=clause.text, lang=clause.lang, voice=voice)
             futures.append(
                 self.scheduler.submit(
-                    request, deadline=deadline, wanted=wanted, playback=playback, audio_before_s=timing.audio_before_s
+                    request,
+                    deadline=deadline,
+                    wanted=wanted,
+                    playback=playback,
+                    audio_before_s=timing.audio_before_s,
+                    speech_s=timing.speech_s,
                 )
             )
         encoder = OpusStream(self.engine.sample_rate)
@@ -130,7 +135,12 @@ class Speaker:
                         await asyncio.sleep(held)
                     self.scheduler.metrics.first_audio_hold.observe(held)
                     playback.started = loop.time()
-                    self._retime(futures, timings, index + 1, playback.started, stats.audio_s)
+                    if index + 1 < len(timings):  # the rest is due from when and how long the real audio was
+                        offset = stats.audio_s - timings[index + 1].audio_before_s
+                        later = range(index + 1, len(timings))
+                        self.scheduler.retime(
+                            playback.started, {futures[j]: timings[j].audio_before_s + offset for j in later}
+                        )
                 for packet in packets:
                     stats.packets += 1
                     yield packet
@@ -142,22 +152,6 @@ class Speaker:
                     future.exception()  # retrieved: a dropped clause after the first is not worth a warning
         if stats.packets == 0:
             raise VoxroomError(ErrorCode.INTERNAL, "The engine produced no audio for this text.")
-
-    def _retime(
-        self,
-        futures: list[asyncio.Future[np.ndarray]],
-        timings: list[ClauseTiming],
-        start: int,
-        started_at: float,
-        audio_out_s: float,
-    ) -> None:
-        """Continuations are due from when the first audio actually went out and how long it really was."""
-        if start >= len(timings):
-            return
-        offset = audio_out_s - timings[start].audio_before_s
-        for index in range(start, len(timings)):
-            before = timings[index].audio_before_s + offset
-            self.scheduler.retime(futures[index], self.scheduler.continuation_deadline(started_at, before), before)
 
 
 def phrase_key(clauses: list[Clause], voice: Voice, engine: Engine, *, watermarked: bool) -> PhraseKey | None:

@@ -45,26 +45,24 @@ def audio_stats(page: Page) -> dict[str, Any]:
     return page.evaluate("window.voxroomDemo.player.stats()")  # type: ignore[no-any-return]
 
 
-def wait_for_energy(page: Page, above: float, timeout_s: float = 30.0) -> dict[str, Any]:
+def wait_for_player_stat(page: Page, name: str, above: float, timeout_s: float = 30.0) -> dict[str, Any]:
+    """Poll the page's player until `stats()[name]` exceeds `above`; returns the stats then."""
     deadline = time.monotonic() + timeout_s
     while True:
         stats = audio_stats(page)
-        if stats["totalAudioEnergy"] > above:
+        if stats[name] > above:
             return stats
         if time.monotonic() > deadline:
-            raise AssertionError(f"no audio energy within {timeout_s} s: {stats}")
+            raise AssertionError(f"{name} not above {above} within {timeout_s} s: {stats}")
         time.sleep(0.2)
+
+
+def wait_for_energy(page: Page, above: float, timeout_s: float = 30.0) -> dict[str, Any]:
+    return wait_for_player_stat(page, "totalAudioEnergy", above, timeout_s)
 
 
 def wait_for_bytes(page: Page, above: int, timeout_s: float = 30.0) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout_s
-    while True:
-        stats = audio_stats(page)
-        if stats["bytesReceived"] > above:
-            return stats
-        if time.monotonic() > deadline:
-            raise AssertionError(f"no more than {above} bytes of audio within {timeout_s} s: {stats}")
-        time.sleep(0.2)
+    return wait_for_player_stat(page, "bytesReceived", above, timeout_s)
 
 
 # Runs in the listening page: polls the player every 10 ms and resolves with the wall-clock
