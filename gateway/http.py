@@ -20,6 +20,25 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 _SELF_AUTHENTICATED = {"/v1/ws"}
 
 
+READ_CHUNK = 64 * 1024
+
+
+async def read_body(request: web.Request, limit: int) -> bytes | None:
+    """The whole request body, or None once it passes `limit` bytes (reading stops there).
+
+    Read in chunks until the end: one `content.read(n)` returns only what has arrived so far, which
+    on a busy server can be the first part of an upload.
+    """
+    chunks: list[bytes] = []
+    size = 0
+    while chunk := await request.content.read(READ_CHUNK):
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
 def error_response(code: ErrorCode, message: str | None = None, *, status: int | None = None) -> web.Response:
     exc = VoxroomError(code, message)
     body = {"error": {"code": str(exc.code), "message": exc.message}}

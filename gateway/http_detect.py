@@ -6,7 +6,7 @@ import asyncio
 
 from aiohttp import web
 
-from gateway.http import error_response
+from gateway.http import error_response, read_body
 from gateway.ws import CTX_KEY
 from synth.audio_io import AudioDecodeError
 from synth.watermark.files import detect_file
@@ -19,8 +19,8 @@ async def detect(request: web.Request) -> web.Response:
     ctx = request.app[CTX_KEY]
     if request.content_length is not None and request.content_length > MAX_DETECT_BYTES:
         return error_response(ErrorCode.BAD_REQUEST, "The clip is larger than 10 MB; send a shorter one.", status=413)
-    data = await request.content.read(MAX_DETECT_BYTES + 1)
-    if len(data) > MAX_DETECT_BYTES:
+    data = await read_body(request, MAX_DETECT_BYTES)
+    if data is None:
         return error_response(ErrorCode.BAD_REQUEST, "The clip is larger than 10 MB; send a shorter one.", status=413)
     try:
         detection = await asyncio.to_thread(detect_file, data, ctx.watermarker)

@@ -12,14 +12,13 @@ from typing import Any
 
 from aiohttp import web
 
+from gateway.http import read_body
 from synth.audio_io import AudioDecodeError
 from synth.enroll.contract import LANGUAGE_HINTS
 from synth.enroll.errors import EnrollmentError, RecordingRejected, UnsupportedAudioType, UploadTooLarge
 from synth.enroll.service import EnrollmentService
 from voxroom.errors import ErrorCode
 from voxroom.identity import Account
-
-READ_CHUNK = 64 * 1024
 
 
 def _refusal(status: int, message: str, **extra: Any) -> web.Response:
@@ -28,21 +27,14 @@ def _refusal(status: int, message: str, **extra: Any) -> web.Response:
     )
 
 
-async def _read_body(request: web.Request, limit: int) -> bytes:
-    """The upload, read in chunks and abandoned as soon as it passes `limit` bytes."""
-    chunks: list[bytes] = []
-    size = 0
-    while True:
-        chunk = await request.content.read(READ_CHUNK)
-        if not chunk:
-            return b"".join(chunks)
-        size += len(chunk)
-        if size > limit:
-            raise UploadTooLarge(
-                f"The file is larger than {limit // (1024 * 1024)} MB; "
-                "send at most 5 minutes, or a compressed format (Ogg/Opus, WebM, MP3)."
-            )
-        chunks.append(chunk)
+async def _read_upload(request: web.Request, limit: int) -> bytes:
+    data = await read_body(request, limit)
+    if data is None:
+        raise UploadTooLarge(
+            f"The file is larger than {limit // (1024 * 1024)} MB; "
+            "send at most 5 minutes, or a compressed format (Ogg/Opus, WebM, MP3)."
+        )
+    return data
 
 
 def voice_routes(enrollment: EnrollmentService) -> list[web.RouteDef]:
@@ -57,7 +49,7 @@ def voice_routes(enrollment: EnrollmentService) -> list[web.RouteDef]:
         try:
             # Type and declared length first, so a wrong or huge upload is refused before it is read.
             enrollment.check_upload(request.content_length or 0, content_type)
-            data = await _read_body(request, enrollment.max_upload_bytes)
+            data = await _read_upload(request, enrollment.max_upload_bytes)
             result = await enrollment.enroll(account.id, data, content_type, language_hint=language)
         except UploadTooLarge as exc:
             return _refusal(413, exc.message)
