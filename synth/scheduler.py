@@ -84,6 +84,9 @@ class _Queued:
     playback: Playback | None = dataclasses.field(compare=False, default=None)
     first: bool = dataclasses.field(compare=False, default=True)
     audio_before_s: float = dataclasses.field(compare=False, default=0.0)
+    # Set for a clause heard in pieces as the engine renders them (`Engine.stream_clause`): each piece is put
+    # here before the future resolves with the whole clause.
+    pieces: asyncio.Queue[np.ndarray] | None = dataclasses.field(compare=False, default=None)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -244,19 +247,22 @@ class Scheduler:
         playback: Playback | None = None,
         audio_before_s: float = 0.0,
         speech_s: float | None = None,
+        pieces: asyncio.Queue[np.ndarray] | None = None,
     ) -> asyncio.Future[np.ndarray]:
         """Queue a clause that should be rendered by `deadline` (loop time).
 
         With `playback`, the clause counts in admission's prediction: a first clause when
         `audio_before_s` is 0, else a continuation due when that much audio has played. `speech_s` is
-        the clause's predicted seconds of speech, if the caller already has it.
+        the clause's predicted seconds of speech, if the caller already has it. With `pieces`, the clause is
+        rendered with the engine's `stream_clause` and each piece is put there as soon as it is rendered; the
+        future still resolves with the whole clause, after the last piece.
         """
         loop = asyncio.get_running_loop()
         future: asyncio.Future[np.ndarray] = loop.create_future()
         speech_s = spoken_seconds(clause.text) if speech_s is None else speech_s
         item = _Queued(
             self._order(deadline, speech_s), next(self._seq), clause, wanted, future, loop.time(),
-            length_bucket(clause.text), speech_s, playback, audio_before_s <= 0, audio_before_s,
+            length_bucket(clause.text), speech_s, playback, audio_before_s <= 0, audio_before_s, pieces,
         )
         heapq.heappush(self._heap, item)
         self.metrics.queue_depth.set(len(self._heap))
@@ -360,7 +366,14 @@ class Scheduler:
                 started = time.perf_counter()
                 self._busy_until[index] = now + self.cost.predict(speech_s)
                 try:
-                    audio = await loop.run_in_executor(self._pool, self.engine.synthesize_batch, clauses)
+                    only = batch[0]
+                    if len(batch) == 1 and only.pieces is not None:
+                        audio = [await loop.run_in_executor(self._pool, self._stream, only.clause, only.pieces, loop)]
+                    else:
+                        audio = await loop.run_in_executor(self._pool, self.engine.synthesize_batch, clauses)
+                        for item, pcm in zip(batch, audio, strict=True):
+                            if item.pieces is not None:  # batched with others: heard whole
+                                item.pieces.put_nowait(pcm)
                 finally:
                     self._busy_until[index] = 0.0
                 elapsed = time.perf_counter() - started
@@ -378,6 +391,18 @@ class Scheduler:
                 for item in batch:
                     if not item.future.done():
                         item.future.set_exception(exc)
+
+    def _stream(
+        self, clause: ClauseRequest, pieces: asyncio.Queue[np.ndarray], loop: asyncio.AbstractEventLoop
+    ) -> np.ndarray:
+        """On a worker thread: render one clause piece by piece, handing each piece to the loop as it comes.
+        The loop runs these hand-overs before it sees this call return, so every piece is queued before the
+        clause's future resolves."""
+        rendered = []
+        for piece in self.engine.stream_clause(clause):
+            rendered.append(piece)
+            loop.call_soon_threadsafe(pieces.put_nowait, piece)
+        return np.concatenate(rendered) if rendered else np.zeros(0, np.float32)
 
     async def _continuous_worker(self) -> None:
         loop = asyncio.get_running_loop()
@@ -401,6 +426,8 @@ class Scheduler:
                     if len(event.audio):
                         chunks.append(event.audio)
                         produced += len(event.audio) / self.engine.sample_rate
+                        if item.pieces is not None:
+                            item.pieces.put_nowait(np.clip(event.audio, -1.0, 1.0))
                     if event.finished:
                         del rows[event.row]
                         audio = np.concatenate(chunks) if chunks else np.zeros(0, np.float32)

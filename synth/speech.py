@@ -75,12 +75,49 @@ class Speaker:
         # Runs on each clause's PCM before encoding (e.g. the watermark); off the event loop.
         self.chunk_filter = chunk_filter
 
-    def _encode(self, encoder: OpusStream, audio: np.ndarray, pause_s: float) -> list[bytes]:
+    def _encode(self, encoder: OpusStream, audio: np.ndarray) -> list[bytes]:
         if self.chunk_filter is not None and audio.size:
             audio = self.chunk_filter(audio, self.engine.sample_rate)
-        if pause_s > 0:
-            audio = np.concatenate([audio, silence(pause_s, self.engine.sample_rate)])
         return encoder.encode(audio)
+
+    def _finish_clause(self, encoder: OpusStream, pause_s: float, last: bool) -> list[bytes]:
+        """The pause after a clause, or the encoder's last frame after the utterance's last clause."""
+        packets = encoder.encode(silence(pause_s, self.engine.sample_rate)) if pause_s > 0 else []
+        return packets + encoder.flush() if last else packets
+
+    @staticmethod
+    async def _rendered(
+        future: asyncio.Future[np.ndarray], pieces: asyncio.Queue[np.ndarray] | None
+    ) -> AsyncIterator[np.ndarray]:
+        """A clause's audio as it is rendered: its pieces as they come when it streams, else the whole at once."""
+        if pieces is None:
+            yield await future
+            return
+        while True:
+            if not pieces.empty():
+                yield pieces.get_nowait()
+                continue
+            if future.done():
+                future.result()  # a failed or dropped clause raises here, after any pieces it did render
+                return
+            getter = asyncio.ensure_future(pieces.get())
+            try:
+                await asyncio.wait({getter, future}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                if not getter.done():
+                    getter.cancel()
+            if getter.done() and not getter.cancelled():
+                yield getter.result()
+
+    async def _start_playback(self, playback: Playback) -> None:
+        """Before an utterance's first packets: hold them as long as admission asks, then mark it playing."""
+        if playback.started is not None:
+            return
+        held = self.scheduler.hold(playback)
+        if held > 0:
+            await asyncio.sleep(held)
+        self.scheduler.metrics.first_audio_hold.observe(held)
+        playback.started = asyncio.get_running_loop().time()
 
     async def packets(
         self,
@@ -102,6 +139,9 @@ class Speaker:
         timings = clause_timings(clauses)
         first_deadline = self.scheduler.first_clause_deadline(loop.time(), sender)
         futures: list[asyncio.Future[np.ndarray]] = []
+        # The first clause is heard piece by piece as the engine renders it: its first words go out before the
+        # rest of it is decoded. Later clauses have the audio ahead of them to hide their render time.
+        first_pieces: asyncio.Queue[np.ndarray] = asyncio.Queue()
         for clause, timing in zip(clauses, timings, strict=True):
             deadline = (
                 self.scheduler.continuation_deadline(first_deadline, timing.audio_before_s)
@@ -117,30 +157,35 @@ class Speaker:
                     playback=playback,
                     audio_before_s=timing.audio_before_s,
                     speech_s=timing.speech_s,
+                    pieces=None if futures else first_pieces,
                 )
             )
         encoder = OpusStream(self.engine.sample_rate)
+        retimed = False
         try:
             for index, clause in enumerate(clauses):
-                audio = await futures[index]
+                async for piece in self._rendered(futures[index], first_pieces if index == 0 else None):
+                    packets = await asyncio.to_thread(self._encode, encoder, piece)
+                    stats.audio_s += piece.size / self.engine.sample_rate
+                    if packets:
+                        await self._start_playback(playback)
+                    for packet in packets:
+                        stats.packets += 1
+                        yield packet
                 last = index == len(clauses) - 1
                 pause = 0.0 if last else clause.pause_after_s
-                packets = await asyncio.to_thread(self._encode, encoder, audio, pause)
-                if last:
-                    packets += await asyncio.to_thread(encoder.flush)
-                stats.audio_s += audio.size / self.engine.sample_rate + pause
-                if packets and playback.started is None:
-                    held = self.scheduler.hold(playback)
-                    if held > 0:
-                        await asyncio.sleep(held)
-                    self.scheduler.metrics.first_audio_hold.observe(held)
-                    playback.started = loop.time()
-                    if index + 1 < len(timings):  # the rest is due from when and how long the real audio was
-                        offset = stats.audio_s - timings[index + 1].audio_before_s
-                        later = range(index + 1, len(timings))
-                        self.scheduler.retime(
-                            playback.started, {futures[j]: timings[j].audio_before_s + offset for j in later}
-                        )
+                packets = await asyncio.to_thread(self._finish_clause, encoder, pause, last)
+                stats.audio_s += pause
+                if packets:
+                    await self._start_playback(playback)
+                if playback.started is not None and not retimed and not last:
+                    # The rest is due from when the first audio went out and how long the real audio before it was.
+                    retimed = True
+                    offset = stats.audio_s - timings[index + 1].audio_before_s
+                    later = range(index + 1, len(timings))
+                    self.scheduler.retime(
+                        playback.started, {futures[j]: timings[j].audio_before_s + offset for j in later}
+                    )
                 for packet in packets:
                     stats.packets += 1
                     yield packet
