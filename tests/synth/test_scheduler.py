@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import time
 
+import numpy as np
 import pytest
 
 from synth.engines.base import ClauseRequest
@@ -112,3 +114,58 @@ async def test_a_chatty_sender_waits_behind_others() -> None:
     scheduler.admit("quiet")
     assert scheduler.first_clause_deadline(100.0, "quiet") == pytest.approx(100.2)
     assert scheduler.first_clause_deadline(100.0, "chatty") == pytest.approx(102.2)
+
+
+class TwoPieceEngine(FakeEngine):
+    """Streams each clause in two halves, the second `gap_s` after the first (as Kokoro's decoder does)."""
+
+    def __init__(self, gap_s: float) -> None:
+        super().__init__(compute_s_per_audio_s=0.0)
+        self.gap_s = gap_s
+
+    def stream_clause(self, clause: ClauseRequest):  # type: ignore[no-untyped-def]
+        audio = self.render(clause)
+        yield audio[: audio.size // 2]
+        time.sleep(self.gap_s)
+        yield audio[audio.size // 2 :]
+
+
+async def test_a_streamed_clause_hands_over_its_first_piece_before_the_rest_is_rendered() -> None:
+    engine = TwoPieceEngine(gap_s=0.3)
+    scheduler = await started(engine)
+    try:
+        pieces: asyncio.Queue = asyncio.Queue()
+        loop = asyncio.get_running_loop()
+        future = scheduler.submit(clause(engine, "a clause long enough to stream"), deadline=0, wanted=always,
+                                  pieces=pieces)
+        first = await asyncio.wait_for(pieces.get(), 5)
+        first_at = loop.time()
+        assert not future.done()  # the rest is still being rendered
+        whole = await future
+        assert loop.time() - first_at >= 0.25
+        second = pieces.get_nowait()  # queued before the future resolved
+        np.testing.assert_array_equal(np.concatenate([first, second]), whole)
+        np.testing.assert_array_equal(whole, engine.render(clause(engine, "a clause long enough to stream")))
+    finally:
+        await scheduler.stop()
+
+
+async def test_speaker_sends_the_first_piece_before_the_clause_is_done_and_loses_nothing() -> None:
+    from synth.speech import Speaker, plan_clauses
+
+    engine = TwoPieceEngine(gap_s=0.4)
+    scheduler = await started(engine, max_first_audio_s=0.0)
+    try:
+        speaker = Speaker(engine, scheduler)
+        clauses = plan_clauses("Good morning, everyone in the room today.")
+        loop = asyncio.get_running_loop()
+        arrivals = []
+        async for _packet in speaker.packets(clauses, engine.stock_voice("buzz"), always, sender="s"):
+            arrivals.append(loop.time())
+        expected_audio = sum(engine.render(ClauseRequest(c.text, c.lang, engine.stock_voice("buzz"))).size
+                             for c in clauses) / engine.sample_rate
+        pauses = sum(c.pause_after_s for c in clauses[:-1])
+        assert abs(len(arrivals) * 0.02 - (expected_audio + pauses)) < 0.05  # every sample was encoded
+        assert arrivals[-1] - arrivals[0] >= 0.35  # the first packets left before the first clause was done
+    finally:
+        await scheduler.stop()
