@@ -104,6 +104,9 @@ class PlannedClause:
     playback: Playback
     first: bool
     audio_before_s: float  # predicted audio of the clauses before it in its utterance (in predicted speech seconds)
+    # For a first clause the engine streams: seconds from the start of its render to its first audio. None: its
+    # audio is ready when the whole clause is.
+    first_audio_s: float | None = None
 
 
 def _finish_times(
@@ -129,7 +132,12 @@ def _start_times(
     for clause, done in zip(clauses, finish, strict=True):
         if clause.playback.started is not None:
             continue
-        needed = done if clause.first else done - clause.audio_before_s * audio_per_speech - tolerance_s
+        if not clause.first:
+            needed = done - clause.audio_before_s * audio_per_speech - tolerance_s
+        elif clause.first_audio_s is not None:  # streamed: heard once its first piece is out
+            needed = done - clause.cost_s + min(clause.first_audio_s, clause.cost_s)
+        else:
+            needed = done
         key = id(clause.playback)
         start[key] = max(start.get(key, now), needed)
     return start

@@ -126,6 +126,9 @@ class Scheduler:
         self._active = 0
         self._active_by_sender: collections.Counter[str] = collections.Counter()
         self.cost = RenderCostModel()
+        # Seconds from the start of a streamed first clause's render to its first piece, by predicted speech
+        # seconds (Kokoro: about 0.2 s whatever the length; an engine that does not stream: the whole render).
+        self.first_piece = RenderCostModel(call_s=0.25, per_audio_s=0.05)
         self.audio_length = AudioLengthModel()
         self._busy_until = [0.0] * workers  # predicted end of each worker's current call (loop time)
 
@@ -190,6 +193,7 @@ class Scheduler:
                     playback,
                     index == 0,
                     timing.audio_before_s,
+                    self.first_piece.predict(timing.speech_s) if index == 0 and self.streams_first else None,
                 )
             )
         return self._replay(now).added_lateness(queued, new)
@@ -197,7 +201,8 @@ class Scheduler:
     def _queued_plan(self) -> list[PlannedClause]:
         return [
             PlannedClause(
-                item.start_by, self.cost.predict(item.speech_s), item.playback, item.first, item.audio_before_s
+                item.start_by, self.cost.predict(item.speech_s), item.playback, item.first, item.audio_before_s,
+                self.first_piece.predict(item.speech_s) if item.pieces is not None and self.streams_first else None,
             )
             for item in self._heap
             if item.playback is not None and not item.future.done()
@@ -281,6 +286,12 @@ class Scheduler:
                 changed = True
         if changed:
             heapq.heapify(self._heap)
+
+    @property
+    def streams_first(self) -> bool:
+        """A first clause submitted with `pieces` is rendered alone with `stream_clause` (not batched, not
+        stepped), so its first piece can be predicted apart from the whole."""
+        return self.engine.max_batch == 1 and not self.continuous
 
     @property
     def continuous(self) -> bool:
@@ -368,7 +379,11 @@ class Scheduler:
                 try:
                     only = batch[0]
                     if len(batch) == 1 and only.pieces is not None:
-                        audio = [await loop.run_in_executor(self._pool, self._stream, only.clause, only.pieces, loop)]
+                        pcm, first_piece_s = await loop.run_in_executor(
+                            self._pool, self._stream, only.clause, only.pieces, loop
+                        )
+                        audio = [pcm]
+                        self.first_piece.observe(only.speech_s, first_piece_s)
                     else:
                         audio = await loop.run_in_executor(self._pool, self.engine.synthesize_batch, clauses)
                         for item, pcm in zip(batch, audio, strict=True):
@@ -394,15 +409,21 @@ class Scheduler:
 
     def _stream(
         self, clause: ClauseRequest, pieces: asyncio.Queue[np.ndarray], loop: asyncio.AbstractEventLoop
-    ) -> np.ndarray:
+    ) -> tuple[np.ndarray, float]:
         """On a worker thread: render one clause piece by piece, handing each piece to the loop as it comes.
         The loop runs these hand-overs before it sees this call return, so every piece is queued before the
-        clause's future resolves."""
+        clause's future resolves. Returns the whole clause and the seconds its first piece took."""
+        started = time.perf_counter()
+        first_piece_s = None
         rendered = []
         for piece in self.engine.stream_clause(clause):
+            if first_piece_s is None:
+                first_piece_s = time.perf_counter() - started
             rendered.append(piece)
             loop.call_soon_threadsafe(pieces.put_nowait, piece)
-        return np.concatenate(rendered) if rendered else np.zeros(0, np.float32)
+        elapsed = time.perf_counter() - started
+        whole = np.concatenate(rendered) if rendered else np.zeros(0, np.float32)
+        return whole, elapsed if first_piece_s is None else first_piece_s
 
     async def _continuous_worker(self) -> None:
         loop = asyncio.get_running_loop()

@@ -72,6 +72,17 @@ def test_an_utterance_starts_once_its_continuations_will_be_in_time() -> None:
     assert QueueReplay(now=0.0, workers=1).lateness(queue) == pytest.approx([1.3 - 2.0, 0.0])
 
 
+def test_a_streamed_first_clause_is_heard_once_its_first_piece_is_out() -> None:
+    busy = Playback(due=0.3)
+    whole = [clause(0.0, 1.0, busy)]  # heard when the whole clause is rendered: 0.7 s past its due time
+    assert QueueReplay(now=0.0, workers=1).lateness(whole) == pytest.approx([0.7])
+    streamed = [PlannedClause(0.0, 1.0, busy, True, 0.0, first_audio_s=0.2)]
+    assert QueueReplay(now=0.0, workers=1).lateness(streamed) == pytest.approx([-0.1])
+    # Behind a worker busy until 0.5 it starts at 0.5 and is heard at 0.7.
+    replay = QueueReplay(now=0.0, workers=1, workers_free_at=(0.5,))
+    assert replay.lateness(streamed) == pytest.approx([0.4])
+
+
 def test_added_lateness_blames_the_newcomer_only_for_what_it_causes() -> None:
     # Playing: a paragraph whose next clause is late even alone (a long clause after a short one).
     old = Playback(due=1.0)
