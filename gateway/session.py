@@ -86,7 +86,7 @@ class Session:
     async def _say(self, message: protocol.Say) -> None:
         ctx, sender = self.ctx, self.conn.account
         self.conn.state.require_joined(message.room, message.id)
-        clauses = plan_clauses(message.text, message.lang)
+        clauses = plan_clauses(message.text, message.lang, first_streams=ctx.scheduler.streams_first_clause)
         resolved = await ctx.voices.resolve(message.voice, sender)
         key = phrase_key(clauses, resolved.voice, ctx.engine, watermarked=ctx.settings.watermark)
         cached = await ctx.cache.get(key) if key is not None else None

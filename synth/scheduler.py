@@ -294,6 +294,11 @@ class Scheduler:
         return self.engine.max_batch == 1 and not self.continuous
 
     @property
+    def streams_first_clause(self) -> bool:
+        """The engine will stream a first clause's first words before the rest: it may be a longer one."""
+        return self.streams_first and self.engine.streams_within_clause
+
+    @property
     def continuous(self) -> bool:
         return callable(getattr(self.engine, "continuous", None))
 

@@ -43,13 +43,16 @@ class Clause:
         return SENTENCE_PAUSE_S if self.text[-1:] in "。！？!?.；;…" else CLAUSE_PAUSE_S
 
 
-def plan_clauses(text: str, lang: str = "auto") -> list[Clause]:
-    """Clauses of a message in speaking order; bad_request when nothing in it can be spoken."""
+def plan_clauses(text: str, lang: str = "auto", *, first_streams: bool = False) -> list[Clause]:
+    """Clauses of a message in speaking order; bad_request when nothing in it can be spoken.
+
+    `first_streams`: the first clause will be streamed (`Scheduler.streams_first_clause`), so it may be longer.
+    """
     language = dominant_language(text) if lang in ("auto", "", None) else lang
     spoken = normalize_text(text, language)
     if not spoken:
         raise VoxroomError(ErrorCode.BAD_REQUEST, "There is nothing speakable in this text (only emoji or symbols).")
-    return [Clause(text=c, lang=language) for c in split_clauses(spoken)]
+    return [Clause(text=c, lang=language) for c in split_clauses(spoken, first_streams=first_streams)]
 
 
 def clause_timings(clauses: list[Clause]) -> list[ClauseTiming]:

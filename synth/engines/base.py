@@ -53,6 +53,8 @@ class Engine(abc.ABC):
     model_version: str = "0"
     sample_rate: int = 24000
     max_batch: int = 1
+    # True when stream_clause yields a clause's first words before the rest is rendered (not just the whole).
+    streams_within_clause: bool = False
 
     @abc.abstractmethod
     def stock_voices(self) -> list[StockVoice]:

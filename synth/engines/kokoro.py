@@ -69,6 +69,7 @@ class KokoroEngine(Engine):
     model_version = "kokoro-82m-v1.0-int8"
     sample_rate = 24000
     max_batch = 1  # the int8 graph takes batch 1
+    streams_within_clause = True
 
     def __init__(self, *, threads: int = 0, speed: float = 1.0) -> None:
         self._threads = threads or max(1, os.cpu_count() or 1)

@@ -20,6 +20,10 @@ CLAUSE_MAX_CHARS = 80
 # so the first audio costs about a second of speech to render, not a whole sentence.
 FIRST_HEAD_SPLIT_OVER = {"cjk": 9, "latin": 26}
 FIRST_HEAD_TARGET = {"cjk": 5, "latin": 14}
+# When the engine streams inside a clause (its first words are heard while the rest is decoded), the first
+# clause may be a whole short sentence, up to about 3 s of speech: no early cut, so no pause after a lone word
+# and the sentence keeps its intonation.
+FIRST_STREAMED_MAX_CHARS = {"cjk": 14, "latin": 45}
 # Later clauses grow by at most this factor each (see _grow_gradually), from at least this much speech.
 GROWTH = 1.8
 MIN_CLAUSE_SECONDS = 0.8
@@ -79,13 +83,29 @@ def _split_head(clause: str) -> list[str]:
     return [head, tail] if head and tail else [clause]
 
 
-def split_clauses(text: str) -> list[str]:
-    """Clauses in speaking order. Short neighbours are merged, so no clause is a lone word."""
+def _split_streamed_head(clause: str) -> list[str]:
+    """Cut a first clause that streams only when it is longer than FIRST_STREAMED_MAX_CHARS."""
+    limit = FIRST_STREAMED_MAX_CHARS["cjk" if _is_cjk_text(clause) else "latin"]
+    if len(clause) <= limit:
+        return [clause]
+    cut = _cut_near(clause[: limit + 1], limit)
+    head, tail = clause[:cut].strip(), clause[cut:].strip()
+    return [head, tail] if head and tail else [clause]
+
+
+def split_clauses(text: str, *, first_streams: bool = False) -> list[str]:
+    """Clauses in speaking order. Short neighbours are merged, so no clause is a lone word.
+
+    `first_streams`: the engine streams the first clause, so it need not be short (FIRST_STREAMED_MAX_CHARS).
+    """
     clauses: list[str] = []
     for sentence in _pieces(text, _SENTENCE_END):
         current = ""
+        first_limit = FIRST_CLAUSE_MAX_CHARS
+        if first_streams:
+            first_limit = FIRST_STREAMED_MAX_CHARS["cjk" if _is_cjk_text(sentence) else "latin"]
         for piece in _pieces(sentence, _CLAUSE_BREAK):
-            limit = FIRST_CLAUSE_MAX_CHARS if not clauses else CLAUSE_MAX_CHARS
+            limit = first_limit if not clauses else CLAUSE_MAX_CHARS
             if current and len(current) + len(piece) > limit:
                 clauses.append(current)
                 current = piece
@@ -96,7 +116,7 @@ def split_clauses(text: str) -> list[str]:
     result: list[str] = []
     for clause in clauses:
         if not result:  # a long first clause: cut its head short, the rest normally
-            head, *rest = _split_head(clause)
+            head, *rest = _split_streamed_head(clause) if first_streams else _split_head(clause)
             result.append(head)
             clause = rest[0] if rest else ""
         result.extend(_hard_split(clause, CLAUSE_MAX_CHARS))
