@@ -21,9 +21,10 @@ CLAUSE_MAX_CHARS = 80
 FIRST_HEAD_SPLIT_OVER = {"cjk": 9, "latin": 26}
 FIRST_HEAD_TARGET = {"cjk": 5, "latin": 14}
 # When the engine streams inside a clause (its first words are heard while the rest is decoded), the first
-# clause may be a whole short sentence, up to about 3 s of speech: no early cut, so no pause after a lone word
-# and the sentence keeps its intonation.
-FIRST_STREAMED_MAX_CHARS = {"cjk": 14, "latin": 45}
+# clause may be a whole short sentence, up to about 2 s of speech: no pause after a lone first word, and the
+# sentence keeps its intonation. Longer first clauses cost more first-piece time (bench/ttfa.py: p50 286 ms
+# with 14/45, 245 ms with 10/30).
+FIRST_STREAMED_MAX_CHARS = {"cjk": 10, "latin": 30}
 # Later clauses grow by at most this factor each (see _grow_gradually), from at least this much speech.
 GROWTH = 1.8
 MIN_CLAUSE_SECONDS = 0.8
@@ -106,7 +107,10 @@ def split_clauses(text: str, *, first_streams: bool = False) -> list[str]:
             first_limit = FIRST_STREAMED_MAX_CHARS["cjk" if _is_cjk_text(sentence) else "latin"]
         for piece in _pieces(sentence, _CLAUSE_BREAK):
             limit = first_limit if not clauses else CLAUSE_MAX_CHARS
-            if current and len(current) + len(piece) > limit:
+            # A streamed first clause takes the next piece even past the limit while it is short (it is cut near
+            # the limit below): a lone "Sorry," would otherwise wait for the long clause after it.
+            short_streamed_first = first_streams and not clauses and len(current) < first_limit // 2
+            if current and len(current) + len(piece) > limit and not short_streamed_first:
                 clauses.append(current)
                 current = piece
             else:
