@@ -133,13 +133,15 @@ async def connect(server: ServerProcess, name: str) -> Member:
     return Member(ws, name)
 
 
-def utterance_gaps(frames: list[tuple[int, float]]) -> tuple[bool, float]:
-    """(gap?, worst lateness s): frame k is due at first arrival + buffer + 20 ms * k."""
+def utterance_gaps(frames: list[tuple[int, float]]) -> tuple[bool, float, int | None]:
+    """(gap?, worst lateness s, the first late frame): frame k is due at first arrival + buffer + 20 ms * k."""
     if not frames:
-        return False, 0.0
+        return False, 0.0, None
     start = frames[0][1] + JITTER_BUFFER_S
-    lateness = max(arrival - (start + 0.02 * seq) for seq, arrival in frames)
-    return lateness > 0, max(0.0, lateness)
+    late = [(arrival - (start + 0.02 * seq), seq) for seq, arrival in frames]
+    lateness = max(x for x, _ in late)
+    first_late = next((seq for x, seq in late if x > 0), None)
+    return lateness > 0, max(0.0, lateness), first_late
 
 
 async def run_level(server: ServerProcess, rooms: list[list[Member]], rate: float, seconds: float,
@@ -173,7 +175,8 @@ async def run_level(server: ServerProcess, rooms: list[list[Member]], rate: floa
         for reply in replies if not (isinstance(reply, dict) and reply.get("type") == "accepted")
     )
     ttfa, gaps, audio_ms, worst_late = [], 0, 0, 0.0
-    for (_speaker, listener, _text, sent_at, _), reply in accepted:
+    gap_details = []  # where each gap starts: tells a late continuation from a late rest of the first clause
+    for (_speaker, listener, text, sent_at, _), reply in accepted:
         utterance = reply["utterance"]
         frames = listener.frames.get(utterance, [])
         end = listener.ends.get(utterance)
@@ -181,9 +184,12 @@ async def run_level(server: ServerProcess, rooms: list[list[Member]], rate: floa
             ttfa.append(frames[0][1] - sent_at)
         if end and end.get("type") == "speech_end":
             audio_ms += end["duration_ms"]
-            gap, late = utterance_gaps(frames)
+            gap, late, first_late = utterance_gaps(frames)
             gaps += gap
             worst_late = max(worst_late, late)
+            if gap:
+                gap_details.append({"text": text, "frames": end["frames"], "first_late_frame": first_late,
+                                    "late_ms": round(late * 1000, 1)})
         elif end is None:
             errors["unfinished"] += 1
         else:
@@ -202,6 +208,7 @@ async def run_level(server: ServerProcess, rooms: list[list[Member]], rate: floa
         "audio_s_per_wall_s": round(audio_ms / 1000 / wall, 3),
         "utterances_with_gaps": gaps,
         "worst_lateness_ms": round(worst_late * 1000, 1),
+        "gaps": gap_details,
         "server_cpu_cores": round((cpu1 - cpu0) / wall, 3),
         "server_rss_mib": round(rss, 1),
         "cache_hit_rate": round(hits / (hits + misses), 3) if hits + misses else None,
