@@ -170,10 +170,8 @@ class Scheduler:
         self._active_by_sender[sender] += 1
         return playback
 
-    def _order(self, deadline: float, speech_s: float, *, streamed: bool = False) -> float:
-        """The latest time to start: what must be ready by the deadline is the whole clause, or for a streamed
-        first clause its first piece (the rest follows while that plays)."""
-        return deadline - (self.first_piece if streamed else self.cost).predict(speech_s)
+    def _order(self, deadline: float, speech_s: float) -> float:
+        return deadline - self.cost.predict(speech_s)
 
     def continuation_deadline(self, playback_at: float, audio_before_s: float) -> float:
         return playback_at + audio_before_s - CONTINUATION_MARGIN_S
@@ -190,7 +188,7 @@ class Scheduler:
             )
             new.append(
                 PlannedClause(
-                    self._order(deadline, timing.speech_s, streamed=index == 0 and self.streams_first),
+                    self._order(deadline, timing.speech_s),
                     self.cost.predict(timing.speech_s),
                     playback,
                     index == 0,
@@ -268,8 +266,7 @@ class Scheduler:
         future: asyncio.Future[np.ndarray] = loop.create_future()
         speech_s = spoken_seconds(clause.text) if speech_s is None else speech_s
         item = _Queued(
-            self._order(deadline, speech_s, streamed=pieces is not None and self.streams_first),
-            next(self._seq), clause, wanted, future, loop.time(),
+            self._order(deadline, speech_s), next(self._seq), clause, wanted, future, loop.time(),
             length_bucket(clause.text), speech_s, playback, audio_before_s <= 0, audio_before_s, pieces,
         )
         heapq.heappush(self._heap, item)
