@@ -3,7 +3,8 @@
 plan(): normalise the text and split it into clauses, each with its language.
 packets(): queue every clause at once (a continuation is due when the audio predicted
 ahead of it runs out, so idle compute renders ahead), then encode and yield each clause's
-packets as soon as it and those before it are rendered. The first audio is held only as
+packets as soon as it and those before it are rendered; the first clause piece by piece
+as the engine streams it (its first words before the rest). The first audio is held only as
 long as needed for the continuations, as queued, to arrive before the audio ahead of them
 runs out (never past the first-audio deadline); once it is out, the continuations are
 re-timed from when it actually went out. Nothing waits for the whole utterance.

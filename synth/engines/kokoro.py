@@ -131,18 +131,18 @@ class KokoroEngine(Engine):
     def tokens_for(self, phonemes: str) -> list[int]:
         return [self._vocab[ch] for ch in phonemes if ch in self._vocab]
 
-    @staticmethod
-    def _style(tokens: Sequence[int], pack: np.ndarray) -> np.ndarray:
-        return np.asarray(pack[min(len(tokens), len(pack)) - 1], dtype=np.float32).reshape(1, 256)
+    def _front(self, tokens: Sequence[int], pack: np.ndarray) -> tuple[SplitKokoro, np.ndarray, Features]:
+        """The graphs, the style row and the front's features for at most MAX_TOKENS - 2 (non-empty) tokens."""
+        tokens = list(tokens)[: MAX_TOKENS - 2]
+        style = np.asarray(pack[min(len(tokens), len(pack)) - 1], dtype=np.float32).reshape(1, 256)
+        graphs = self._graphs()
+        return graphs, style, graphs.features(tokens, style, self._speed)
 
     def render_tokens(self, tokens: Sequence[int], pack: np.ndarray) -> np.ndarray:
         """Run the graph once on at most MAX_TOKENS - 2 tokens; returns trimmed float32 PCM."""
         if not tokens:
             return np.zeros(0, np.float32)
-        tokens = list(tokens)[: MAX_TOKENS - 2]
-        style = self._style(tokens, pack)
-        graphs = self._graphs()
-        features = graphs.features(tokens, style, self._speed)
+        graphs, style, features = self._front(tokens, pack)
         audio = self._timed_decode(graphs, features, style, Window(0, features.frames, 0, features.frames), None)
         return trim_silence(audio, self.sample_rate)
 
@@ -158,12 +158,9 @@ class KokoroEngine(Engine):
     def stream_tokens(self, tokens: Sequence[int], pack: np.ndarray) -> Iterator[np.ndarray]:
         """The clause's trimmed audio in pieces: its first words as soon as they are decoded, then the rest.
         Joined, the pieces are about as long as `render_tokens`' audio (the trim is decided per piece)."""
-        tokens = list(tokens)[: MAX_TOKENS - 2]
         if not tokens:
             return
-        style = self._style(tokens, pack)
-        graphs = self._graphs()
-        features = graphs.features(tokens, style, self._speed)
+        graphs, style, features = self._front(tokens, pack)
         lead = features.lead_frames()
         frame_s = SAMPLES_PER_FRAME / self.sample_rate
         with self._cost_lock:
