@@ -65,6 +65,24 @@ def test_a_streamed_first_clause_is_a_whole_short_sentence() -> None:
     assert 20 <= len(clauses[0]) <= 30 and " ".join(clauses) == long_en
 
 
+def test_closing_punctuation_is_never_a_clause_of_its_own() -> None:
+    # Eleven characters with the question mark, ten spoken: under the streamed limit, one clause.
+    assert split_clauses("周末一起去爬山怎么样?", first_streams=True) == ["周末一起去爬山怎么样?"]
+    for text in ("周末一起去爬山怎么样?!", "我觉得这个方案还需要再讨论一下。", "Good morning everyone, how was your weekend?"):
+        for first_streams in (False, True):
+            clauses = split_clauses(text, first_streams=first_streams)
+            assert all(any(ch.isalnum() for ch in clause) for clause in clauses), clauses
+
+
+def test_a_clause_of_digits_alone_is_spoken_in_the_message_language() -> None:
+    g2p = G2P()
+    assert [(r.lang, r.text) for r in split_script_runs("12", "zh")] == [("zh", "12")]
+    assert any(arrow in g2p.phonemize("12", "zh") for arrow in "↓↗↘→")  # shí'èr, with tones
+    assert "twˈɛlv" in g2p.phonemize("12", "en")
+    assert g2p.phonemize("462", "ja")
+    assert split_script_runs("。!", "zh") == []  # punctuation alone still says nothing
+
+
 @pytest.mark.parametrize(
     "text",
     [

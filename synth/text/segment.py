@@ -54,9 +54,23 @@ def _word_ends(text: str) -> list[int]:
     return ends
 
 
+def _has_speech(text: str) -> bool:
+    """Whether anything in `text` is spoken (a letter, digit or character, not only punctuation)."""
+    return any(_char_script(ch) is not None for ch in text)
+
+
+def _length_spoken(text: str) -> int:
+    """Characters up to the last spoken one: closing punctuation does not make a clause longer."""
+    end = len(text)
+    while end and _char_script(text[end - 1]) is None:
+        end -= 1
+    return end
+
+
 def _cut_near(text: str, target: int) -> int:
-    """A word boundary near `target` characters (at least 2 in, never at the very end)."""
-    candidates = [e for e in _word_ends(text) if 2 <= e < len(text)]
+    """A word boundary near `target` characters (at least 2 in, never at the very end, never leaving only
+    punctuation after it)."""
+    candidates = [e for e in _word_ends(text) if 2 <= e < len(text) and _has_speech(text[e:])]
     if not candidates:
         return len(text)
     return min(candidates, key=lambda e: (abs(e - target), e))
@@ -67,6 +81,8 @@ def _hard_split(text: str, limit: int) -> list[str]:
     out: list[str] = []
     while len(text) > limit:
         cut = _cut_near(text[: limit + 1], limit)
+        if not _has_speech(text[cut:]):  # only the closing punctuation is left: it stays with its words
+            break
         out.append(text[:cut].strip())
         text = text[cut:].strip()
     if text:
@@ -77,21 +93,21 @@ def _hard_split(text: str, limit: int) -> list[str]:
 def _split_head(clause: str) -> list[str]:
     """Cut a long first clause after its first few words, so its audio can start sooner."""
     kind = "cjk" if _is_cjk_text(clause) else "latin"
-    if len(clause) <= FIRST_HEAD_SPLIT_OVER[kind]:
+    if _length_spoken(clause) <= FIRST_HEAD_SPLIT_OVER[kind]:
         return [clause]
     cut = _cut_near(clause, FIRST_HEAD_TARGET[kind])
     head, tail = clause[:cut].strip(), clause[cut:].strip()
-    return [head, tail] if head and tail else [clause]
+    return [head, tail] if head and _has_speech(tail) else [clause]
 
 
 def _split_streamed_head(clause: str) -> list[str]:
     """Cut a first clause that streams only when it is longer than FIRST_STREAMED_MAX_CHARS."""
     limit = FIRST_STREAMED_MAX_CHARS["cjk" if _is_cjk_text(clause) else "latin"]
-    if len(clause) <= limit:
+    if _length_spoken(clause) <= limit:
         return [clause]
     cut = _cut_near(clause[: limit + 1], limit)
     head, tail = clause[:cut].strip(), clause[cut:].strip()
-    return [head, tail] if head and tail else [clause]
+    return [head, tail] if head and _has_speech(tail) else [clause]
 
 
 def split_clauses(text: str, *, first_streams: bool = False) -> list[str]:
@@ -101,6 +117,9 @@ def split_clauses(text: str, *, first_streams: bool = False) -> list[str]:
     """
     clauses: list[str] = []
     for sentence in _pieces(text, _SENTENCE_END):
+        if clauses and not _has_speech(sentence):  # "?!" or "。。。": the mark stays with the words before it
+            clauses[-1] += sentence
+            continue
         current = ""
         first_limit = FIRST_CLAUSE_MAX_CHARS
         if first_streams:
@@ -209,6 +228,8 @@ def split_script_runs(clause: str, lang: str) -> list[ScriptRun]:
         if current_lang is None:
             if runs:
                 runs[-1] = ScriptRun(runs[-1].text + current, runs[-1].lang)
+            elif any(ch.isdigit() for ch in current):  # a clause of digits alone ("12") is read in the message's language
+                runs.append(ScriptRun(current, lang if lang in ("zh", "en", "ja") else "en"))
             return runs
         runs.append(ScriptRun(current, current_lang))
     return runs

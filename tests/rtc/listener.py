@@ -38,6 +38,7 @@ class RtcListener:
         self.messages: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
         self.rms: list[float] = []  # one per 20 ms frame received, in order
         self.frame_samples: list[int] = []
+        self.frame_pts: list[int] = []  # from the RTP timestamps: the media clock, not the wall clock
         self.track_ended = asyncio.Event()
         self.channel_open = asyncio.Event()
         self.peer_id: str | None = None
@@ -64,6 +65,7 @@ class RtcListener:
                 frame = await track.recv()
                 samples = frame.to_ndarray().astype(np.float32).reshape(-1) / 32768.0
                 self.frame_samples.append(frame.samples)
+                self.frame_pts.append(frame.pts)
                 self.rms.append(float(np.sqrt(np.mean(samples**2))))
         except MediaStreamError:
             self.track_ended.set()
