@@ -386,6 +386,7 @@ def main() -> None:
     parser.add_argument("--saturate-seconds", type=float, default=90)
     parser.add_argument("--engine", default=None, help="kokoro for ramp and soak, fake for fanout")
     parser.add_argument("--env", action="append", default=[], help="extra server setting NAME=VALUE")
+    parser.add_argument("--name", default=None, help="result file name under bench/results/ (default: load_MODE)")
     args = parser.parse_args()
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))  # a thousand listeners need file descriptors
@@ -401,7 +402,7 @@ def main() -> None:
         finally:
             server.stop()
     result = {"benchmark": f"load-{args.mode}", "machine": machine(), "args": vars(args), **result}
-    path = write_result(f"load_{args.mode}", result)
+    path = write_result(args.name or f"load_{args.mode}", result)
     if args.mode == "ramp":
         plot(result, path.with_suffix(".png"))
         print("plot:", path.with_suffix(".png"))
