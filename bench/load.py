@@ -34,6 +34,7 @@ import json
 import os
 import random
 import resource
+import shutil
 import sys
 import tempfile
 import time
@@ -386,6 +387,7 @@ def main() -> None:
     parser.add_argument("--saturate-seconds", type=float, default=90)
     parser.add_argument("--engine", default=None, help="kokoro for ramp and soak, fake for fanout")
     parser.add_argument("--env", action="append", default=[], help="extra server setting NAME=VALUE")
+    parser.add_argument("--keep-log", default=None, help="copy the server's log here when done")
     parser.add_argument("--name", default=None, help="result file name under bench/results/ (default: load_MODE)")
     args = parser.parse_args()
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
@@ -401,6 +403,8 @@ def main() -> None:
             result = asyncio.run(runner(server, args))
         finally:
             server.stop()
+            if args.keep_log:
+                shutil.copyfile(server.log_path, args.keep_log)
     result = {"benchmark": f"load-{args.mode}", "machine": machine(), "args": vars(args), **result}
     path = write_result(args.name or f"load_{args.mode}", result)
     if args.mode == "ramp":

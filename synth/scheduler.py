@@ -380,10 +380,13 @@ class Scheduler:
                 clauses = [item.clause for item in batch]
                 speech_s = sum(item.speech_s for item in batch)
                 started = time.perf_counter()
-                self._busy_until[index] = now + self.cost.predict(speech_s)
+                predicted = self.cost.predict(speech_s)
+                first_predicted = first_piece_s = 0.0  # set for a streamed clause
+                self._busy_until[index] = now + predicted
                 try:
                     only = batch[0]
                     if len(batch) == 1 and only.pieces is not None:
+                        first_predicted = self.first_piece.predict(only.speech_s)
                         pcm, first_piece_s = await loop.run_in_executor(
                             self._pool, self._stream, only.clause, only.pieces, loop
                         )
@@ -397,6 +400,13 @@ class Scheduler:
                 finally:
                     self._busy_until[index] = 0.0
                 elapsed = time.perf_counter() - started
+                if log.isEnabledFor(logging.DEBUG):
+                    log.debug(
+                        "rendered %d clause(s) %r: %.2f s (predicted %.2f s; first piece %.2f s, predicted %.2f s), "
+                        "%.2f s of audio, started %.2f s before its latest start, %d queued",
+                        len(batch), batch[0].clause.text[:24], elapsed, predicted, first_piece_s, first_predicted,
+                        sum(a.size for a in audio) / self.engine.sample_rate, batch[0].start_by - now, len(self._heap),
+                    )
                 self._account(audio, elapsed, speech_s)
                 for item, pcm in zip(batch, audio, strict=True):
                     if not item.future.done():

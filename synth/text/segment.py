@@ -228,7 +228,7 @@ def split_script_runs(clause: str, lang: str) -> list[ScriptRun]:
         if current_lang is None:
             if runs:
                 runs[-1] = ScriptRun(runs[-1].text + current, runs[-1].lang)
-            elif any(ch.isdigit() for ch in current):  # a clause of digits alone ("12") is read in the message's language
+            elif any(ch.isdigit() for ch in current):  # digits alone ("12") are read in the message's language
                 runs.append(ScriptRun(current, lang if lang in ("zh", "en", "ja") else "en"))
             return runs
         runs.append(ScriptRun(current, current_lang))
