@@ -132,6 +132,41 @@ class Scheduler:
         self.audio_length = AudioLengthModel()
         self._busy_until = [0.0] * workers  # predicted end of each worker's current call (loop time)
 
+    # ---- calibration ---------------------------------------------------------------
+
+    async def calibrate(self, clauses: list[ClauseRequest]) -> None:
+        """Before serving: render `clauses` (short to long) and fit the cost models to this machine's speed.
+
+        Admission is only as good as its predictions; started from another machine's figures, the first calls
+        on a slower one were predicted at 0.37 s and took 1.6 s, and everything admitted meanwhile ran late.
+        """
+        if self.continuous or not clauses:
+            return
+        loop = asyncio.get_running_loop()
+        costs, first_pieces, lengths = [], [], []
+        for clause in clauses:
+            speech_s = spoken_seconds(clause.text)
+            if self.streams_first:
+                pieces: asyncio.Queue[np.ndarray] = asyncio.Queue()
+                started = time.perf_counter()
+                pcm, first_piece_s = await loop.run_in_executor(self._pool, self._stream, clause, pieces, loop)
+                first_pieces.append((speech_s, first_piece_s))
+            else:
+                started = time.perf_counter()
+                (pcm,) = await loop.run_in_executor(self._pool, self.engine.synthesize_batch, [clause])
+            costs.append((speech_s, time.perf_counter() - started))
+            lengths.append((speech_s, pcm.size / self.engine.sample_rate))
+        self.cost.seed(costs)
+        self.first_piece.seed(first_pieces)
+        for speech_s, audio_s in lengths:
+            self.audio_length.observe(speech_s, audio_s)
+        log.info(
+            "calibrated on %d clauses: %.2f s per call + %.2f s per second of speech; first piece %.2f s; %.2f s of "
+            "audio per predicted second",
+            len(clauses), self.cost.call_s, self.cost.per_audio_s, self.first_piece.predict(1.0),
+            self.audio_length.ratio,
+        )
+
     # ---- admission -----------------------------------------------------------------
 
     def admit(self, sender: str, timings: list[ClauseTiming] | None = None) -> Playback:

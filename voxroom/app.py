@@ -25,6 +25,7 @@ from policy.store import create_store
 from policy.voice_directory import VoiceDirectory
 from rooms.hub import RoomHub
 from synth.cache import create_phrase_cache
+from synth.calibration import calibration_clauses
 from synth.engines.registry import create_engine
 from synth.enroll.jobs import EnrollmentWorkers
 from synth.enroll.service import EnrollmentService
@@ -158,6 +159,7 @@ def create_app(ctx: ServerContext) -> web.Application:
     async def on_startup(app: web.Application) -> None:
         started = asyncio.get_running_loop().time()
         await asyncio.to_thread(ctx.engine.warm_up)
+        await ctx.scheduler.calibrate(calibration_clauses(ctx.engine))
         await ctx.scheduler.start()
         resumed = await ctx.enrollment.resume_pending()
         if resumed:

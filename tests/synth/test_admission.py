@@ -7,9 +7,11 @@ import asyncio
 import pytest
 
 from synth.admission import PlannedClause, Playback, QueueReplay, RenderCostModel
+from synth.engines.base import ClauseRequest
 from synth.engines.fake import FakeEngine
 from synth.scheduler import ClauseTiming, Scheduler
 from synth.speech import clause_timings, plan_clauses
+from synth.text.segment import spoken_seconds
 from voxroom.errors import ErrorCode, VoxroomError
 from voxroom.metrics import Metrics
 
@@ -30,6 +32,29 @@ def test_cost_model_follows_a_slower_machine() -> None:
     for speech in [0.5, 1.5] * 40:  # the machine gets busy: twice as slow
         model.observe(speech, 0.2 + 1.0 * speech)
     assert model.predict(1.0) == pytest.approx(1.2, rel=0.05)
+
+
+def test_a_seeded_cost_model_fits_from_its_first_calls() -> None:
+    model = RenderCostModel()  # the defaults: another machine's figures
+    model.seed([(0.4, 0.9), (1.6, 2.1)])  # this one: 0.5 s per call + 1 s per second of speech
+    assert model.call_s == pytest.approx(0.5, abs=1e-6) and model.per_audio_s == pytest.approx(1.0, abs=1e-6)
+    model.observe(1.0, 1.5)  # and it goes on learning from real calls at once
+    assert model.predict(1.0) == pytest.approx(1.5, abs=1e-6)
+
+
+async def test_calibration_measures_the_engine_before_anything_is_admitted() -> None:
+    engine = FakeEngine(compute_s_per_audio_s=0.5, batch_overhead_s=0.1)
+    scheduler = Scheduler(engine, Metrics())
+    voice = engine.stock_voice("buzz")
+    texts = ["好的", "今天的会议改到下午三点", "我觉得这个方案还需要再讨论一下"]
+    await scheduler.calibrate([ClauseRequest(text=t, lang="zh", voice=voice) for t in texts[:2]])
+    assert engine.calls == [[texts[0]], [texts[1]]]
+    # A clause it has not rendered is predicted from what was measured (the defaults would say 1.8 s).
+    audio_s = engine.render(ClauseRequest(text=texts[2], lang="zh", voice=voice)).size / engine.sample_rate
+    actual = 0.1 + 0.5 * audio_s
+    assert scheduler.cost.predict(spoken_seconds(texts[2])) == pytest.approx(actual, rel=0.1)
+    assert scheduler.audio_length.ratio == pytest.approx(0.4, rel=0.1)  # 80 ms of buzz per 200 ms predicted
+    await scheduler.stop()
 
 
 def clause(order: float, cost: float, playback: Playback, audio_before: float = 0.0) -> PlannedClause:
