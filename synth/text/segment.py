@@ -120,10 +120,20 @@ def split_clauses(text: str, *, first_streams: bool = False) -> list[str]:
         if clauses and not _has_speech(sentence):  # "?!" or "。。。": the mark stays with the words before it
             clauses[-1] += sentence
             continue
-        current = ""
         first_limit = FIRST_CLAUSE_MAX_CHARS
         if first_streams:
             first_limit = FIRST_STREAMED_MAX_CHARS["cjk" if _is_cjk_text(sentence) else "latin"]
+        if clauses and spoken_seconds(sentence) < MIN_CLAUSE_SECONDS:
+            # A short sentence ("Thanks!", "12") rides with the clause before it when that stays within its
+            # limit: every engine call costs a fixed part whatever its length (measured: 0.2-0.8 s), and a
+            # lone short call is the one most likely to arrive late.
+            limit = first_limit if len(clauses) == 1 else CLAUSE_MAX_CHARS
+            joined = f"{clauses[-1]} {sentence}" if _needs_space(clauses[-1], sentence) else clauses[-1] + sentence
+            grows_ok = len(clauses) == 1 or spoken_seconds(joined) <= _growth_allowed(clauses[-2])
+            if len(joined) <= limit and grows_ok:
+                clauses[-1] = joined
+                continue
+        current = ""
         for piece in _pieces(sentence, _CLAUSE_BREAK):
             limit = first_limit if not clauses else CLAUSE_MAX_CHARS
             # A streamed first clause takes the next piece even past the limit while it is short (it is cut near
@@ -153,6 +163,11 @@ def spoken_seconds(text: str) -> float:
     return SECONDS_PER_CJK_CHAR * cjk + SECONDS_PER_LATIN_CHAR * latin
 
 
+def _growth_allowed(before: str) -> float:
+    """Seconds of speech the clause after `before` may have (see _grow_gradually)."""
+    return max(spoken_seconds(before), MIN_CLAUSE_SECONDS) * GROWTH
+
+
 def _grow_gradually(clauses: list[str]) -> list[str]:
     """Each clause at most GROWTH times as long (spoken) as the one before it.
 
@@ -165,7 +180,7 @@ def _grow_gradually(clauses: list[str]) -> list[str]:
     out = [clauses[0]]
     for clause in clauses[1:]:
         while clause:
-            allowed = max(spoken_seconds(out[-1]), MIN_CLAUSE_SECONDS) * GROWTH
+            allowed = _growth_allowed(out[-1])
             cut = len(clause) if spoken_seconds(clause) <= allowed else _cut_at_seconds(clause, allowed)
             out.append(clause[:cut].strip())
             clause = clause[cut:].strip()
