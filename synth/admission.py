@@ -5,7 +5,8 @@ rendered in time: ten short replies are cheap, three paragraphs are not. Here ev
 carries its predicted render time, and admission replays the scheduler's own order (latest start
 time first) on the engine's workers to see when each clause would finish:
 
-- a first clause must finish by its utterance's arrival + `max_first_audio_s`;
+- a first clause must be heard by its utterance's arrival + `max_first_audio_s` + its own predicted
+  first-audio time (the wait behind other work is what is bounded, not the machine's speed);
 - a continuation must finish before the audio already predicted for its utterance runs out
   (the predicted moment its first clause is out, plus the audio of the clauses before it).
 

@@ -15,8 +15,8 @@ everyone else back.
 
 Admission is per utterance, before anything is charged: `overloaded` when `max_active`
 utterances are in flight, or when the queue replayed with the new utterance added predicts
-a clause finishing late (a first audio later than `max_first_audio_s`, or a stream running
-dry): see `synth.admission`. Before compute, each clause
+a clause finishing late (a first audio waiting more than `max_first_audio_s` behind other work,
+on top of its own render time, or a stream running dry): see `synth.admission`. Before compute, each clause
 asks its utterance whether it is still wanted (room not empty, sender connected,
 consent still on); if not, it is dropped uncomputed.
 
@@ -183,7 +183,11 @@ class Scheduler:
         first_deadline = self.first_clause_deadline(now, sender, extra=1)
         # A sender's own earlier messages push its first clause back by the fairness step; that wait is chosen.
         own_wait = first_deadline - now - self.first_clause_target_s
-        playback = Playback(due=now + self.max_first_audio_s + own_wait)
+        # max_first_audio_s bounds the wait behind other work, on top of the first audio's own render time: a
+        # slower machine (a first piece of ~1 s without VNNI, ~0.2 s with) is not overloaded when idle, and a
+        # second message right after a first one is queued, not refused.
+        own_render = self._first_audio_alone_s(timings[0].speech_s) if timings else 0.0
+        playback = Playback(due=now + self.max_first_audio_s + own_wait + own_render)
         # Off when max_first_audio_s is 0; a step-by-step engine's cost is shared by its batch: not modelled.
         if timings and self.max_first_audio_s > 0 and not self.continuous:
             lateness = self.predicted_lateness(now, playback, timings, first_deadline)
@@ -204,6 +208,10 @@ class Scheduler:
         self._active += 1
         self._active_by_sender[sender] += 1
         return playback
+
+    def _first_audio_alone_s(self, speech_s: float) -> float:
+        """Predicted seconds from the start of a first clause's render to its first audio, on an idle worker."""
+        return self.first_piece.predict(speech_s) if self.streams_first else self.cost.predict(speech_s)
 
     def _order(self, deadline: float, speech_s: float) -> float:
         return deadline - self.cost.predict(speech_s)

@@ -111,8 +111,9 @@ SETTING_SPECS: list[tuple[str, str, Any, str]] = [
         "max_first_audio_s",
         "VOXROOM_MAX_FIRST_AUDIO",
         float,
-        "seconds: a message whose first audio is predicted later than this, or that would make a stream run dry, "
-        "gets `overloaded` (0: admit by VOXROOM_MAX_ACTIVE alone)",
+        "seconds: a message whose first audio is predicted to wait longer than this behind other work (on top of "
+        "its own render), or that would make a stream run dry, gets `overloaded` (0: admit by VOXROOM_MAX_ACTIVE "
+        "alone)",
     ),
     ("daily_limit", "VOXROOM_DAILY_LIMIT", int, "utterances a day, per sender and per voice owner"),
     (

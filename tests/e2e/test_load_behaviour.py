@@ -83,7 +83,9 @@ async def test_a_burst_beyond_render_capacity_is_refused_uncharged_and_the_rest_
     roomy_fake_server: ServerProcess,
 ) -> None:
     server = roomy_fake_server
-    clients = [await VoxroomClient.connect(server.ws_url, server.token(f"burst-{i}")) for i in range(10)]
+    # Sixteen long messages at once: their first clauses alone keep the one worker busy ~4 s (measured at startup),
+    # far past the first-audio bound, and their streams need twice the audio the engine makes.
+    clients = [await VoxroomClient.connect(server.ws_url, server.token(f"burst-{i}")) for i in range(16)]
     try:
         for client in clients:
             await client.join("burst")
