@@ -101,7 +101,7 @@ class Session:
                 connection_id=self.conn.conn_id,
             )
         except BaseException:
-            ctx.scheduler.release(sender.id)
+            ctx.scheduler.release(sender.id, playback)
             raise
         utterance = Utterance(
             id=uuid.uuid4(),

@@ -119,4 +119,4 @@ async def run_utterance(ctx: ServerContext, utterance: Utterance) -> None:
         rooms.broadcast(utterance.room, protocol.encode(protocol.speech_error(utterance.id, failure)))
         metrics.utterances.labels(outcome="failed").inc()
     finally:
-        ctx.scheduler.release(utterance.sender.account.id)
+        ctx.scheduler.release(utterance.sender.account.id, utterance.playback)

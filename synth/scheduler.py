@@ -131,6 +131,9 @@ class Scheduler:
         self.first_piece = RenderCostModel(call_s=0.25, per_audio_s=0.05)
         self.audio_length = AudioLengthModel()
         self._busy_until = [0.0] * workers  # predicted end of each worker's current call (loop time)
+        # Utterances admitted whose clauses are not queued yet (the policy check and voice lookup come between):
+        # admission counts them, or a burst of messages arriving together is admitted against the same empty queue.
+        self._reserved: dict[int, list[PlannedClause]] = {}
 
     # ---- calibration ---------------------------------------------------------------
 
@@ -189,8 +192,10 @@ class Scheduler:
         own_render = self._first_audio_alone_s(timings[0].speech_s) if timings else 0.0
         playback = Playback(due=now + self.max_first_audio_s + own_wait + own_render)
         # Off when max_first_audio_s is 0; a step-by-step engine's cost is shared by its batch: not modelled.
+        planned: list[PlannedClause] = []
         if timings and self.max_first_audio_s > 0 and not self.continuous:
-            lateness = self.predicted_lateness(now, playback, timings, first_deadline)
+            planned = self._planned(playback, timings, first_deadline)
+            lateness = self._replay(now).added_lateness(self._queued_plan(), planned)
             self.metrics.predicted_slack.observe(-lateness)
             if lateness > 0:
                 log.info(
@@ -207,6 +212,8 @@ class Scheduler:
                 )
         self._active += 1
         self._active_by_sender[sender] += 1
+        if planned:
+            self._reserved[id(playback)] = planned
         return playback
 
     def _first_audio_alone_s(self, speech_s: float) -> float:
@@ -223,7 +230,10 @@ class Scheduler:
         self, now: float, playback: Playback, timings: list[ClauseTiming], first_deadline: float
     ) -> float:
         """How much later than otherwise some clause would finish with this utterance queued (<= 0: none)."""
-        queued = self._queued_plan()
+        return self._replay(now).added_lateness(self._queued_plan(), self._planned(playback, timings, first_deadline))
+
+    def _planned(self, playback: Playback, timings: list[ClauseTiming], first_deadline: float) -> list[PlannedClause]:
+        """An utterance's clauses as admission sees them, before they are queued."""
         new = []
         for index, timing in enumerate(timings):
             deadline = (
@@ -239,7 +249,7 @@ class Scheduler:
                     self.first_piece.predict(timing.speech_s) if index == 0 and self.streams_first else None,
                 )
             )
-        return self._replay(now).added_lateness(queued, new)
+        return new
 
     def _queued_plan(self) -> list[PlannedClause]:
         return [
@@ -249,7 +259,7 @@ class Scheduler:
             )
             for item in self._heap
             if item.playback is not None and not item.future.done()
-        ]
+        ] + [clause for reserved in self._reserved.values() for clause in reserved]
 
     def _replay(self, now: float) -> QueueReplay:
         return QueueReplay(
@@ -270,7 +280,10 @@ class Scheduler:
         start = self._replay(now).start_time(playback, self._queued_plan())
         return max(0.0, min(start, playback.due) - now)
 
-    def release(self, sender: str) -> None:
+    def release(self, sender: str, playback: Playback | None = None) -> None:
+        """An utterance is over (or was refused after admission): its slot and any reservation are freed."""
+        if playback is not None:
+            self._reserved.pop(id(playback), None)
         self._active = max(0, self._active - 1)
         self._active_by_sender[sender] -= 1
         if self._active_by_sender[sender] <= 0:
@@ -312,6 +325,8 @@ class Scheduler:
             self._order(deadline, speech_s), next(self._seq), clause, wanted, future, loop.time(),
             length_bucket(clause.text), speech_s, playback, audio_before_s <= 0, audio_before_s, pieces,
         )
+        if playback is not None:  # its clauses are queued now (all at once): they stand for the reservation
+            self._reserved.pop(id(playback), None)
         heapq.heappush(self._heap, item)
         self.metrics.queue_depth.set(len(self._heap))
         self._ready.set()

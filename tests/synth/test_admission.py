@@ -165,6 +165,26 @@ async def test_scheduler_refuses_what_it_cannot_render_in_time_and_admits_again_
     scheduler.admit("after", timings)
 
 
+async def test_a_burst_admitted_before_its_clauses_are_queued_still_counts() -> None:
+    # Messages arriving together are admitted one after another, each before the policy check and the queueing
+    # of its clauses: nothing is queued yet when the next one is admitted. The admitted ones must count.
+    engine = FakeEngine(max_batch=1, compute_s_per_audio_s=0.0)
+    scheduler = Scheduler(engine, Metrics(), max_active=100, max_first_audio_s=1.2)
+    timings = long_message_timings()
+    admitted = []
+    for index in range(12):
+        try:
+            admitted.append(scheduler.admit(f"sender-{index}", timings))
+        except VoxroomError as error:
+            assert error.code == ErrorCode.OVERLOADED
+    assert 1 <= len(admitted) < 12
+    # A message refused by the policy after admission frees its reservation: the next one fits again.
+    for index, playback in enumerate(admitted):
+        scheduler.release(f"sender-{index}", playback)
+    assert scheduler.admit("after-release", timings)
+    await scheduler.stop()
+
+
 async def always() -> bool:
     return True
 
