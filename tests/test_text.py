@@ -78,12 +78,16 @@ def test_closing_punctuation_is_never_a_clause_of_its_own() -> None:
 def test_a_short_sentence_rides_with_the_clause_before_it() -> None:
     # One engine call instead of two: each call has a fixed cost, whatever its length.
     assert split_clauses("Thanks! See you.", first_streams=True) == ["Thanks! See you."]
-    assert split_clauses("See you in five minutes. 263", first_streams=True) == ["See you in five minutes. 263"]
+    assert split_clauses("See you in five minutes. 12", first_streams=True) == ["See you in five minutes. 12"]
     assert split_clauses("晚饭想吃什么？火锅还是烤肉？ 好吗？") == ["晚饭想吃什么？", "火锅还是烤肉？好吗？"]
     # Not past a clause's limit, nor past what may follow the clause before it (see _grow_gradually).
-    over_limit = split_clauses("Can you hear me clearly now? 263", first_streams=True)
-    assert over_limit == ["Can you hear me clearly now?", "263"]
+    over_limit = split_clauses("Can you hear me clearly now? 12", first_streams=True)
+    assert over_limit == ["Can you hear me clearly now?", "12"]
     assert split_clauses("Hello there, how are you doing today? I am fine.")[-1] == "I am fine."
+
+
+def test_digits_count_as_words_in_the_predicted_length() -> None:
+    assert spoken_seconds("263") > spoken_seconds("ok") * 3  # "two hundred sixty-three"
 
 
 def test_a_clause_of_digits_alone_is_spoken_in_the_message_language() -> None:
