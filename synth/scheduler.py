@@ -16,9 +16,10 @@ everyone else back.
 Admission is per utterance, before anything is charged: `overloaded` when `max_active`
 utterances are in flight, or when the queue replayed with the new utterance added predicts
 a clause finishing late (a first audio waiting more than `max_first_audio_s` behind other work,
-on top of its own render time, or a stream running dry): see `synth.admission`. Before compute, each clause
-asks its utterance whether it is still wanted (room not empty, sender connected,
-consent still on); if not, it is dropped uncomputed.
+on top of its own render time, or a stream running dry): see `synth.admission`. Utterances
+admitted but not yet queued are counted too. Before compute, each clause asks its utterance
+whether it is still wanted (room not empty, sender connected, consent still on); if not, it
+is dropped uncomputed.
 
 Batching: an engine with `max_batch > 1` gets up to that many clauses per call, taken
 from the same length bucket (so short clauses do not wait on long ones), gathering
@@ -225,12 +226,6 @@ class Scheduler:
 
     def continuation_deadline(self, playback_at: float, audio_before_s: float) -> float:
         return playback_at + audio_before_s - CONTINUATION_MARGIN_S
-
-    def predicted_lateness(
-        self, now: float, playback: Playback, timings: list[ClauseTiming], first_deadline: float
-    ) -> float:
-        """How much later than otherwise some clause would finish with this utterance queued (<= 0: none)."""
-        return self._replay(now).added_lateness(self._queued_plan(), self._planned(playback, timings, first_deadline))
 
     def _planned(self, playback: Playback, timings: list[ClauseTiming], first_deadline: float) -> list[PlannedClause]:
         """An utterance's clauses as admission sees them, before they are queued."""
@@ -461,7 +456,7 @@ class Scheduler:
                 if log.isEnabledFor(logging.DEBUG):
                     log.debug(
                         "rendered %d clause(s) %r: %.2f s (predicted %.2f s; first piece %.2f s, predicted %.2f s), "
-                        "%.2f s of audio, started %.2f s before its latest start, %d queued",
+                        "%.2f s of audio, %.2f s of slack when it started (negative: late), %d queued",
                         len(batch), batch[0].clause.text[:24], elapsed, predicted, first_piece_s, first_predicted,
                         sum(a.size for a in audio) / self.engine.sample_rate, batch[0].start_by - now, len(self._heap),
                     )
