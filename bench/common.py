@@ -46,36 +46,32 @@ def scrape_metrics(base_url: str) -> dict[str, float]:
     return values
 
 
+def _cpuinfo(field: str) -> str:
+    """The first value of `field` in /proc/cpuinfo ("" where there is none)."""
+    try:
+        lines = Path("/proc/cpuinfo").read_text().splitlines()
+    except OSError:
+        return ""
+    return next((line.split(":", 1)[1].strip() for line in lines if line.startswith(field)), "")
+
+
 def cpu_vector_extensions() -> list[str]:
     """The CPU's SIMD flags that decide the int8 engine's speed (VNNI makes its int8 dot products several times
     faster than AVX2 alone: the same benchmark differs by more than 2x between such machines)."""
-    try:
-        flags = next(line for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("flags"))
-    except (OSError, StopIteration):
-        return []
-    wanted = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "amx_int8")
-    present = set(flags.split(":", 1)[1].split())
-    return [flag for flag in wanted if flag in present]
+    present = set(_cpuinfo("flags").split())
+    return [flag for flag in ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "amx_int8") if flag in present]
 
 
 def machine() -> dict[str, Any]:
     return {
         "cpus": os.cpu_count(),
-        "cpu_model": platform.processor() or _cpu_model(),
+        "cpu_model": _cpuinfo("model name"),
         "cpu_vector_extensions": cpu_vector_extensions(),
         "load_avg_1m": round(os.getloadavg()[0], 2),
         "python": platform.python_version(),
         "platform": platform.platform(),
         "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
-
-
-def _cpu_model() -> str:
-    try:
-        line = next(x for x in Path("/proc/cpuinfo").read_text().splitlines() if x.startswith("model name"))
-    except (OSError, StopIteration):
-        return ""
-    return line.split(":", 1)[1].strip()
 
 
 def write_result(name: str, result: dict[str, Any]) -> Path:

@@ -150,13 +150,12 @@ class Scheduler:
         costs, first_pieces, lengths = [], [], []
         for clause in clauses:
             speech_s = spoken_seconds(clause.text)
-            if self.streams_first:
+            started = time.perf_counter()
+            if self.streams_first:  # as a first clause is rendered: its first piece is timed too
                 pieces: asyncio.Queue[np.ndarray] = asyncio.Queue()
-                started = time.perf_counter()
                 pcm, first_piece_s = await loop.run_in_executor(self._pool, self._stream, clause, pieces, loop)
                 first_pieces.append((speech_s, first_piece_s))
             else:
-                started = time.perf_counter()
                 (pcm,) = await loop.run_in_executor(self._pool, self.engine.synthesize_batch, [clause])
             costs.append((speech_s, time.perf_counter() - started))
             lengths.append((speech_s, pcm.size / self.engine.sample_rate))
