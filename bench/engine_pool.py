@@ -4,7 +4,7 @@ For each (workers, threads per session): `workers` threads render clauses concur
 through one ONNX Runtime session with `threads` intra-op threads, for a fixed time.
 Prints and writes audio seconds per wall second, per CPU second, and clause latency.
 
-    python bench/engine_pool.py [--seconds 30] [--arrangements 1x1,1x2,2x1,2x2]
+    python bench/engine_pool.py [--seconds 30] [--arrangements 1x1,1x2,2x1,2x2,1x2-nospin,2x2-nospin]
 """
 
 from __future__ import annotations
@@ -35,8 +35,8 @@ CLAUSES = [
 ]
 
 
-def run(workers: int, threads: int, seconds: float) -> dict[str, float]:
-    engine = KokoroEngine(threads=threads)
+def run(workers: int, threads: int, seconds: float, spin: bool) -> dict[str, float]:
+    engine = KokoroEngine(threads=threads, spin=spin)
     engine.warm_up()
     voice = engine.stock_voice("jf_alpha")
     stop = time.perf_counter() + seconds
@@ -64,6 +64,7 @@ def run(workers: int, threads: int, seconds: float) -> dict[str, float]:
     return {
         "workers": workers,
         "threads_per_session": threads,
+        "spinning": spin,
         "clauses": len(latencies),
         "audio_s_per_wall_s": round(audio_s / wall, 3),
         "audio_s_per_cpu_s": round(audio_s / cpu, 3),
@@ -74,19 +75,27 @@ def run(workers: int, threads: int, seconds: float) -> dict[str, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=float, default=30)
-    parser.add_argument("--arrangements", default="1x1,1x2,2x1,2x2")
+    parser.add_argument(
+        "--arrangements", default="1x1,1x2,2x1,2x2,1x2-nospin,2x2-nospin",
+        help="WORKERSxTHREADS, '-nospin': idle ONNX Runtime threads sleep instead of spinning",
+    )
+    parser.add_argument("--name", default="engine_pool", help="result file name under bench/results/")
     args = parser.parse_args()
     rows = []
     for arrangement in args.arrangements.split(","):
-        workers, threads = (int(x) for x in arrangement.split("x"))
-        row = run(workers, threads, args.seconds)
+        shape, _, option = arrangement.partition("-")
+        workers, threads = (int(x) for x in shape.split("x"))
+        row = run(workers, threads, args.seconds, spin=option != "nospin")
         rows.append(row)
         print(row)
+
+    def label(row: dict[str, float]) -> str:
+        return f"{row['workers']}x{row['threads_per_session']}" + ("" if row["spinning"] else "-nospin")
+
     best_cpu = max(rows, key=lambda r: r["audio_s_per_cpu_s"])
     best_wall = max(rows, key=lambda r: r["audio_s_per_wall_s"])
-    print(f"most audio per CPU-second: {best_cpu['workers']}x{best_cpu['threads_per_session']}; "
-          f"per wall second: {best_wall['workers']}x{best_wall['threads_per_session']}")
-    print("written to", write_result("engine_pool", {"benchmark": "engine_pool", "machine": machine(), "rows": rows}))
+    print(f"most audio per CPU-second: {label(best_cpu)}; per wall second: {label(best_wall)}")
+    print("written to", write_result(args.name, {"benchmark": "engine_pool", "machine": machine(), "rows": rows}))
 
 
 if __name__ == "__main__":

@@ -63,6 +63,8 @@ def build_policy(settings: Settings, voices: VoiceDirectory) -> PolicyService:
 
 def engine_options(settings: Settings) -> dict[str, Any]:
     """The engine's constructor options, from the settings that concern it."""
+    if settings.engine == "kokoro":
+        return {"threads": settings.engine_threads, "spin": settings.engine_spin}
     if settings.engine != "gpt-sovits":
         return {"threads": settings.engine_threads}
     if settings.models_dir is None:

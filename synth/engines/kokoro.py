@@ -71,8 +71,9 @@ class KokoroEngine(Engine):
     max_batch = 1  # the int8 graph takes batch 1
     streams_within_clause = True
 
-    def __init__(self, *, threads: int = 0, speed: float = 1.0) -> None:
+    def __init__(self, *, threads: int = 0, speed: float = 1.0, spin: bool = True) -> None:
         self._threads = threads or max(1, os.cpu_count() or 1)
+        self._spin = spin
         self._speed = float(speed)
         self._lock = threading.Lock()
         self._split: SplitKokoro | None = None
@@ -101,6 +102,8 @@ class KokoroEngine(Engine):
                 options = ort.SessionOptions()
                 options.intra_op_num_threads = self._threads
                 options.inter_op_num_threads = 1
+                if not self._spin:  # idle intra-op threads sleep instead of spinning (see the README's engine layout)
+                    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
                 # Memory patterns are planned and kept per input shape; every clause and window has its own length,
                 # so with them RSS grew without bound (measured: 537 -> 922 MB over 240 clauses; 537 -> 551 MB
                 # without).
