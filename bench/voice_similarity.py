@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import sys
 import time
@@ -79,6 +80,21 @@ def speak(engine, pack: np.ndarray, lang: str) -> np.ndarray:  # type: ignore[no
     return np.concatenate(parts[:-1])
 
 
+class GuardRecord(logging.Handler):
+    """Keeps the figures of the fit's last quality-guard log line."""
+
+    scale: float | None = None
+    quality: float | None = None
+    start_quality: float | None = None
+    tried: str | None = None
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.getMessage().startswith("quality guard") and isinstance(record.args, tuple):
+            percent, quality, start_quality, self.tried = record.args
+            self.quality, self.start_quality = round(float(quality), 3), round(float(start_quality), 3)
+            self.scale = round(float(percent) / 100, 2)
+
+
 def score_output(audio: np.ndarray, probes: dict[str, np.ndarray], speaker: str) -> dict[str, object]:
     from synth.enroll import dnsmos, judge, speech
 
@@ -100,6 +116,7 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--budget", type=float, default=240.0, help="fit CPU budget per voice, seconds")
     parser.add_argument("--out", default="voice_similarity", help="results name under bench/results/")
     parser.add_argument("--verbose", action="store_true", help="print the fit's progress messages")
+    parser.add_argument("--save-packs", type=Path, default=None, help="write each fitted pack here as SPEAKER.npy")
     parser.add_argument("--merge", default="", help="comma-separated shard names to merge into --out")
     args = parser.parse_args(argv)
     if args.merge:
@@ -122,8 +139,12 @@ def main(argv: list[str]) -> None:
     def report(fraction: float, stage: str) -> None:
         print(f"  {fraction:.2f} {stage}", file=sys.stderr, flush=True)
 
+    guard = GuardRecord()
+    logging.getLogger("synth.fit.style_fit").addHandler(guard)
+    logging.getLogger("synth.fit.style_fit").setLevel(logging.INFO)
     rows = []
     for speaker in chosen:
+        guard.scale = guard.quality = guard.start_quality = guard.tried = None
         lang = speaker.split("_", 1)[0]
         enroll = read_24k(args.voices / f"{speaker}_enroll.wav")
         gate, analysis = quality.assess(enroll)  # the gate's verdict is recorded, not enforced
@@ -140,7 +161,15 @@ def main(argv: list[str]) -> None:
             "gate_verdict": gate.verdict,
             "stock_voice": stock_name,
             "fit_cpu_s": round(fit_cpu, 1),
+            # The fit's quality guard: the share of the fitted offset kept, and its DNSMOS check (test sentence).
+            "guard": {
+                "scale": guard.scale, "dnsmos": guard.quality, "start_pack_dnsmos": guard.start_quality,
+                "tried": guard.tried,
+            },
         }
+        if args.save_packs is not None:
+            args.save_packs.mkdir(parents=True, exist_ok=True)
+            np.save(args.save_packs / f"{speaker}.npy", fitted)
         for label, pack in (("stock", stock_pack), ("fitted", fitted)):
             scores = score_output(speak(engine, pack, lang), probes, speaker)
             scores["normalised"] = round(normalised(float(scores["judge_raw"])), 4)  # type: ignore[arg-type]

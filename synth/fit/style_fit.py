@@ -16,12 +16,15 @@ is fitted to the pitch through the duration/F0 predictor alone, which is cheap; 
 the timbre half (0..127) is fitted to the speaker and spectrum through the whole
 engine with the prosody half frozen. Letting the speaker loss move the prosody half
 drove the pitch away from the speaker's (the encoder rewards it), whatever the pitch
-weight. The judge used by the benchmark never appears here.
+weight. Last, `synth.fit.quality_guard` scales the offset back if the served engine's
+output scores worse on DNSMOS than the start pack's. The judge used by the benchmark
+never appears here.
 """
 
 from __future__ import annotations
 
 import functools
+import logging
 import math
 import time
 from collections.abc import Callable
@@ -32,9 +35,11 @@ import torch
 
 from synth.enroll.contract import PACK_SHAPE, FitTarget, check_pack
 from synth.fit import kokoro_torch, resemblyzer_torch
+from synth.fit.quality_guard import keep_quality, served_quality
 from synth.fit.stock import stock_packs
 from synth.fit.torch_features import speech_log_mel_stats
 
+log = logging.getLogger(__name__)
 Progress = Callable[[float, str], None]
 
 # Short sentences (about 1.5-2.5 s): long enough for one Resemblyzer window, cheap to back-propagate.
@@ -60,6 +65,10 @@ class FitSettings:
     w_prior_outside: float = 0.003
     mel_top_band: int = 68  # bands 0..67 of 80 lie below about 7.5 kHz
     voiced_hz: float = 40.0  # the predictor gives about 10 Hz on unvoiced frames
+    # CPU seconds kept back for the quality guard (up to four renders and scores of a test sentence).
+    guard_budget_share: float = 0.12
+    guard_max_s: float = 25.0
+    quality_guard: bool = True
 
 
 @dataclass(frozen=True)
@@ -184,12 +193,13 @@ def fit_style(
         pitch_cost_per_token = max(pitch_cost_per_token, (time.process_time() - t0) / len(tokens))
         progress(min(0.95, spent() / cpu_budget_s), "matching the pitch")
 
-    # Stage 2: the timbre half, one sentence per step, until the budget would be exceeded.
+    # Stage 2: the timbre half, one sentence per step, until the budget (less the guard's share) would be exceeded.
+    guard_s = min(settings.guard_max_s, settings.guard_budget_share * cpu_budget_s) if settings.quality_guard else 0.0
     opt = torch.optim.Adam([d], lr=settings.lr)
     step = 0
     while True:
         tokens = sentences[step % len(sentences)]
-        if spent() + 1.2 * cost_per_token * len(tokens) > cpu_budget_s:
+        if spent() + 1.2 * cost_per_token * len(tokens) > cpu_budget_s - guard_s:
             break
         t0 = time.process_time()
         opt.zero_grad()
@@ -209,6 +219,15 @@ def fit_style(
             min(0.99, spent() / cpu_budget_s), f"shaping the voice (similarity {1.0 - float(speaker.detach()):.2f})"
         )
 
-    offset = (space.sigma * d.detach()).numpy()
+    fitted = _apply(pack, (space.sigma * d.detach()).numpy())
+    if settings.quality_guard and not np.array_equal(fitted, pack):
+        progress(min(0.99, spent() / cpu_budget_s), "checking that the voice sounds clean")
+        guarded = keep_quality(pack, fitted, served_quality(target.language_hint), deadline=start + cpu_budget_s)
+        log.info(
+            "quality guard: kept %.0f%% of the fit (DNSMOS %.2f, start pack %.2f; tried %s)",
+            100 * guarded.scale, guarded.quality, guarded.start_quality,
+            ", ".join(f"{share:.0%}: {quality:.2f}" for share, quality in guarded.tried),
+        )
+        fitted = guarded.pack
     progress(1.0, "done")
-    return _apply(pack, offset)
+    return fitted

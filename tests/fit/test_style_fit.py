@@ -11,7 +11,8 @@ import torch
 
 from synth.enroll.contract import PACK_SHAPE, FitTarget
 from synth.fit import fit_style, kokoro_torch, nearest_stock_pack, resemblyzer_torch
-from synth.fit.style_fit import TRAINING_SENTENCES
+from synth.fit import style_fit
+from synth.fit.style_fit import TRAINING_SENTENCES, FitSettings
 
 BUDGET_S = 40.0
 
@@ -30,7 +31,13 @@ def speaker_similarity(pack: np.ndarray, target: FitTarget) -> float:
 def test_fit_improves_the_objective_within_budget(english_target: FitTarget, start_pack: np.ndarray) -> None:
     seen: list[float] = []
     begin = time.process_time()
-    pack = fit_style(english_target, start_pack, progress=lambda f, s: seen.append(f), cpu_budget_s=BUDGET_S)
+    pack = fit_style(
+        english_target,
+        start_pack,
+        progress=lambda f, s: seen.append(f),
+        cpu_budget_s=BUDGET_S,
+        settings=FitSettings(quality_guard=False),  # the gradient fit alone; the guard is tested below
+    )
     spent = time.process_time() - begin
     assert pack.shape == PACK_SHAPE and pack.dtype == np.float32 and np.isfinite(pack).all()
     assert spent <= BUDGET_S * 1.1
@@ -40,6 +47,29 @@ def test_fit_improves_the_objective_within_budget(english_target: FitTarget, sta
     offsets = (pack - start_pack).reshape(510, 256)
     assert np.allclose(offsets, offsets[0], atol=1e-5)
     assert speaker_similarity(pack, english_target) > speaker_similarity(start_pack, english_target) + 0.01
+
+
+def test_a_fit_the_quality_guard_rejects_leaves_the_start_pack(
+    english_target: FitTarget, start_pack: np.ndarray, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    scored: list[bool] = []
+
+    def worse_when_moved(language_hint: str):  # type: ignore[no-untyped-def]
+        assert language_hint == english_target.language_hint
+
+        def score(pack: np.ndarray) -> float:
+            moved = not np.array_equal(pack, start_pack)
+            scored.append(moved)
+            return 2.0 if moved else 3.0
+
+        return score
+
+    monkeypatch.setattr(style_fit, "served_quality", worse_when_moved)
+    stages: list[str] = []
+    pack = fit_style(english_target, start_pack, progress=lambda f, s: stages.append(s), cpu_budget_s=12.0)
+    assert "checking that the voice sounds clean" in stages
+    assert scored == [False, True, True, True]  # the start pack, then the fit at 100%, 60% and 30%
+    np.testing.assert_array_equal(pack, start_pack)
 
 
 def test_nearest_stock_pack_is_a_real_pack(english_target: FitTarget) -> None:

@@ -1,0 +1,74 @@
+"""The quality guard: a fit that makes the voice sound worse is scaled back, at worst to the start pack."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from synth.enroll.contract import PACK_SHAPE
+from synth.fit.quality_guard import TOLERANCE, keep_quality, served_quality
+from synth.fit.stock import stock_packs
+
+
+def packs() -> tuple[np.ndarray, np.ndarray]:
+    start = np.zeros(PACK_SHAPE, np.float32)
+    return start, start + 1.0  # the fit moved every value by 1
+
+
+def scorer_by_offset(quality_at: dict[float, float]):  # type: ignore[no-untyped-def]
+    """Quality as a function of how far the pack moved from the start (its first value)."""
+    seen: list[float] = []
+
+    def score(pack: np.ndarray) -> float:
+        moved = round(float(pack.flat[0]), 3)
+        seen.append(moved)
+        return quality_at[moved]
+
+    return score, seen
+
+
+def test_a_fit_that_sounds_as_clean_is_kept_whole() -> None:
+    start, fitted = packs()
+    score, seen = scorer_by_offset({0.0: 3.2, 1.0: 3.2 - TOLERANCE / 2})
+    result = keep_quality(start, fitted, score)
+    assert result.scale == 1.0 and np.array_equal(result.pack, fitted)
+    assert seen == [0.0, 1.0]
+
+
+def test_a_fit_that_sounds_worse_is_scaled_back_until_it_does_not() -> None:
+    start, fitted = packs()
+    score, seen = scorer_by_offset({0.0: 3.2, 1.0: 2.4, 0.6: 3.0, 0.3: 3.19})
+    result = keep_quality(start, fitted, score)
+    assert result.scale == 0.3 and result.quality == 3.19 and result.start_quality == 3.2
+    np.testing.assert_allclose(result.pack, start + 0.3)
+    assert seen == [0.0, 1.0, 0.6, 0.3]
+
+
+def test_when_no_share_sounds_clean_the_start_pack_is_kept() -> None:
+    start, fitted = packs()
+    score, _ = scorer_by_offset({0.0: 3.2, 1.0: 2.0, 0.6: 2.1, 0.3: 2.2})
+    result = keep_quality(start, fitted, score)
+    assert result.scale == 0.0 and np.array_equal(result.pack, start)
+
+
+def test_out_of_time_it_keeps_only_what_was_shown_clean() -> None:
+    start, fitted = packs()
+    now = [0.0]
+
+    def slow_score(pack: np.ndarray) -> float:
+        now[0] += 10.0  # each score costs 10 s
+        return 3.2 if pack.flat[0] == 0.0 else 2.0
+
+    result = keep_quality(start, fitted, slow_score, deadline=25.0, clock=lambda: now[0])
+    assert result.scale == 0.0 and now[0] == 20.0  # the start pack and the whole fit; no time for 0.6
+
+
+@pytest.mark.slow
+def test_served_quality_scores_real_speech_above_noise() -> None:
+    score = served_quality("en")
+    pack = next(iter(stock_packs().values()))
+    clean = score(pack)
+    assert 2.0 < clean <= 5.0
+    noisy = pack.copy()  # the timbre half scrambled; the prosody half (durations, pitch) left alone
+    noisy[..., :128] += np.random.default_rng(0).normal(0, 1.5, noisy[..., :128].shape).astype(np.float32)
+    assert score(noisy) < clean - 0.3
