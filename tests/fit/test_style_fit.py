@@ -10,8 +10,7 @@ import pytest
 import torch
 
 from synth.enroll.contract import PACK_SHAPE, FitTarget
-from synth.fit import fit_style, kokoro_torch, nearest_stock_pack, resemblyzer_torch
-from synth.fit import style_fit
+from synth.fit import fit_style, kokoro_torch, nearest_stock_pack, resemblyzer_torch, style_fit
 from synth.fit.style_fit import TRAINING_SENTENCES, FitSettings
 
 BUDGET_S = 40.0
