@@ -1,0 +1,102 @@
+"""Would decoding less of a clause's leading silence pay? Time saved against how much the audio changes.
+
+Kokoro gives the leading pad token 12-17 frames (0.3-0.4 s) that decode to silence and are
+trimmed afterwards: a fifth to a third of a short clause's decode. The decoder's instance
+norms see the whole window, so starting it later changes every sample, not just the cut
+ones. For each clause and two stock voices this decodes the whole clause and the clause
+from `--keep` frames before its first spoken token, and reports the decode time of each
+(median of `--repeats`), the waveform correlation of the two (aligned), the judge's cosine
+between them and DNSMOS of each. Nothing in the server uses the cut yet: this is the
+evidence for deciding, together with a listening test.
+
+    python bench/decode_lead_trim.py [--keep 4] [--repeats 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.common import machine, write_result  # noqa: E402
+from synth.engines.kokoro import KokoroEngine, trim_silence  # noqa: E402
+from synth.engines.kokoro_graph import SAMPLES_PER_FRAME  # noqa: E402
+
+CLAUSES = [
+    ("在吗？", "zh"), ("thanks!", "en"), ("ok", "en"), ("哈哈", "zh"), ("我马上就到，", "zh"), ("等我一下。", "zh"),
+    ("See you in five minutes.", "en"), ("Can you hear me clearly now?", "en"), ("今日の天気はいいですね。", "ja"),
+    ("two hundred fifty six", "en"), ("周末一起去爬山怎么样？", "zh"),
+    ("Sorry, my connection dropped for a second.", "en"),
+]
+VOICES = ("jf_alpha", "jm_kumo")
+
+
+def timed_decode(graphs, features, style, start: int, repeats: int) -> tuple[float, np.ndarray]:  # type: ignore[no-untyped-def]
+    """Median seconds to decode frames [start, end) (with the phase graph a later window needs), and the audio."""
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        phase = graphs.phase(features) if start > 0 else None
+        audio = graphs.decode(features, style, start, features.frames, phase)
+        times.append(time.perf_counter() - started)
+    return statistics.median(times), audio
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--keep", type=int, default=4, help="frames of lead silence kept before the first token")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--name", default="decode_lead_trim", help="result file name under bench/results/")
+    args = parser.parse_args()
+    from synth.enroll import dnsmos, judge, speech
+
+    engine = KokoroEngine(spin=False)
+    engine.warm_up()
+    graphs = engine._graphs()
+    rows = []
+    for voice in VOICES:
+        pack = engine.stock_pack(voice)
+        for text, lang in CLAUSES:
+            tokens = engine.tokens_for(engine.g2p.phonemize(text, lang))
+            _, style, features = engine._front(tokens, pack)
+            start = max(0, features.lead_frames() - args.keep)
+            whole_s, whole = timed_decode(graphs, features, style, 0, args.repeats)
+            cut_s, cut = timed_decode(graphs, features, style, start, args.repeats)
+            aligned = whole[start * SAMPLES_PER_FRAME :][: cut.size]
+            a16 = speech.to_16k(trim_silence(whole, engine.sample_rate), engine.sample_rate)
+            b16 = speech.to_16k(trim_silence(cut, engine.sample_rate), engine.sample_rate)
+            row = {
+                "voice": voice,
+                "text": text,
+                "frames": features.frames,
+                "lead_frames": features.lead_frames(),
+                "decode_ms": round(1000 * whole_s, 1),
+                "decode_cut_ms": round(1000 * cut_s, 1),
+                "correlation": round(float(np.corrcoef(aligned, cut[: aligned.size])[0, 1]), 3),
+                "judge_cosine": round(judge.cosine(judge.embed(a16), judge.embed(b16)), 3),
+                "dnsmos_ovrl": round(dnsmos.score(a16).ovrl, 3),
+                "dnsmos_ovrl_cut": round(dnsmos.score(b16).ovrl, 3),
+            }
+            rows.append(row)
+            print(row, flush=True)
+    summary = {
+        "median_time_ratio": round(statistics.median(r["decode_cut_ms"] / r["decode_ms"] for r in rows), 3),
+        "median_correlation": round(statistics.median(r["correlation"] for r in rows), 3),
+        "min_correlation": min(r["correlation"] for r in rows),
+        "mean_dnsmos_ovrl": round(statistics.mean(r["dnsmos_ovrl"] for r in rows), 3),
+        "mean_dnsmos_ovrl_cut": round(statistics.mean(r["dnsmos_ovrl_cut"] for r in rows), 3),
+    }
+    print(summary)
+    result = {"benchmark": "decode_lead_trim", "machine": machine(), "keep_frames": args.keep, "summary": summary,
+              "rows": rows}
+    print("written to", write_result(args.name, result))
+
+
+if __name__ == "__main__":
+    main()
