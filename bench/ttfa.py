@@ -109,6 +109,7 @@ def main() -> None:
     parser.add_argument("--messages", type=int, default=20)
     parser.add_argument("--name", default="ttfa", help="result file name under bench/results/")
     parser.add_argument("--env", action="append", default=[], help="extra server setting NAME=VALUE")
+    parser.add_argument("--keep-log", type=Path, default=None, help="copy the server's log here when done")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as data_dir:
         # Rate limits and quotas would refuse a benchmark's back-to-back messages: lift them.
@@ -125,6 +126,8 @@ def main() -> None:
             result = asyncio.run(run(server, args.messages))
         finally:
             server.stop()
+            if args.keep_log is not None:
+                args.keep_log.write_text(server.log_path.read_text())
     ttfa = result["time_to_first_audio"]
     cached = result["time_to_first_audio_cached"]
     print(f"cached (phrase cache, {result['cache_hits']} hits): p50 {cached['p50_ms']} ms, "  # type: ignore[index]
