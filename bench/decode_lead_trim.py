@@ -56,7 +56,7 @@ def main() -> None:
     args = parser.parse_args()
     from synth.enroll import dnsmos, judge, speech
 
-    engine = KokoroEngine(spin=False)
+    engine = KokoroEngine()
     engine.warm_up()
     graphs = engine._graphs()
     rows = []

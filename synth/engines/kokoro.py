@@ -71,7 +71,7 @@ class KokoroEngine(Engine):
     max_batch = 1  # the int8 graph takes batch 1
     streams_within_clause = True
 
-    def __init__(self, *, threads: int = 0, speed: float = 1.0, spin: bool = True) -> None:
+    def __init__(self, *, threads: int = 0, speed: float = 1.0, spin: bool = False) -> None:
         self._threads = threads or max(1, os.cpu_count() or 1)
         self._spin = spin
         self._speed = float(speed)
@@ -102,7 +102,9 @@ class KokoroEngine(Engine):
                 options = ort.SessionOptions()
                 options.intra_op_num_threads = self._threads
                 options.inter_op_num_threads = 1
-                if not self._spin:  # idle intra-op threads sleep instead of spinning (see the README's engine layout)
+                # Idle intra-op threads sleep unless asked to spin: on 2 cores spinning ones took the CPU from the
+                # event loop and the encoder (measured: 25% slower clauses; README, "How it is built").
+                if not self._spin:
                     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
                 # Memory patterns are planned and kept per input shape; every clause and window has its own length,
                 # so with them RSS grew without bound (measured: 537 -> 922 MB over 240 clauses; 537 -> 551 MB

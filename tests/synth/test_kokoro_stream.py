@@ -132,15 +132,14 @@ def test_the_starting_phase_carries_the_sine_on_into_a_later_window(engine: Koko
 
 
 def test_sleeping_intra_op_threads_render_the_same_audio(engine: KokoroEngine) -> None:
-    # The server's default: idle ONNX Runtime threads sleep (spinning ones took the cores from the event loop
-    # and the encoder on 2 cores: bench/engine_pool.py). The audio must not depend on it.
-    sleeping = KokoroEngine(threads=2, spin=False)
-    sessions = (sleeping._graphs()._front, sleeping._graphs()._decoder, sleeping._graphs()._phase)
-    for session in sessions:
+    # The default: idle ONNX Runtime threads sleep (spinning ones took the cores from the event loop and the
+    # encoder on 2 cores: bench/engine_pool.py). The audio must not depend on it.
+    for session in (engine._graphs()._front, engine._graphs()._decoder, engine._graphs()._phase):
         options = session.get_session_options()  # type: ignore[attr-defined]
         assert options.get_session_config_entry("session.intra_op.allow_spinning") == "0"
-    spinning = engine._graphs()._front.get_session_options()  # type: ignore[attr-defined]
+    spinning = KokoroEngine(threads=2, spin=True)
+    options = spinning._graphs()._front.get_session_options()  # type: ignore[attr-defined]
     with pytest.raises(Exception, match="does not have configuration"):  # ONNX Runtime's default: spin
-        spinning.get_session_config_entry("session.intra_op.allow_spinning")
+        options.get_session_config_entry("session.intra_op.allow_spinning")
     request = clause(engine, LONG_EN, "en")
-    np.testing.assert_allclose(sleeping.render_clause(request), engine.render_clause(request), atol=1e-5)
+    np.testing.assert_allclose(spinning.render_clause(request), engine.render_clause(request), atol=1e-5)
