@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import os
 import sys
 import time
@@ -80,19 +79,14 @@ def speak(engine, pack: np.ndarray, lang: str) -> np.ndarray:  # type: ignore[no
     return np.concatenate(parts[:-1])
 
 
-class GuardRecord(logging.Handler):
-    """Keeps the figures of the fit's last quality-guard log line."""
-
-    scale: float | None = None
-    quality: float | None = None
-    start_quality: float | None = None
-    tried: str | None = None
-
-    def emit(self, record: logging.LogRecord) -> None:
-        if record.getMessage().startswith("quality guard") and isinstance(record.args, tuple):
-            percent, quality, start_quality, self.tried = record.args
-            self.quality, self.start_quality = round(float(quality), 3), round(float(start_quality), 3)
-            self.scale = round(float(percent) / 100, 2)
+def guard_record(guard) -> dict[str, object]:  # type: ignore[no-untyped-def]
+    """What the fit's quality guard decided, for the results (DNSMOS of its test sentence)."""
+    return {
+        "scale": guard.scale,
+        "dnsmos": round(guard.quality, 3),
+        "start_pack_dnsmos": round(guard.start_quality, 3),
+        "tried": [[share, round(quality, 3)] for share, quality in guard.tried],
+    }
 
 
 def score_output(audio: np.ndarray, probes: dict[str, np.ndarray], speaker: str) -> dict[str, object]:
@@ -129,6 +123,7 @@ def main(argv: list[str]) -> None:
     from synth.engines.kokoro import KokoroEngine
     from synth.enroll import features, judge, quality
     from synth.fit import fit_style, nearest_stock_pack
+    from synth.fit.quality_guard import GuardResult
 
     speakers = sorted(p.name[: -len("_enroll.wav")] for p in args.voices.glob("*_enroll.wav"))
     chosen = [s for s in args.speakers.split(",") if s] or speakers
@@ -139,12 +134,9 @@ def main(argv: list[str]) -> None:
     def report(fraction: float, stage: str) -> None:
         print(f"  {fraction:.2f} {stage}", file=sys.stderr, flush=True)
 
-    guard = GuardRecord()
-    logging.getLogger("synth.fit.style_fit").addHandler(guard)
-    logging.getLogger("synth.fit.style_fit").setLevel(logging.INFO)
     rows = []
     for speaker in chosen:
-        guard.scale = guard.quality = guard.start_quality = guard.tried = None
+        guards: list[GuardResult] = []
         lang = speaker.split("_", 1)[0]
         enroll = read_24k(args.voices / f"{speaker}_enroll.wav")
         gate, analysis = quality.assess(enroll)  # the gate's verdict is recorded, not enforced
@@ -152,7 +144,11 @@ def main(argv: list[str]) -> None:
         stock_name, stock_pack = nearest_stock_pack(target)
         t0 = time.process_time()
         fitted = fit_style(
-            target, stock_pack, progress=report if args.verbose else lambda f, s: None, cpu_budget_s=args.budget
+            target,
+            stock_pack,
+            progress=report if args.verbose else lambda f, s: None,
+            cpu_budget_s=args.budget,
+            on_guard=guards.append,
         )
         fit_cpu = time.process_time() - t0
         row: dict[str, object] = {
@@ -162,10 +158,7 @@ def main(argv: list[str]) -> None:
             "stock_voice": stock_name,
             "fit_cpu_s": round(fit_cpu, 1),
             # The fit's quality guard: the share of the fitted offset kept, and its DNSMOS check (test sentence).
-            "guard": {
-                "scale": guard.scale, "dnsmos": guard.quality, "start_pack_dnsmos": guard.start_quality,
-                "tried": guard.tried,
-            },
+            "guard": guard_record(guards[0]) if guards else None,
         }
         if args.save_packs is not None:
             args.save_packs.mkdir(parents=True, exist_ok=True)

@@ -35,7 +35,7 @@ import torch
 
 from synth.enroll.contract import PACK_SHAPE, FitTarget, check_pack
 from synth.fit import kokoro_torch, resemblyzer_torch
-from synth.fit.quality_guard import keep_quality, served_quality
+from synth.fit.quality_guard import GuardResult, keep_quality, served_quality
 from synth.fit.stock import stock_packs
 from synth.fit.torch_features import speech_log_mel_stats
 
@@ -146,8 +146,12 @@ def fit_style(
     progress: Progress,
     cpu_budget_s: float = 240.0,
     settings: FitSettings = FitSettings(),
+    on_guard: Callable[[GuardResult], None] | None = None,
 ) -> np.ndarray:
-    """A style pack [510, 1, 256] fitted to `target`, starting from `start_pack`, within the CPU budget."""
+    """A style pack [510, 1, 256] fitted to `target`, starting from `start_pack`, within the CPU budget.
+
+    `on_guard` is told what the quality guard decided (the benchmark records it).
+    """
     start = time.process_time()
     pack = check_pack(start_pack)
     if cpu_budget_s <= 0 or not math.isfinite(cpu_budget_s):
@@ -228,6 +232,8 @@ def fit_style(
             100 * guarded.scale, guarded.quality, guarded.start_quality,
             ", ".join(f"{share:.0%}: {quality:.2f}" for share, quality in guarded.tried),
         )
+        if on_guard is not None:
+            on_guard(guarded)
         fitted = guarded.pack
     progress(1.0, "done")
     return fitted

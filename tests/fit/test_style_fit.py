@@ -11,6 +11,7 @@ import torch
 
 from synth.enroll.contract import PACK_SHAPE, FitTarget
 from synth.fit import fit_style, kokoro_torch, nearest_stock_pack, resemblyzer_torch, style_fit
+from synth.fit.quality_guard import GuardResult
 from synth.fit.style_fit import TRAINING_SENTENCES, FitSettings
 
 BUDGET_S = 40.0
@@ -65,10 +66,16 @@ def test_a_fit_the_quality_guard_rejects_leaves_the_start_pack(
 
     monkeypatch.setattr(style_fit, "served_quality", worse_when_moved)
     stages: list[str] = []
-    pack = fit_style(english_target, start_pack, progress=lambda f, s: stages.append(s), cpu_budget_s=12.0)
+    decisions: list[GuardResult] = []
+    pack = fit_style(
+        english_target, start_pack, progress=lambda f, s: stages.append(s), cpu_budget_s=12.0,
+        on_guard=decisions.append,
+    )
     assert "checking that the voice sounds clean" in stages
     assert scored == [False, True, True, True]  # the start pack, then the fit at 100%, 60% and 30%
     np.testing.assert_array_equal(pack, start_pack)
+    (decision,) = decisions
+    assert decision.scale == 0.0 and [share for share, _ in decision.tried] == [1.0, 0.6, 0.3]
 
 
 def test_nearest_stock_pack_is_a_real_pack(english_target: FitTarget) -> None:
