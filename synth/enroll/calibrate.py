@@ -72,7 +72,7 @@ def main(argv: list[str]) -> None:
     import torch
 
     torch.set_num_threads(1)
-    voices_dir = Path(argv[0]) if argv else Path(__file__).resolve().parents[3] / "shared" / "voices"
+    voices_dir = Path(argv[0]) if argv else Path(__file__).resolve().parents[2] / "tests" / "data" / "voices"
     baselines = measure_baselines(voices_dir)
     BASELINES.write_text(json.dumps(baselines, indent=2) + "\n")
     print(json.dumps(baselines, indent=2))

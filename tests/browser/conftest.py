@@ -1,6 +1,6 @@
 """Chromium (Debian's /usr/bin/chromium) driven by Playwright, against a real `voxroom serve --demo`.
 
-The fake microphone plays a real enrollment recording from ../shared/voices, so the
+The fake microphone plays a real enrollment recording from tests/data/voices, so the
 page's recording path sends real speech.
 """
 

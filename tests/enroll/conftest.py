@@ -13,7 +13,7 @@ import pytest
 from synth.audio_io import decode_audio
 from synth.enroll.jobs import EnrollmentWorkers
 
-VOICES = Path(__file__).resolve().parents[3] / "shared" / "voices"
+VOICES = Path(__file__).resolve().parents[1] / "data" / "voices"
 RATE = 24000
 
 

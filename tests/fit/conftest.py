@@ -12,7 +12,7 @@ from synth.audio_io import decode_audio
 from synth.enroll import features, quality
 from synth.enroll.contract import FitTarget
 
-VOICES = Path(__file__).resolve().parents[3] / "shared" / "voices"
+VOICES = Path(__file__).resolve().parents[1] / "data" / "voices"
 
 
 @pytest.fixture(autouse=True, scope="session")

@@ -92,7 +92,7 @@ def test_long_clause_streams_its_first_words_then_the_rest_in_the_same_voice(
     assert abs(joined.size - whole.size) <= 0.05 * whole.size
     assert np.abs(first[:50]).max() < 5 * SILENCE_THRESHOLD  # starts at the onset (lead-in trimmed), no click
     # The same voice: the judge puts the streamed clause far nearer the whole render than two recordings of one
-    # person are to each other (0.86 on ../shared/voices); measured 0.88-0.98 over 5 voices x 8 sentences.
+    # person are to each other (0.86 on tests/data/voices); measured 0.88-0.98 over 5 voices x 8 sentences.
     similarity = judge.cosine(
         judge.embed_speech_of(joined, engine.sample_rate), judge.embed_speech_of(whole, engine.sample_rate)
     )
