@@ -64,7 +64,8 @@ def build_policy(settings: Settings, voices: VoiceDirectory) -> PolicyService:
 def engine_options(settings: Settings) -> dict[str, Any]:
     """The engine's constructor options, from the settings that concern it."""
     if settings.engine == "kokoro":
-        return {"threads": settings.engine_threads, "spin": settings.engine_spin}
+        int8_gemm = {"auto": None, "on": True, "off": False}[settings.engine_int8_gemm]
+        return {"threads": settings.engine_threads, "spin": settings.engine_spin, "int8_gemm": int8_gemm}
     if settings.engine != "gpt-sovits":
         return {"threads": settings.engine_threads}
     if settings.models_dir is None:

@@ -25,6 +25,7 @@ import numpy as np
 
 from synth.admission import RenderCostModel
 from synth.engines.base import ClauseRequest, Engine, StockVoice, Voice
+from synth.engines.int8_gemm import convs_as_gemm, cpu_has_vnni
 from synth.engines.kokoro_graph import (
     SAMPLES_PER_FRAME,
     Features,
@@ -71,9 +72,13 @@ class KokoroEngine(Engine):
     max_batch = 1  # the int8 graph takes batch 1
     streams_within_clause = True
 
-    def __init__(self, *, threads: int = 0, speed: float = 1.0, spin: bool = False) -> None:
+    def __init__(
+        self, *, threads: int = 0, speed: float = 1.0, spin: bool = False, int8_gemm: bool | None = None
+    ) -> None:
         self._threads = threads or max(1, os.cpu_count() or 1)
         self._spin = spin
+        # The decoder's convolutions as VNNI GEMMs (synth.engines.int8_gemm): by default where the CPU has VNNI.
+        self.int8_gemm = cpu_has_vnni() if int8_gemm is None else int8_gemm
         self._speed = float(speed)
         self._lock = threading.Lock()
         self._split: SplitKokoro | None = None
@@ -110,9 +115,13 @@ class KokoroEngine(Engine):
                 # so with them RSS grew without bound (measured: 537 -> 922 MB over 240 clauses; 537 -> 551 MB
                 # without).
                 options.enable_mem_pattern = False
+                front, decoder, phase = split_graph(model_path())
+                rewritten = 0
+                if self.int8_gemm:
+                    decoder, rewritten = convs_as_gemm(decoder)
                 sessions = tuple(
                     ort.InferenceSession(graph, sess_options=options, providers=["CPUExecutionProvider"])
-                    for graph in split_graph(model_path())
+                    for graph in (front, decoder, phase)
                 )
                 # The CPU arena keeps every chunk it ever grew to: one long clause (15 s of speech) left ~400 MB
                 # resident for good, and the soak benchmark's RSS crept up in steps. Shrinking it after each run
@@ -120,7 +129,10 @@ class KokoroEngine(Engine):
                 run_options = ort.RunOptions()
                 run_options.add_run_config_entry("memory.enable_memory_arena_shrinkage", "cpu:0")
                 self._split = SplitKokoro(sessions, run_options)  # type: ignore[arg-type]
-                log.info("kokoro: loaded %s with %d threads", self.model_version, self._threads)
+                log.info(
+                    "kokoro: loaded %s with %d threads; %d decoder convolutions as int8 GEMMs (VNNI: %s)",
+                    self.model_version, self._threads, rewritten, "used" if self.int8_gemm else "not used",
+                )
             return self._split
 
     def stock_voices(self) -> list[StockVoice]:
