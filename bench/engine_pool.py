@@ -4,7 +4,7 @@ For each (workers, threads per session): `workers` threads render clauses concur
 through one ONNX Runtime session with `threads` intra-op threads, for a fixed time.
 Prints and writes audio seconds per wall second, per CPU second, and clause latency.
 
-    python bench/engine_pool.py [--seconds 30] [--arrangements 1x1,1x2,2x1,2x2,1x2-nospin,2x2-nospin]
+    python bench/engine_pool.py [--seconds 30] [--arrangements 1x1,1x2,2x1,2x2,1x2-nospin,2x2-nospin,1x2-nospin-conv]
 """
 
 from __future__ import annotations
@@ -35,8 +35,8 @@ CLAUSES = [
 ]
 
 
-def run(workers: int, threads: int, seconds: float, spin: bool) -> dict[str, float]:
-    engine = KokoroEngine(threads=threads, spin=spin)
+def run(workers: int, threads: int, seconds: float, spin: bool, int8_gemm: bool | None) -> dict[str, float]:
+    engine = KokoroEngine(threads=threads, spin=spin, int8_gemm=int8_gemm)
     engine.warm_up()
     voice = engine.stock_voice("jf_alpha")
     stop = time.perf_counter() + seconds
@@ -65,6 +65,7 @@ def run(workers: int, threads: int, seconds: float, spin: bool) -> dict[str, flo
         "workers": workers,
         "threads_per_session": threads,
         "spinning": spin,
+        "int8_gemm": engine.int8_gemm,
         "clauses": len(latencies),
         "audio_s_per_wall_s": round(audio_s / wall, 3),
         "audio_s_per_cpu_s": round(audio_s / cpu, 3),
@@ -77,20 +78,26 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=30)
     parser.add_argument(
         "--arrangements", default="1x1,1x2,2x1,2x2,1x2-nospin,2x2-nospin",
-        help="WORKERSxTHREADS, '-nospin': idle ONNX Runtime threads sleep instead of spinning",
+        help="WORKERSxTHREADS, '-nospin': idle ONNX Runtime threads sleep instead of spinning; '-conv': the packaged "
+        "int8 convolutions, '-gemm': their VNNI GEMM rewrite (neither: as the CPU decides)",
     )
     parser.add_argument("--name", default="engine_pool", help="result file name under bench/results/")
     args = parser.parse_args()
     rows = []
     for arrangement in args.arrangements.split(","):
-        shape, _, option = arrangement.partition("-")
+        shape, *options = arrangement.split("-")
         workers, threads = (int(x) for x in shape.split("x"))
-        row = run(workers, threads, args.seconds, spin=option != "nospin")
+        int8_gemm = False if "conv" in options else True if "gemm" in options else None
+        row = run(workers, threads, args.seconds, spin="nospin" not in options, int8_gemm=int8_gemm)
         rows.append(row)
         print(row)
 
     def label(row: dict[str, float]) -> str:
-        return f"{row['workers']}x{row['threads_per_session']}" + ("" if row["spinning"] else "-nospin")
+        return (
+            f"{row['workers']}x{row['threads_per_session']}"
+            + ("" if row["spinning"] else "-nospin")
+            + ("-gemm" if row["int8_gemm"] else "-conv")
+        )
 
     best_cpu = max(rows, key=lambda r: r["audio_s_per_cpu_s"])
     best_wall = max(rows, key=lambda r: r["audio_s_per_wall_s"])

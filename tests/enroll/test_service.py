@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -147,10 +149,27 @@ async def test_bad_uploads_are_refused_with_their_reason(service: EnrollmentServ
 
 @pytest.mark.slow
 async def test_reenrolling_replaces_the_voice_atomically(
-    service: EnrollmentService, hooks: Hooks, tmp_path: Path
+    service: EnrollmentService, hooks: Hooks, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # The first fit's result is held until the voice has been replaced: a fast machine finishes a 1-second fit
+    # before the second recording is analysed, and the replaced fit would then land legitimately.
+    replaced = asyncio.Event()
+    real_fit = service.workers.fit
+    calls = 0
+
+    async def fit_held_for_the_first_enrollment(*args: Any, **kwargs: Any) -> Any:
+        nonlocal calls
+        calls += 1
+        first_call = calls == 1
+        result = await real_fit(*args, **kwargs)
+        if first_call:
+            await replaced.wait()
+        return result
+
+    monkeypatch.setattr(service.workers, "fit", fit_held_for_the_first_enrollment)
     first = await service.enroll("carol", voice_path("en_533_enroll.wav").read_bytes(), "audio/wav")
     second = await service.enroll("carol", voice_path("en_3005_enroll.wav").read_bytes(), "audio/wav")
+    replaced.set()
     assert second.version > first.version
     assert "carol" in hooks.purged  # audio cached from the replaced voice is dropped
     record = service.store.load("carol")
