@@ -272,6 +272,12 @@ class Scheduler:
             return 0.0
         now = asyncio.get_running_loop().time()
         start = self._replay(now).start_time(playback, self._queued_plan())
+        if start > playback.due:
+            self.metrics.hold_capped.inc()
+            log.debug(
+                "hold capped by the first-audio deadline: continuations need %.2f s, the deadline allows %.2f s "
+                "(%d clauses queued)", start - now, playback.due - now, len(self._heap),
+            )
         return max(0.0, min(start, playback.due) - now)
 
     def release(self, sender: str, playback: Playback | None = None) -> None:

@@ -65,6 +65,12 @@ class Metrics:
             buckets=(0.0, 0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5),
             registry=r,
         )
+        self.hold_capped = Counter(
+            "voxroom_synth_hold_capped_total",
+            "First audio that could not be held long enough for its continuations (capped by its first-audio "
+            "deadline): such an utterance is likely to have a gap",
+            registry=r,
+        )
         self.predicted_slack = Histogram(
             "voxroom_synth_admission_slack_seconds",
             "At admission: predicted slack of the latest clause with the new utterance added (negative: refused)",

@@ -169,3 +169,31 @@ async def test_speaker_sends_the_first_piece_before_the_clause_is_done_and_loses
         assert arrivals[-1] - arrivals[0] >= 0.35  # the first packets left before the first clause was done
     finally:
         await scheduler.stop()
+
+
+async def test_hold_waits_for_the_continuation_but_never_past_the_first_audio_deadline() -> None:
+    from synth.admission import Playback, RenderCostModel
+
+    metrics = Metrics()
+    scheduler = Scheduler(FakeEngine(), metrics)  # not started: what is queued stays queued
+    scheduler.cost = RenderCostModel(call_s=2.0, per_audio_s=0.0)  # every clause is predicted to take 2 s
+    engine = FakeEngine()
+    now = asyncio.get_running_loop().time()
+
+    def playback_with_continuation(due_in_s: float) -> Playback:
+        playback = Playback(due=now + due_in_s)
+        # A continuation after 0.5 s of audio: ready 2 s from now, so the first audio should start 1.5 s from now
+        # (less the lateness a jitter buffer hides).
+        scheduler.submit(
+            clause(engine, "and the rest of it"), deadline=now + 0.5, wanted=always, playback=playback,
+            audio_before_s=0.5, speech_s=0.5,
+        )
+        return playback
+
+    roomy = scheduler.hold(playback_with_continuation(5.0))
+    assert 1.2 < roomy < 1.6
+    assert metrics.hold_capped._value.get() == 0
+    # The deadline comes first: the first audio goes out at it (and the stream will likely gap), counted.
+    tight = scheduler.hold(playback_with_continuation(0.5))
+    assert tight == pytest.approx(0.5, abs=0.05)
+    assert metrics.hold_capped._value.get() == 1
