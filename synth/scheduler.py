@@ -272,7 +272,7 @@ class Scheduler:
             return 0.0
         now = asyncio.get_running_loop().time()
         start = self._replay(now).start_time(playback, self._queued_plan())
-        if start > playback.due:
+        if start > max(now, playback.due):  # a hold was wanted, and the deadline cuts it short
             self.metrics.hold_capped.inc()
             log.debug(
                 "hold capped by the first-audio deadline: continuations need %.2f s, the deadline allows %.2f s "

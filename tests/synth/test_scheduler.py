@@ -197,3 +197,6 @@ async def test_hold_waits_for_the_continuation_but_never_past_the_first_audio_de
     tight = scheduler.hold(playback_with_continuation(0.5))
     assert tight == pytest.approx(0.5, abs=0.05)
     assert metrics.hold_capped._value.get() == 1
+    # First audio already past its deadline with nothing to wait for is late, not cut short: not counted.
+    assert scheduler.hold(Playback(due=now - 1.0)) == 0.0
+    assert metrics.hold_capped._value.get() == 1
