@@ -89,7 +89,9 @@ def convs_as_gemm(model_bytes: bytes) -> tuple[bytes, int]:
             raise RewriteError(f"{conv.name}: its weights do not fit in int8")
         bias, last = _bias_and_scale_chain(conv, consumers, producer, constant)
         scale_node = producer[last.input[1]]
-        weight_scale = next(constant(name) for name in scale_node.input if name in initializers)
+        weight_scale = next((constant(name) for name in scale_node.input if name in initializers), None)
+        if weight_scale is None:
+            raise RewriteError(f"{conv.name}: its weight scale is not a constant")
 
         out_channels, in_channels, kernel = centred.shape
         dilation = int(attrs.get("dilations", [1])[0])

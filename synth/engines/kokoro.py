@@ -25,7 +25,7 @@ import numpy as np
 
 from synth.admission import RenderCostModel
 from synth.engines.base import ClauseRequest, Engine, StockVoice, Voice
-from synth.engines.int8_gemm import convs_as_gemm, cpu_has_vnni
+from synth.engines.int8_gemm import RewriteError, convs_as_gemm, cpu_has_vnni
 from synth.engines.kokoro_graph import (
     SAMPLES_PER_FRAME,
     Features,
@@ -118,7 +118,10 @@ class KokoroEngine(Engine):
                 front, decoder, phase = split_graph(model_path())
                 rewritten = 0
                 if self.int8_gemm:
-                    decoder, rewritten = convs_as_gemm(decoder)
+                    try:
+                        decoder, rewritten = convs_as_gemm(decoder)
+                    except RewriteError as exc:  # another export of the model: slower, not broken
+                        log.warning("kokoro: decoder convolutions left as packaged (%s)", exc)
                 sessions = tuple(
                     ort.InferenceSession(graph, sess_options=options, providers=["CPUExecutionProvider"])
                     for graph in (front, decoder, phase)

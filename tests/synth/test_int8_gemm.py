@@ -144,3 +144,20 @@ def test_the_engine_speaks_the_same_through_the_rewritten_decoder() -> None:
             judge.embed_speech_of(trim_silence(expected, 24000), 24000),
         )
         assert similarity > 0.95
+
+
+def test_a_decoder_that_cannot_be_rewritten_runs_as_packaged(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    import synth.engines.kokoro as kokoro
+
+    def refuse(_: bytes) -> tuple[bytes, int]:
+        raise RewriteError("/decoder/conv: its input is not quantised on the fly")
+
+    monkeypatch.setattr(kokoro, "convs_as_gemm", refuse)
+    engine = KokoroEngine(threads=2, int8_gemm=True)
+    with caplog.at_level("WARNING", logger="synth.engines.kokoro"):
+        tokens = engine.tokens_for(engine.g2p.phonemize("hello", "en"))
+        audio = engine.render_tokens(tokens, engine.stock_pack("jf_alpha"))
+    assert audio.size > 0.2 * engine.sample_rate
+    assert "left as packaged" in caplog.text
