@@ -9,6 +9,7 @@ import re
 import statistics
 import time
 import urllib.request
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -79,3 +80,14 @@ def write_result(name: str, result: dict[str, Any]) -> Path:
     path = RESULTS / f"{name}.json"
     path.write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n")
     return path
+
+
+def stock_clause_features(engine: Any, voices: Iterable[str], clauses: Iterable[tuple[str, str]]) -> Iterator[Any]:
+    """(voice, text, style, features) for each stock voice and (text, language): a Kokoro decoder's inputs."""
+    clauses = list(clauses)
+    for voice in voices:
+        pack = engine.stock_pack(voice)
+        for text, lang in clauses:
+            tokens = engine.tokens_for(engine.g2p.phonemize(text, lang))
+            _, style, features = engine._front(tokens, pack)
+            yield voice, text, style, features

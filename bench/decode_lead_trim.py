@@ -24,7 +24,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import machine, write_result  # noqa: E402
+from bench.common import machine, stock_clause_features, write_result  # noqa: E402
 from synth.engines.kokoro import KokoroEngine, trim_silence  # noqa: E402
 from synth.engines.kokoro_graph import SAMPLES_PER_FRAME  # noqa: E402
 
@@ -60,31 +60,27 @@ def main() -> None:
     engine.warm_up()
     graphs = engine._graphs()
     rows = []
-    for voice in VOICES:
-        pack = engine.stock_pack(voice)
-        for text, lang in CLAUSES:
-            tokens = engine.tokens_for(engine.g2p.phonemize(text, lang))
-            _, style, features = engine._front(tokens, pack)
-            start = max(0, features.lead_frames() - args.keep)
-            whole_s, whole = timed_decode(graphs, features, style, 0, args.repeats)
-            cut_s, cut = timed_decode(graphs, features, style, start, args.repeats)
-            aligned = whole[start * SAMPLES_PER_FRAME :][: cut.size]
-            a16 = speech.to_16k(trim_silence(whole, engine.sample_rate), engine.sample_rate)
-            b16 = speech.to_16k(trim_silence(cut, engine.sample_rate), engine.sample_rate)
-            row = {
-                "voice": voice,
-                "text": text,
-                "frames": features.frames,
-                "lead_frames": features.lead_frames(),
-                "decode_ms": round(1000 * whole_s, 1),
-                "decode_cut_ms": round(1000 * cut_s, 1),
-                "correlation": round(float(np.corrcoef(aligned, cut[: aligned.size])[0, 1]), 3),
-                "judge_cosine": round(judge.cosine(judge.embed(a16), judge.embed(b16)), 3),
-                "dnsmos_ovrl": round(dnsmos.score(a16).ovrl, 3),
-                "dnsmos_ovrl_cut": round(dnsmos.score(b16).ovrl, 3),
-            }
-            rows.append(row)
-            print(row, flush=True)
+    for voice, text, style, features in stock_clause_features(engine, VOICES, CLAUSES):
+        start = max(0, features.lead_frames() - args.keep)
+        whole_s, whole = timed_decode(graphs, features, style, 0, args.repeats)
+        cut_s, cut = timed_decode(graphs, features, style, start, args.repeats)
+        aligned = whole[start * SAMPLES_PER_FRAME :][: cut.size]
+        a16 = speech.to_16k(trim_silence(whole, engine.sample_rate), engine.sample_rate)
+        b16 = speech.to_16k(trim_silence(cut, engine.sample_rate), engine.sample_rate)
+        row = {
+            "voice": voice,
+            "text": text,
+            "frames": features.frames,
+            "lead_frames": features.lead_frames(),
+            "decode_ms": round(1000 * whole_s, 1),
+            "decode_cut_ms": round(1000 * cut_s, 1),
+            "correlation": round(float(np.corrcoef(aligned, cut[: aligned.size])[0, 1]), 3),
+            "judge_cosine": round(judge.cosine(judge.embed(a16), judge.embed(b16)), 3),
+            "dnsmos_ovrl": round(dnsmos.score(a16).ovrl, 3),
+            "dnsmos_ovrl_cut": round(dnsmos.score(b16).ovrl, 3),
+        }
+        rows.append(row)
+        print(row, flush=True)
     summary = {
         "median_time_ratio": round(statistics.median(r["decode_cut_ms"] / r["decode_ms"] for r in rows), 3),
         "median_correlation": round(statistics.median(r["correlation"] for r in rows), 3),

@@ -22,7 +22,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import machine, write_result  # noqa: E402
+from bench.common import machine, stock_clause_features, write_result  # noqa: E402
 from synth.engines.kokoro import KokoroEngine, trim_silence  # noqa: E402
 
 CLAUSES = [
@@ -46,37 +46,33 @@ def main() -> None:
     packaged.warm_up()
     rewritten.warm_up()
     rows = []
-    for voice in VOICES:
-        pack = packaged.stock_pack(voice)
-        for text, lang in CLAUSES:
-            tokens = packaged.tokens_for(packaged.g2p.phonemize(text, lang))
-            _, style, features = packaged._front(tokens, pack)
-            times: dict[str, list[float]] = {"conv": [], "gemm": []}
-            audio = {}
-            for _ in range(args.repeats):
-                for label, engine in (("conv", packaged), ("gemm", rewritten)):
-                    started = time.perf_counter()
-                    audio[label] = engine._graphs().decode(features, style, 0, features.frames, None)
-                    times[label].append(time.perf_counter() - started)
-            conv_s, gemm_s = statistics.median(times["conv"]), statistics.median(times["gemm"])
-            heard = {label: speech.to_16k(trim_silence(pcm, 24000), 24000) for label, pcm in audio.items()}
-            row = {
-                "voice": voice,
-                "text": text,
-                "frames": features.frames,
-                "decode_conv_ms": round(1000 * conv_s, 1),
-                "decode_gemm_ms": round(1000 * gemm_s, 1),
-                "speedup": round(conv_s / gemm_s, 3),
-                "waveform_correlation": round(float(np.corrcoef(audio["conv"], audio["gemm"])[0, 1]), 4),
-                "judge_cosine": round(
-                    float(judge.cosine(judge.embed_speech_of(heard["gemm"], 16000),
-                                       judge.embed_speech_of(heard["conv"], 16000))), 3
-                ),
-                "dnsmos_conv": round(dnsmos.score(heard["conv"]).ovrl, 3),
-                "dnsmos_gemm": round(dnsmos.score(heard["gemm"]).ovrl, 3),
-            }
-            rows.append(row)
-            print(row)
+    for voice, text, style, features in stock_clause_features(packaged, VOICES, CLAUSES):
+        times: dict[str, list[float]] = {"conv": [], "gemm": []}
+        audio = {}
+        for _ in range(args.repeats):
+            for label, engine in (("conv", packaged), ("gemm", rewritten)):
+                started = time.perf_counter()
+                audio[label] = engine._graphs().decode(features, style, 0, features.frames, None)
+                times[label].append(time.perf_counter() - started)
+        conv_s, gemm_s = statistics.median(times["conv"]), statistics.median(times["gemm"])
+        heard = {label: speech.to_16k(trim_silence(pcm, 24000), 24000) for label, pcm in audio.items()}
+        row = {
+            "voice": voice,
+            "text": text,
+            "frames": features.frames,
+            "decode_conv_ms": round(1000 * conv_s, 1),
+            "decode_gemm_ms": round(1000 * gemm_s, 1),
+            "speedup": round(conv_s / gemm_s, 3),
+            "waveform_correlation": round(float(np.corrcoef(audio["conv"], audio["gemm"])[0, 1]), 4),
+            "judge_cosine": round(
+                float(judge.cosine(judge.embed_speech_of(heard["gemm"], 16000),
+                                   judge.embed_speech_of(heard["conv"], 16000))), 3
+            ),
+            "dnsmos_conv": round(dnsmos.score(heard["conv"]).ovrl, 3),
+            "dnsmos_gemm": round(dnsmos.score(heard["gemm"]).ovrl, 3),
+        }
+        rows.append(row)
+        print(row)
 
     def median(key: str) -> float:
         return round(statistics.median(float(row[key]) for row in rows), 4)
