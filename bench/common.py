@@ -13,6 +13,8 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
+from synth.cpu import cpu_flags, cpuinfo_field
+
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
@@ -47,26 +49,17 @@ def scrape_metrics(base_url: str) -> dict[str, float]:
     return values
 
 
-def _cpuinfo(field: str) -> str:
-    """The first value of `field` in /proc/cpuinfo ("" where there is none)."""
-    try:
-        lines = Path("/proc/cpuinfo").read_text().splitlines()
-    except OSError:
-        return ""
-    return next((line.split(":", 1)[1].strip() for line in lines if line.startswith(field)), "")
-
-
 def cpu_vector_extensions() -> list[str]:
     """The CPU's SIMD flags that decide the int8 engine's speed (VNNI makes its int8 dot products several times
     faster than AVX2 alone: the same benchmark differs by more than 2x between such machines)."""
-    present = set(_cpuinfo("flags").split())
+    present = cpu_flags()
     return [flag for flag in ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "amx_int8") if flag in present]
 
 
 def machine() -> dict[str, Any]:
     return {
         "cpus": os.cpu_count(),
-        "cpu_model": _cpuinfo("model name"),
+        "cpu_model": cpuinfo_field("model name"),
         "cpu_vector_extensions": cpu_vector_extensions(),
         "load_avg_1m": round(os.getloadavg()[0], 2),
         "python": platform.python_version(),

@@ -36,7 +36,7 @@ from synth.voicestore.keys import load_or_create_deployment_key
 from synth.voicestore.store import VoiceStore
 from synth.watermark.switch import watermark_chunk_filter
 from voxroom.metrics import Metrics
-from voxroom.settings import Settings
+from voxroom.settings import Settings, auto_on_off
 
 log = logging.getLogger("voxroom")
 
@@ -64,8 +64,11 @@ def build_policy(settings: Settings, voices: VoiceDirectory) -> PolicyService:
 def engine_options(settings: Settings) -> dict[str, Any]:
     """The engine's constructor options, from the settings that concern it."""
     if settings.engine == "kokoro":
-        int8_gemm = {"auto": None, "on": True, "off": False}[settings.engine_int8_gemm]
-        return {"threads": settings.engine_threads, "spin": settings.engine_spin, "int8_gemm": int8_gemm}
+        return {
+            "threads": settings.engine_threads,
+            "spin": settings.engine_spin,
+            "int8_gemm": auto_on_off(settings.engine_int8_gemm),
+        }
     if settings.engine != "gpt-sovits":
         return {"threads": settings.engine_threads}
     if settings.models_dir is None:
@@ -73,9 +76,7 @@ def engine_options(settings: Settings) -> dict[str, Any]:
     from synth.engines.gptsovits.engine import GptSovitsOptions
     from synth.engines.gptsovits.sampling import SamplingParams
 
-    bert = {"auto": None, "on": True, "off": False}.get(settings.gptsovits_bert)
-    if settings.gptsovits_bert not in ("auto", "on", "off"):
-        raise SystemExit("voxroom: VOXROOM_GPTSOVITS_BERT must be auto, on or off")
+    bert = auto_on_off(settings.gptsovits_bert)
     sampling = SamplingParams(max_tokens=settings.gptsovits_max_tokens)
     return {
         "models_dir": settings.models_dir,

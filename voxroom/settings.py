@@ -17,11 +17,19 @@ from typing import Any
 SECRET_FILE = "token-secret"
 
 
+AUTO_ON_OFF = {"auto": None, "on": True, "off": False}
+
+
 def _auto_on_off(value: str) -> str:
     lowered = value.strip().lower()
-    if lowered not in {"auto", "on", "off"}:
+    if lowered not in AUTO_ON_OFF:
         raise ValueError(f"expected auto, on or off, got {value!r}")
     return lowered
+
+
+def auto_on_off(value: str) -> bool | None:
+    """An auto/on/off setting as the component takes it: None (it decides), True or False."""
+    return AUTO_ON_OFF[value]
 
 
 def _bool(value: str) -> bool:
@@ -164,7 +172,7 @@ SETTING_SPECS: list[tuple[str, str, Any, str]] = [
         int,
         "GPT-SoVITS: longest clause in semantic tokens (25 a second)",
     ),
-    ("gptsovits_bert", "VOXROOM_GPTSOVITS_BERT", str, "GPT-SoVITS Chinese BERT features: auto, on or off"),
+    ("gptsovits_bert", "VOXROOM_GPTSOVITS_BERT", _auto_on_off, "GPT-SoVITS Chinese BERT features: auto, on or off"),
     ("gptsovits_fp16", "VOXROOM_GPTSOVITS_FP16", _bool, "GPT-SoVITS: FP16 on GPU execution providers"),
     (
         "voice_key",

@@ -2,10 +2,11 @@
 
 The packaged graph quantises each convolution's input on the fly (DynamicQuantizeLinear, uint8)
 and convolves it with uint8 weights (ConvInteger). ONNX Runtime runs ConvInteger through its
-uint8 x uint8 GEMM, which widens to 16 bits and runs no faster than float: 90% of a clause's
-decode is these convolutions, at about 210 int8 GOPS on 2 Zen 4 cores. Its uint8 x int8 GEMM
-(MatMulIntegerToFloat) uses AVX512-VNNI / AVX-VNNI dot products and reaches about 630 GOPS on
-the same cores for the decoder's shapes (measured; README, "How it is built").
+uint8 x uint8 GEMM, which widens to 16 bits and runs no faster than float: these convolutions
+are 63% of a clause's decode (ONNX Runtime's profile of one sentence), at about 210 int8 GOPS
+on 2 Zen 4 cores. Its uint8 x int8 GEMM (MatMulIntegerToFloat) uses AVX512-VNNI / AVX-VNNI
+dot products and reaches about 630 GOPS on the same cores for the decoder's shapes (measured;
+README, "How it is built").
 
 Every weight of the packaged decoder, less its zero point, fits in int8, so each convolution is
 rewritten exactly, with no new rounding of its weights:
@@ -20,13 +21,12 @@ in float instead of being rounded to the product of the scales first.
 
 Without VNNI the uint8 x int8 GEMM multiplies pairs into saturating 16-bit sums (VPMADDUBSW),
 which could clip loud frames, so the rewrite is only for CPUs that have VNNI
-(`cpu_has_vnni`); elsewhere the packaged convolutions run as they are.
+(`synth.cpu.cpu_has_vnni`); elsewhere the packaged convolutions run as they are.
 """
 
 from __future__ import annotations
 
 import collections
-from pathlib import Path
 
 import numpy as np
 
@@ -36,20 +36,6 @@ INT64_MAX = 2**63 - 1
 
 class RewriteError(ValueError):
     """A convolution is not laid out as the packaged Kokoro decoder's are."""
-
-
-def cpu_has_vnni(cpuinfo: str | None = None) -> bool:
-    """Whether this CPU has int8 dot-product instructions (AVX512-VNNI or AVX-VNNI), from /proc/cpuinfo."""
-    if cpuinfo is None:
-        try:
-            cpuinfo = Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace")
-        except OSError:
-            return False
-    for line in cpuinfo.splitlines():
-        if line.startswith("flags"):
-            flags = set(line.partition(":")[2].split())
-            return bool(flags & {"avx512_vnni", "avx_vnni", "amx_int8"})
-    return False
 
 
 def convs_as_gemm(model_bytes: bytes) -> tuple[bytes, int]:

@@ -24,8 +24,9 @@ from collections.abc import Iterator, Sequence
 import numpy as np
 
 from synth.admission import RenderCostModel
+from synth.cpu import cpu_has_vnni
 from synth.engines.base import ClauseRequest, Engine, StockVoice, Voice
-from synth.engines.int8_gemm import RewriteError, convs_as_gemm, cpu_has_vnni
+from synth.engines.int8_gemm import RewriteError, convs_as_gemm
 from synth.engines.kokoro_graph import (
     SAMPLES_PER_FRAME,
     Features,

@@ -8,7 +8,8 @@ import onnxruntime as ort
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from synth.engines.int8_gemm import RewriteError, convs_as_gemm, cpu_has_vnni
+from synth.cpu import cpu_has_vnni, cpuinfo_field
+from synth.engines.int8_gemm import RewriteError, convs_as_gemm
 from synth.engines.kokoro import KokoroEngine, trim_silence
 from synth.enroll import judge
 
@@ -107,6 +108,7 @@ def test_vnni_is_read_from_the_cpu_flags() -> None:
     assert cpu_has_vnni("flags\t\t: fpu avx2 avx_vnni\n")
     assert not cpu_has_vnni("flags\t\t: fpu sse4_2 avx2 fma\n")
     assert not cpu_has_vnni("")
+    assert cpuinfo_field("model name", "processor\t: 0\nmodel name\t: AMD EPYC\n") == "AMD EPYC"
 
 
 def test_every_unstrided_convolution_of_the_packaged_decoder_is_rewritten() -> None:

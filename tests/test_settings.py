@@ -1,0 +1,24 @@
+"""Settings from the environment: auto/on/off switches are read once, and a bad value stops start-up."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from voxroom.app import engine_options
+from voxroom.settings import load_settings
+
+
+@pytest.mark.parametrize(("value", "expected"), [("auto", None), ("On", True), ("off", False)])
+def test_the_engine_gets_the_int8_gemm_switch_as_none_true_or_false(
+    tmp_path: Path, value: str, expected: bool | None
+) -> None:
+    settings = load_settings(None, {"VOXROOM_DATA_DIR": str(tmp_path), "VOXROOM_ENGINE_INT8_GEMM": value})
+    assert engine_options(settings)["int8_gemm"] is expected
+
+
+@pytest.mark.parametrize("variable", ["VOXROOM_ENGINE_INT8_GEMM", "VOXROOM_GPTSOVITS_BERT"])
+def test_a_switch_that_is_not_auto_on_or_off_stops_start_up_saying_so(tmp_path: Path, variable: str) -> None:
+    with pytest.raises(SystemExit, match=f"{variable}: expected auto, on or off, got 'maybe'"):
+        load_settings(None, {"VOXROOM_DATA_DIR": str(tmp_path), variable: "maybe"})
