@@ -82,5 +82,5 @@ def stock_clause_features(engine: Any, voices: Iterable[str], clauses: Iterable[
         pack = engine.stock_pack(voice)
         for text, lang in clauses:
             tokens = engine.tokens_for(engine.g2p.phonemize(text, lang))
-            _, style, features = engine._front(tokens, pack)
+            style, features = engine._front(tokens, pack)
             yield voice, text, style, features

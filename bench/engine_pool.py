@@ -4,7 +4,8 @@ For each (workers, threads per session): `workers` threads render clauses concur
 through one ONNX Runtime session with `threads` intra-op threads, for a fixed time.
 Prints and writes audio seconds per wall second, per CPU second, and clause latency.
 
-    python bench/engine_pool.py [--seconds 30] [--arrangements 1x1,1x2,2x1,2x2,1x2-nospin,2x2-nospin,1x2-nospin-conv]
+    python bench/engine_pool.py [--seconds 30]
+        [--arrangements 1x1,1x2,2x1,2x2,1x2-nospin,2x2-nospin,1x2-nospin-conv,2x2-nospin-narrow]
 """
 
 from __future__ import annotations
@@ -35,8 +36,10 @@ CLAUSES = [
 ]
 
 
-def run(workers: int, threads: int, seconds: float, spin: bool, int8_gemm: bool | None) -> dict[str, float]:
-    engine = KokoroEngine(threads=threads, spin=spin, int8_gemm=int8_gemm)
+def run(
+    workers: int, threads: int, seconds: float, spin: bool, int8_gemm: bool | None, narrow: bool = False
+) -> dict[str, float]:
+    engine = KokoroEngine(threads=threads, spin=spin, int8_gemm=int8_gemm, narrow_when_shared=narrow)
     engine.warm_up()
     voice = engine.stock_voice("jf_alpha")
     stop = time.perf_counter() + seconds
@@ -66,6 +69,7 @@ def run(workers: int, threads: int, seconds: float, spin: bool, int8_gemm: bool 
         "threads_per_session": threads,
         "spinning": spin,
         "int8_gemm": engine.int8_gemm,
+        "narrow_when_shared": engine.narrow_when_shared,
         "clauses": len(latencies),
         "audio_s_per_wall_s": round(audio_s / wall, 3),
         "audio_s_per_cpu_s": round(audio_s / cpu, 3),
@@ -79,7 +83,8 @@ def main() -> None:
     parser.add_argument(
         "--arrangements", default="1x1,1x2,2x1,2x2,1x2-nospin,2x2-nospin",
         help="WORKERSxTHREADS, '-nospin': idle ONNX Runtime threads sleep instead of spinning; '-conv': the packaged "
-        "int8 convolutions, '-gemm': their VNNI GEMM rewrite (neither: as the CPU decides)",
+        "int8 convolutions, '-gemm': their VNNI GEMM rewrite (neither: as the CPU decides), '-narrow': a call that "
+        "overlaps another runs on one thread",
     )
     parser.add_argument("--name", default="engine_pool", help="result file name under bench/results/")
     args = parser.parse_args()
@@ -88,7 +93,10 @@ def main() -> None:
         shape, *options = arrangement.split("-")
         workers, threads = (int(x) for x in shape.split("x"))
         int8_gemm = False if "conv" in options else True if "gemm" in options else None
-        row = run(workers, threads, args.seconds, spin="nospin" not in options, int8_gemm=int8_gemm)
+        row = run(
+            workers, threads, args.seconds, spin="nospin" not in options, int8_gemm=int8_gemm,
+            narrow="narrow" in options,
+        )
         rows.append(row)
         print(row)
 
@@ -97,6 +105,7 @@ def main() -> None:
             f"{row['workers']}x{row['threads_per_session']}"
             + ("" if row["spinning"] else "-nospin")
             + ("-gemm" if row["int8_gemm"] else "-conv")
+            + ("-narrow" if row["narrow_when_shared"] else "")
         )
 
     best_cpu = max(rows, key=lambda r: r["audio_s_per_cpu_s"])

@@ -88,6 +88,9 @@ class _Queued:
     # Set for a clause heard in pieces as the engine renders them (`Engine.stream_clause`): each piece is put
     # here before the future resolves with the whole clause.
     pieces: asyncio.Queue[np.ndarray] | None = dataclasses.field(compare=False, default=None)
+    # Set when a worker takes a first clause that will be streamed: called when its first piece is out (or it is
+    # not rendered after all), so other workers know they may render ahead of time again.
+    first_piece_out: Callable[[], None] | None = dataclasses.field(compare=False, default=None)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -135,6 +138,9 @@ class Scheduler:
         # Utterances admitted whose clauses are not queued yet (the policy check and voice lookup come between):
         # admission counts them, or a burst of messages arriving together is admitted against the same empty queue.
         self._reserved: dict[int, list[PlannedClause]] = {}
+        # First clauses being rendered whose first piece is not out yet. While there is one, other workers do not
+        # render ahead of time: on shared cores that would slow the first piece someone is waiting to hear.
+        self._first_pieces_pending = 0
 
     # ---- calibration ---------------------------------------------------------------
 
@@ -397,9 +403,18 @@ class Scheduler:
 
     async def _next_batch(self) -> list[_Queued]:
         loop = asyncio.get_running_loop()
-        while not self._heap:
-            await self._wait_for_work()
+        while True:
+            while not self._heap:
+                await self._wait_for_work()
+            slack = self._heap[0].start_by - loop.time()
+            if not self._first_pieces_pending or slack <= 0:
+                break
+            # Another worker is rendering a first piece, and the earliest work here can still wait: rendering it
+            # now would put that first piece on one thread (synth.engines.kokoro: narrow_when_shared).
+            await self._wait_for_work(slack)
         first = heapq.heappop(self._heap)
+        if first.first and first.pieces is not None:  # counted at once, before this worker next awaits
+            first.first_piece_out = self._first_piece_watch()
         batch = [first]
         if self.engine.max_batch > 1:
             gather_until = loop.time() + self.max_wait_s
@@ -425,63 +440,90 @@ class Scheduler:
         return keep
 
     async def _worker(self, index: int) -> None:
-        loop = asyncio.get_running_loop()
         while True:
             batch = await self._next_batch()
             try:
-                batch = await self._still_wanted(batch)
-                if not batch:
-                    continue
-                now = loop.time()
-                for item in batch:
-                    self.metrics.queue_wait.observe(now - item.enqueued_at)
-                clauses = [item.clause for item in batch]
-                speech_s = sum(item.speech_s for item in batch)
-                started = time.perf_counter()
-                predicted = self.cost.predict(speech_s)
-                first_predicted = first_piece_s = 0.0  # set for a streamed clause
-                self._busy_until[index] = now + predicted
-                try:
-                    only = batch[0]
-                    if len(batch) == 1 and only.pieces is not None:
-                        first_predicted = self.first_piece.predict(only.speech_s)
-                        pcm, first_piece_s = await loop.run_in_executor(
-                            self._pool, self._stream, only.clause, only.pieces, loop
-                        )
-                        audio = [pcm]
-                        self.first_piece.observe(only.speech_s, first_piece_s)
-                    else:
-                        audio = await loop.run_in_executor(self._pool, self.engine.synthesize_batch, clauses)
-                        for item, pcm in zip(batch, audio, strict=True):
-                            if item.pieces is not None:  # batched with others: heard whole
-                                item.pieces.put_nowait(pcm)
-                finally:
-                    self._busy_until[index] = 0.0
-                elapsed = time.perf_counter() - started
-                if log.isEnabledFor(logging.DEBUG):
-                    log.debug(
-                        "rendered %d clause(s) %r: %.2f s (predicted %.2f s; first piece %.2f s, predicted %.2f s), "
-                        "%.2f s of audio, %.2f s of slack when it started (negative: late), %d queued",
-                        len(batch), batch[0].clause.text[:24], elapsed, predicted, first_piece_s, first_predicted,
-                        sum(a.size for a in audio) / self.engine.sample_rate, batch[0].start_by - now, len(self._heap),
+                await self._render(index, batch)
+            finally:
+                for item in batch:  # rendered, dropped or failed: its first piece is no longer pending
+                    if item.first_piece_out is not None:
+                        item.first_piece_out()
+
+    async def _render(self, index: int, batch: list[_Queued]) -> None:
+        """Render one batch on worker `index` and resolve its clauses' futures."""
+        loop = asyncio.get_running_loop()
+        try:
+            batch = await self._still_wanted(batch)
+            if not batch:
+                return
+            now = loop.time()
+            for item in batch:
+                self.metrics.queue_wait.observe(now - item.enqueued_at)
+            clauses = [item.clause for item in batch]
+            speech_s = sum(item.speech_s for item in batch)
+            started = time.perf_counter()
+            predicted = self.cost.predict(speech_s)
+            first_predicted = first_piece_s = 0.0  # set for a streamed clause
+            self._busy_until[index] = now + predicted
+            try:
+                only = batch[0]
+                if len(batch) == 1 and only.pieces is not None:
+                    first_predicted = self.first_piece.predict(only.speech_s)
+                    pcm, first_piece_s = await loop.run_in_executor(
+                        self._pool, self._stream, only.clause, only.pieces, loop, only.first_piece_out
                     )
-                self._account(audio, elapsed, speech_s)
-                for item, pcm in zip(batch, audio, strict=True):
-                    if not item.future.done():
-                        item.future.set_result(pcm)
-            except asyncio.CancelledError:
-                for item in batch:
-                    if not item.future.done():
-                        item.future.set_exception(ClauseDropped("server stopping"))
-                raise
-            except Exception as exc:  # an engine failure fails these clauses, not the worker
-                log.exception("engine %s failed on a batch of %d", self.engine.name, len(batch))
-                for item in batch:
-                    if not item.future.done():
-                        item.future.set_exception(exc)
+                    audio = [pcm]
+                    self.first_piece.observe(only.speech_s, first_piece_s)
+                else:
+                    audio = await loop.run_in_executor(self._pool, self.engine.synthesize_batch, clauses)
+                    for item, pcm in zip(batch, audio, strict=True):
+                        if item.pieces is not None:  # batched with others: heard whole
+                            item.pieces.put_nowait(pcm)
+            finally:
+                self._busy_until[index] = 0.0
+            elapsed = time.perf_counter() - started
+            if log.isEnabledFor(logging.DEBUG):
+                log.debug(
+                    "rendered %d clause(s) %r: %.2f s (predicted %.2f s; first piece %.2f s, predicted %.2f s), "
+                    "%.2f s of audio, %.2f s of slack when it started (negative: late), %d queued",
+                    len(batch), batch[0].clause.text[:24], elapsed, predicted, first_piece_s, first_predicted,
+                    sum(a.size for a in audio) / self.engine.sample_rate, batch[0].start_by - now, len(self._heap),
+                )
+            self._account(audio, elapsed, speech_s)
+            for item, pcm in zip(batch, audio, strict=True):
+                if not item.future.done():
+                    item.future.set_result(pcm)
+        except asyncio.CancelledError:
+            for item in batch:
+                if not item.future.done():
+                    item.future.set_exception(ClauseDropped("server stopping"))
+            raise
+        except Exception as exc:  # an engine failure fails these clauses, not the worker
+            log.exception("engine %s failed on a batch of %d", self.engine.name, len(batch))
+            for item in batch:
+                if not item.future.done():
+                    item.future.set_exception(exc)
+
+    def _first_piece_watch(self) -> Callable[[], None]:
+        """Counts a first piece as pending until the returned callback is called (once counts)."""
+        pending = True
+        self._first_pieces_pending += 1
+
+        def out() -> None:
+            nonlocal pending
+            if pending:
+                pending = False
+                self._first_pieces_pending -= 1
+                self._ready.set()  # workers holding back work ahead of time may take it now
+
+        return out
 
     def _stream(
-        self, clause: ClauseRequest, pieces: asyncio.Queue[np.ndarray], loop: asyncio.AbstractEventLoop
+        self,
+        clause: ClauseRequest,
+        pieces: asyncio.Queue[np.ndarray],
+        loop: asyncio.AbstractEventLoop,
+        first_piece_out: Callable[[], None] | None = None,
     ) -> tuple[np.ndarray, float]:
         """On a worker thread: render one clause piece by piece, handing each piece to the loop as it comes.
         The loop runs these hand-overs before it sees this call return, so every piece is queued before the
@@ -490,10 +532,12 @@ class Scheduler:
         first_piece_s = None
         rendered = []
         for piece in self.engine.stream_clause(clause):
-            if first_piece_s is None:
-                first_piece_s = time.perf_counter() - started
             rendered.append(piece)
             loop.call_soon_threadsafe(pieces.put_nowait, piece)
+            if first_piece_s is None:
+                first_piece_s = time.perf_counter() - started
+                if first_piece_out is not None:  # after the piece is queued: the loop runs these in order
+                    loop.call_soon_threadsafe(first_piece_out)
         elapsed = time.perf_counter() - started
         whole = np.concatenate(rendered) if rendered else np.zeros(0, np.float32)
         return whole, elapsed if first_piece_s is None else first_piece_s

@@ -22,3 +22,11 @@ def test_the_engine_gets_the_int8_gemm_switch_as_none_true_or_false(
 def test_a_switch_that_is_not_auto_on_or_off_stops_start_up_saying_so(tmp_path: Path, variable: str) -> None:
     with pytest.raises(SystemExit, match=f"{variable}: expected auto, on or off, got 'maybe'"):
         load_settings(None, {"VOXROOM_DATA_DIR": str(tmp_path), variable: "maybe"})
+
+
+@pytest.mark.parametrize(("workers", "narrow"), [("1", False), ("2", True)])
+def test_several_workers_share_the_cores_through_the_engines_one_thread_copy(
+    tmp_path: Path, workers: str, narrow: bool
+) -> None:
+    settings = load_settings(None, {"VOXROOM_DATA_DIR": str(tmp_path), "VOXROOM_ENGINE_WORKERS": workers})
+    assert engine_options(settings)["narrow_when_shared"] is narrow

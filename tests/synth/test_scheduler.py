@@ -150,6 +150,52 @@ async def test_a_streamed_clause_hands_over_its_first_piece_before_the_rest_is_r
         await scheduler.stop()
 
 
+class TimedTwoPieceEngine(TwoPieceEngine):
+    """Also notes when each first piece is handed over and when each whole-clause call starts."""
+
+    def __init__(self, gap_s: float) -> None:
+        super().__init__(gap_s)
+        self.first_piece_at: list[float] = []
+        self.call_started_at: list[float] = []
+
+    def stream_clause(self, clause: ClauseRequest):  # type: ignore[no-untyped-def]
+        time.sleep(self.gap_s)  # the first piece takes a while too
+        pieces = super().stream_clause(clause)
+        self.first_piece_at.append(time.perf_counter())
+        yield next(pieces)
+        yield from pieces
+
+    def synthesize_batch(self, clauses):  # type: ignore[no-untyped-def]
+        self.call_started_at.append(time.perf_counter())
+        return super().synthesize_batch(clauses)
+
+
+async def test_a_second_worker_renders_ahead_of_time_only_once_the_first_piece_is_out() -> None:
+    engine = TimedTwoPieceEngine(gap_s=0.4)
+    scheduler = await started(engine, workers=2, max_first_audio_s=0.0)
+    try:
+        now = asyncio.get_running_loop().time()
+        pieces: asyncio.Queue = asyncio.Queue()
+        first = scheduler.submit(clause(engine, "the first clause of a message"), deadline=now, wanted=always,
+                                 pieces=pieces)
+        # A continuation due in 30 s: worth rendering ahead of time, but not beside the first piece.
+        later = scheduler.submit(clause(engine, "its continuation"), deadline=now + 30, wanted=always,
+                                 audio_before_s=2.0)
+        await asyncio.wait_for(asyncio.gather(first, later), 10)
+        assert len(engine.first_piece_at) == 1 and len(engine.call_started_at) == 1
+        waited = engine.call_started_at[0] - engine.first_piece_at[0]
+        assert 0 <= waited < 0.3  # after the first piece, and at once (not when it was due)
+        # With no first piece being rendered, the same continuation starts at once.
+        began = time.perf_counter()
+        await asyncio.wait_for(
+            scheduler.submit(clause(engine, "its continuation"), deadline=now + 30, wanted=always, audio_before_s=2.0),
+            10,
+        )
+        assert engine.call_started_at[1] - began < 0.3
+    finally:
+        await scheduler.stop()
+
+
 async def test_speaker_sends_the_first_piece_before_the_clause_is_done_and_loses_nothing() -> None:
     from synth.speech import Speaker, plan_clauses
 
