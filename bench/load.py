@@ -208,6 +208,8 @@ async def run_level(server: ServerProcess, rooms: list[list[Member]], rate: floa
         "audio_s": round(audio_ms / 1000, 2),
         "audio_s_per_wall_s": round(audio_ms / 1000 / wall, 3),
         "utterances_with_gaps": gaps,
+        # The server's own count of the same thing (voxroom_stream_underruns_total): it cannot see the network.
+        "server_counted_gaps": int(delta("voxroom_stream_underruns_total")),
         "worst_lateness_ms": round(worst_late * 1000, 1),
         "gaps": gap_details,
         "server_cpu_cores": round((cpu1 - cpu0) / wall, 3),

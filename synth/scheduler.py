@@ -299,6 +299,11 @@ class Scheduler:
     def active(self) -> int:
         return self._active
 
+    @property
+    def queued(self) -> int:
+        """Clauses waiting for a worker."""
+        return len(self._heap)
+
     def first_clause_deadline(self, now: float, sender: str, *, extra: int = 0) -> float:
         ahead = max(0, self._active_by_sender.get(sender, 0) - 1 + extra)
         return now + self.first_clause_target_s + self.fairness_step_s * ahead

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import logging
+import math
 from collections.abc import AsyncIterator, Callable
 
 import numpy as np
@@ -26,6 +28,12 @@ from synth.scheduler import ClauseTiming, Scheduler, WantedCheck
 from synth.text.normalize import dominant_language, normalize_text
 from synth.text.segment import split_clauses, spoken_seconds
 from voxroom.errors import ErrorCode, VoxroomError
+
+log = logging.getLogger(__name__)
+
+# Audio leaving this much later than its place in the stream is a gap for a listener: about what a WebSocket
+# client's jitter buffer holds (bench/load.py plays 200 ms behind the first frame).
+LISTENER_BUFFER_S = 0.2
 
 # Pause after a clause, by how it ends: a sentence end breathes longer than a comma.
 SENTENCE_PAUSE_S = 0.28
@@ -166,13 +174,17 @@ class Speaker:
             )
         encoder = OpusStream(self.engine.sample_rate)
         retimed = False
+        lateness = _Lateness()
         try:
             for index, clause in enumerate(clauses):
                 async for piece in self._rendered(futures[index], first_pieces if index == 0 else None):
                     packets = await asyncio.to_thread(self._encode, encoder, piece)
+                    place = stats.audio_s  # where this piece starts in the stream
                     stats.audio_s += piece.size / self.engine.sample_rate
                     if packets:
                         await self._start_playback(playback)
+                        assert playback.started is not None
+                        lateness.observe(loop.time() - playback.started - place, index)
                     for packet in packets:
                         stats.packets += 1
                         yield packet
@@ -201,6 +213,37 @@ class Speaker:
                     future.exception()  # retrieved: a dropped clause after the first is not worth a warning
         if stats.packets == 0:
             raise VoxroomError(ErrorCode.INTERNAL, "The engine produced no audio for this text.")
+        self._report_lateness(lateness, len(clauses))
+
+    def _report_lateness(self, lateness: _Lateness, clauses: int) -> None:
+        """Count a gap the way a listener hears it, so one on call sees it without a client: an utterance heard in
+        several pieces whose latest piece left more than LISTENER_BUFFER_S after its place in the stream."""
+        if lateness.pieces < 2:
+            return
+        metrics = self.scheduler.metrics
+        metrics.stream_lateness.observe(lateness.worst_s)
+        if lateness.worst_s > LISTENER_BUFFER_S:
+            metrics.stream_underruns.inc()
+            log.info(
+                "stream ran dry: clause %d of %d left %.2f s after its place in the stream (%d clauses queued)",
+                lateness.worst_clause + 1, clauses, lateness.worst_s, self.scheduler.queued,
+            )
+
+
+class _Lateness:
+    """The worst lateness of an utterance's pieces against their places in the stream, and which clause it was."""
+
+    def __init__(self) -> None:
+        self.worst_s = -math.inf
+        self.worst_clause = 0
+        self.pieces = 0
+
+    def observe(self, late_s: float, clause: int) -> None:
+        self.pieces += 1
+        if self.pieces == 1:
+            return  # the first piece starts the stream: it is never late
+        if late_s > self.worst_s:
+            self.worst_s, self.worst_clause = late_s, clause
 
 
 def phrase_key(clauses: list[Clause], voice: Voice, engine: Engine, *, watermarked: bool) -> PhraseKey | None:

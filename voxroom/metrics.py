@@ -71,6 +71,19 @@ class Metrics:
             "deadline): such an utterance is likely to have a gap",
             registry=r,
         )
+        self.stream_underruns = Counter(
+            "voxroom_stream_underruns_total",
+            "Utterances with a gap: some audio left later than its place in the stream (counted from the first "
+            "packet) by more than a listener's 200 ms jitter buffer",
+            registry=r,
+        )
+        self.stream_lateness = Histogram(
+            "voxroom_stream_worst_lateness_seconds",
+            "Per utterance heard in several pieces: how late its latest piece left against its place in the stream "
+            "(negative: ahead of it)",
+            buckets=(-2.0, -1.0, -0.5, -0.2, 0.0, 0.1, 0.2, 0.5, 1.0, 2.0),
+            registry=r,
+        )
         self.predicted_slack = Histogram(
             "voxroom_synth_admission_slack_seconds",
             "At admission: predicted slack of the latest clause with the new utterance added (negative: refused)",

@@ -217,6 +217,32 @@ async def test_speaker_sends_the_first_piece_before_the_clause_is_done_and_loses
         await scheduler.stop()
 
 
+@pytest.mark.parametrize(("gap_s", "underruns"), [(0.05, 0), (0.9, 1)])
+async def test_a_piece_that_leaves_after_its_place_in_the_stream_counts_as_a_gap(gap_s: float, underruns: int) -> None:
+    from synth.speech import Speaker, plan_clauses
+
+    engine = TwoPieceEngine(gap_s=gap_s)  # one clause of ~0.9 s in two halves: the second `gap_s` after the first
+    scheduler = await started(engine, max_first_audio_s=0.0)
+    try:
+        speaker = Speaker(engine, scheduler)
+        async for _packet in speaker.packets(plan_clauses("hi there you"), engine.stock_voice("buzz"), always,
+                                             sender="s"):
+            pass
+        metrics = scheduler.metrics
+        assert metrics.stream_underruns._value.get() == underruns  # type: ignore[attr-defined]
+        # The second half (at ~0.48 s in the stream) left gap_s after the first: -0.43 s ahead, or 0.42 s late.
+        low, high = (-0.5, -0.2) if underruns == 0 else (0.2, 0.5)
+
+        def at_most(bound: float) -> float | None:
+            return metrics.registry.get_sample_value(
+                "voxroom_stream_worst_lateness_seconds_bucket", {"le": str(bound)}
+            )
+
+        assert (at_most(low), at_most(high)) == (0.0, 1.0)
+    finally:
+        await scheduler.stop()
+
+
 async def test_hold_waits_for_the_continuation_but_never_past_the_first_audio_deadline() -> None:
     from synth.admission import Playback, RenderCostModel
 
