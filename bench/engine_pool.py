@@ -83,8 +83,8 @@ def main() -> None:
     parser.add_argument(
         "--arrangements", default="1x1,1x2,2x1,2x2,1x2-nospin,2x2-nospin",
         help="WORKERSxTHREADS, '-nospin': idle ONNX Runtime threads sleep instead of spinning; '-conv': the packaged "
-        "int8 convolutions, '-gemm': their VNNI GEMM rewrite (neither: as the CPU decides), '-narrow': a call that "
-        "overlaps another runs on one thread",
+        "int8 convolutions, '-gemm': their VNNI GEMM rewrite (neither: as the CPU decides), '-narrow': a clause "
+        "rendered beside another runs on a one-thread copy of the graphs",
     )
     parser.add_argument("--name", default="engine_pool", help="result file name under bench/results/")
     args = parser.parse_args()

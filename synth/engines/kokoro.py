@@ -12,9 +12,10 @@ after about the time a two-syllable reply takes.
 
 Several workers share the cores without oversubscribing them: with `narrow_when_shared`,
 while another clause is being rendered, each graph call uses a one-thread copy of the
-graphs; a clause rendered alone uses all `threads`. Two one-thread calls at once make about 40% more audio
-per second than one two-thread call (`bench/engine_pool.py`), but a lone call on one
-thread is heard later; two two-thread calls at once make less than either (measured).
+graphs; a clause rendered alone uses all `threads`. Two one-thread calls at once make
+about 40% more audio per second than one two-thread call (`bench/engine_pool.py`), but a
+lone call on one thread is heard later; two two-thread calls at once make less than
+either (measured).
 """
 
 from __future__ import annotations
@@ -91,7 +92,7 @@ class KokoroEngine(Engine):
     ) -> None:
         self._threads = threads or max(1, os.cpu_count() or 1)
         self._spin = spin
-        # A second copy of the graphs with one thread, for calls that overlap another (module docstring).
+        # A second copy of the graphs with one thread, for clauses rendered beside another (module docstring).
         self.narrow_when_shared = narrow_when_shared and self._threads > 1
         self._clauses = 0  # clauses being rendered now, to choose between the copies
         self._clauses_lock = threading.Lock()
@@ -285,10 +286,8 @@ class KokoroEngine(Engine):
         for text, lang in (("你好", "zh"), ("hello", "en")):
             self.render_clause(ClauseRequest(text=text, lang=lang, voice=voice))
         if self._narrow is not None:  # or its first calls pay ONNX Runtime's first-run costs in the first burst
-            tokens = self.tokens_for(self.g2p.phonemize("hello", "en"))
-            style = np.asarray(voice.params[len(tokens) - 1], dtype=np.float32).reshape(1, 256)
-            features = self._narrow.features(tokens, style, self._speed)
-            self._narrow.decode(features, style, 0, features.frames, None)
+            with self._rendering():  # as if another clause were being rendered: this one takes the narrow copy
+                self.render_clause(ClauseRequest(text="hello", lang="en", voice=voice))
 
     def close(self) -> None:
         with self._lock:
