@@ -15,8 +15,13 @@ encoding, not synthesis.
 Mode `soak`: one level for a long time; RSS sampled every 10 s (memory growth).
 
 Mode `at80`: first saturate the server (offered load well past what it can render) to
-measure its capacity in audio seconds per wall second and the mean audio per accepted
-message; then offer 80% of that capacity for `--seconds` and report the same figures.
+measure its capacity: the engine's rendered audio seconds per wall second. Then offer
+the chat mix at the rate whose rendering work is 80% of that, for `--seconds`, and report
+the same figures and the share of capacity actually rendered. The work per offered
+message is estimated per kind (sentence, short reply) from the saturated phase, weighted
+by the mix: the messages accepted when saturated are not the mix (cached replies are never
+refused, uncached sentences often are), and sizing the rate from them offered more than
+the whole capacity.
 
     python bench/load.py ramp --rooms 4 --members 3 --levels 0.25,0.5,1,2 --seconds 40
     python bench/load.py fanout --listeners 10,100,300,1000
@@ -176,6 +181,10 @@ async def run_level(server: ServerProcess, rooms: list[list[Member]], rate: floa
         for reply in replies if not (isinstance(reply, dict) and reply.get("type") == "accepted")
     )
     ttfa, gaps, audio_ms, worst_late = [], 0, 0, 0.0
+    by_kind: dict[str, dict[str, float]] = {kind: {"sent": 0, "accepted": 0, "audio_s": 0.0}
+                                            for kind in ("sentence", "reply")}
+    for _speaker, _listener, text, _sent_at, _ in sent:
+        by_kind[message_kind(text)]["sent"] += 1
     gap_details = []  # where each gap starts: tells a late continuation from a late rest of the first clause
     for (_speaker, listener, text, sent_at, _), reply in accepted:
         utterance = reply["utterance"]
@@ -185,6 +194,9 @@ async def run_level(server: ServerProcess, rooms: list[list[Member]], rate: floa
             ttfa.append(frames[0][1] - sent_at)
         if end and end.get("type") == "speech_end":
             audio_ms += end["duration_ms"]
+            kind = by_kind[message_kind(text)]
+            kind["accepted"] += 1
+            kind["audio_s"] += end["duration_ms"] / 1000
             gap, late, first_late = utterance_gaps(frames)
             gaps += gap
             worst_late = max(worst_late, late)
@@ -200,6 +212,7 @@ async def run_level(server: ServerProcess, rooms: list[list[Member]], rate: floa
         return after_metrics.get(name, 0.0) - before_metrics.get(name, 0.0)
 
     hits, misses = delta("voxroom_phrase_cache_hits_total"), delta("voxroom_phrase_cache_misses_total")
+    rendered_s = sum(delta(name) for name in after_metrics if name.startswith("voxroom_audio_seconds_total"))
     return {
         "offered_msgs_per_s": rate,
         "sent": len(sent),
@@ -207,6 +220,11 @@ async def run_level(server: ServerProcess, rooms: list[list[Member]], rate: floa
         "ttfa": summary_ms(ttfa),
         "audio_s": round(audio_ms / 1000, 2),
         "audio_s_per_wall_s": round(audio_ms / 1000 / wall, 3),
+        # Audio the engine rendered (the phrase cache's replays excluded): what costs compute.
+        "rendered_audio_s": round(rendered_s, 2),
+        "rendered_s_per_wall_s": round(rendered_s / wall, 3),
+        "cache_hits": int(hits),
+        "by_kind": {kind: {**counts, "audio_s": round(counts["audio_s"], 2)} for kind, counts in by_kind.items()},
         "utterances_with_gaps": gaps,
         # The server's own count of the same thing (voxroom_stream_underruns_total): it cannot see the network.
         "server_counted_gaps": int(delta("voxroom_stream_underruns_total")),
@@ -247,24 +265,45 @@ async def ramp(server: ServerProcess, args: argparse.Namespace) -> dict[str, Any
     return {"levels": levels}
 
 
+def message_kind(text: str) -> str:
+    return "reply" if text in SHORT_REPLIES else "sentence"
+
+
+def rendering_per_message(saturated: dict[str, Any], repeat_rate: float) -> float:
+    """Seconds of audio the engine renders per offered message of the mix, estimated from a saturated phase.
+
+    Per kind from what was accepted (a sentence is always rendered; a reply only when not cached yet, at the
+    share of offered replies the cache missed), weighted by the mix, and scaled from served audio (with the
+    pauses between clauses) to rendered audio by the phase's own ratio.
+    """
+    sentences, replies = saturated["by_kind"]["sentence"], saturated["by_kind"]["reply"]
+    sentence_s = sentences["audio_s"] / max(1, sentences["accepted"])
+    reply_s = replies["audio_s"] / max(1, replies["accepted"])
+    reply_miss = max(0.0, 1 - saturated["cache_hits"] / max(1, replies["sent"]))
+    rendered_replies = max(0, replies["accepted"] - saturated["cache_hits"])
+    served_of_rendered = sentences["audio_s"] + rendered_replies * reply_s
+    rendered_per_served = saturated["rendered_audio_s"] / served_of_rendered if served_of_rendered else 1.0
+    return ((1 - repeat_rate) * sentence_s + repeat_rate * reply_miss * reply_s) * rendered_per_served
+
+
 async def at80(server: ServerProcess, args: argparse.Namespace) -> dict[str, Any]:
     rng = random.Random(args.seed)
     rooms = await setup_rooms(server, args.rooms, args.members)
     saturated = await run_level(server, rooms, args.saturate_rate, args.saturate_seconds, args.repeat_rate, rng)
     print("saturated:", json.dumps(saturated, ensure_ascii=False), flush=True)
-    capacity = saturated["audio_s_per_wall_s"]
-    audio_per_message = saturated["audio_s"] / max(1, saturated["accepted"])
-    rate = round(0.8 * capacity / audio_per_message, 3)
-    print(f"capacity {capacity} audio-s/s, {audio_per_message:.2f} audio-s per message: offering {rate} msg/s",
-          flush=True)
+    capacity = saturated["rendered_s_per_wall_s"]
+    per_message = rendering_per_message(saturated, args.repeat_rate)
+    rate = round(args.share * capacity / per_message, 3)
+    print(f"capacity {capacity} rendered audio-s/s, {per_message:.2f} rendered audio-s per offered message: "
+          f"offering {rate} msg/s", flush=True)
     level = await run_level(server, rooms, rate, args.seconds, args.repeat_rate, rng)
-    level["share_of_capacity"] = round(level["audio_s_per_wall_s"] / capacity, 3)
-    print("at 80%:", json.dumps(level, ensure_ascii=False), flush=True)
+    level["share_of_capacity"] = round(level["rendered_s_per_wall_s"] / capacity, 3)
+    print(f"at {args.share:.0%}:", json.dumps(level, ensure_ascii=False), flush=True)
     for room in rooms:
         for member in room:
             await member.close()
-    return {"capacity_audio_s_per_wall_s": capacity, "audio_s_per_message": round(audio_per_message, 3),
-            "saturated": saturated, "at_80_percent": level}
+    return {"capacity_rendered_s_per_wall_s": capacity, "rendered_s_per_offered_message": round(per_message, 3),
+            "target_share": args.share, "saturated": saturated, "at_80_percent": level}
 
 
 async def soak(server: ServerProcess, args: argparse.Namespace) -> dict[str, Any]:
@@ -387,6 +426,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--saturate-rate", type=float, default=3.0, help="at80: messages per second to saturate")
     parser.add_argument("--saturate-seconds", type=float, default=90)
+    parser.add_argument("--share", type=float, default=0.8, help="at80: share of capacity to offer")
     parser.add_argument("--engine", default=None, help="kokoro for ramp and soak, fake for fanout")
     parser.add_argument("--env", action="append", default=[], help="extra server setting NAME=VALUE")
     parser.add_argument("--keep-log", default=None, help="copy the server's log here when done")
