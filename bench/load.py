@@ -213,6 +213,7 @@ async def run_level(server: ServerProcess, rooms: list[list[Member]], rate: floa
 
     hits, misses = delta("voxroom_phrase_cache_hits_total"), delta("voxroom_phrase_cache_misses_total")
     rendered_s = sum(delta(name) for name in after_metrics if name.startswith("voxroom_audio_seconds_total"))
+    busy_s = sum(delta(name) for name in after_metrics if name.startswith("voxroom_engine_busy_seconds_total"))
     return {
         "offered_msgs_per_s": rate,
         "sent": len(sent),
@@ -224,6 +225,8 @@ async def run_level(server: ServerProcess, rooms: list[list[Member]], rate: floa
         "rendered_audio_s": round(rendered_s, 2),
         "rendered_s_per_wall_s": round(rendered_s / wall, 3),
         "cache_hits": int(hits),
+        # Engine calls' wall time per wall second, summed over workers (1.0 = one worker never idle).
+        "engine_busy_per_wall_s": round(busy_s / wall, 3),
         "by_kind": {kind: {**counts, "audio_s": round(counts["audio_s"], 2)} for kind, counts in by_kind.items()},
         "utterances_with_gaps": gaps,
         # The server's own count of the same thing (voxroom_stream_underruns_total): it cannot see the network.

@@ -576,10 +576,10 @@ class Scheduler:
                         audio = np.concatenate(chunks) if chunks else np.zeros(0, np.float32)
                         if not item.future.done():
                             item.future.set_result(np.clip(audio, -1.0, 1.0))
+                stepped = time.perf_counter() - started
+                self.metrics.engine_busy.labels(engine=self.engine.name).inc(stepped)
                 if produced > 0:
-                    self.metrics.engine_rtf.labels(engine=self.engine.name).observe(
-                        (time.perf_counter() - started) / produced
-                    )
+                    self.metrics.engine_rtf.labels(engine=self.engine.name).observe(stepped / produced)
                     self.metrics.audio_seconds.labels(engine=self.engine.name).inc(produced)
                 for row, (item, _) in list(rows.items()):  # the waiter gave up: free its row
                     if item.future.done():
@@ -621,6 +621,7 @@ class Scheduler:
     def _account(self, audio: list[np.ndarray], elapsed: float, speech_s: float) -> None:
         seconds = sum(a.size for a in audio) / self.engine.sample_rate
         self.metrics.batch_size.observe(len(audio))
+        self.metrics.engine_busy.labels(engine=self.engine.name).inc(elapsed)
         self.cost.observe(speech_s, elapsed)
         self.audio_length.observe(speech_s, seconds)
         if seconds > 0:

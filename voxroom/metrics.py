@@ -50,6 +50,11 @@ class Metrics:
         self.audio_seconds = Counter(
             "voxroom_audio_seconds_total", "Seconds of speech produced", ["engine"], registry=r
         )
+        # Its rate over the number of workers is how busy the engine is: near 1 and refusals mean it is full.
+        self.engine_busy = Counter(
+            "voxroom_engine_busy_seconds_total", "Wall seconds engine calls ran, summed over workers", ["engine"],
+            registry=r,
+        )
         self.dropped = Counter(
             "voxroom_synth_dropped_total", "Clauses dropped before compute, by reason", ["reason"], registry=r
         )

@@ -56,6 +56,23 @@ async def test_engine_that_cannot_batch_gets_one_clause_per_call() -> None:
         await scheduler.stop()
 
 
+async def test_busy_seconds_count_the_engine_calls_wall_time_and_not_the_idle_time() -> None:
+    engine = FakeEngine(max_batch=1, compute_s_per_audio_s=0.5)
+    scheduler = await started(engine)
+    try:
+        began = time.perf_counter()
+        outputs = await asyncio.gather(
+            *(scheduler.submit(clause(engine, t), deadline=0, wanted=always) for t in ("one clause", "another"))
+        )
+        await asyncio.sleep(0.3)  # idle: not busy
+        wall = time.perf_counter() - began
+        busy = scheduler.metrics.engine_busy.labels(engine=engine.name)._value.get()
+        slept = sum(0.5 * pcm.size / engine.sample_rate for pcm in outputs)
+        assert slept <= busy < wall - 0.25, (slept, busy, wall)
+    finally:
+        await scheduler.stop()
+
+
 async def test_earliest_deadline_first_under_contention() -> None:
     engine = FakeEngine(max_batch=1, compute_s_per_audio_s=0.5)
     scheduler = await started(engine)
