@@ -207,8 +207,20 @@ class QueueReplay:
         workers for its own: a clause too long to ever be on time (a paragraph's first clause, a long
         continuation right after a short one) is not the newcomer's fault and must not refuse everyone.
         """
+        return self.worst_added(queued, new)[0]
+
+    def worst_added(self, queued: list[PlannedClause], new: list[PlannedClause]) -> tuple[float, str]:
+        """`added_lateness` and, for the log, which clause it is: "its first audio", "its continuation", "a first
+        audio queued" or "a continuation queued" (a stream that would run dry)."""
         before = self.lateness(queued)
         alone = dataclasses.replace(self, workers_free_at=()).lateness(new)
         after = self.lateness(queued + new)
         baseline = [max(self.tolerance_s, x) for x in before + alone]
-        return max((late - base for late, base in zip(after, baseline, strict=True)), default=0.0)
+        added = [late - base for late, base in zip(after, baseline, strict=True)]
+        if not added:
+            return 0.0, ""
+        worst = max(range(len(added)), key=added.__getitem__)
+        clause = (queued + new)[worst]
+        whose = "its" if worst >= len(queued) else "a"
+        what = "first audio" if clause.first else "continuation"
+        return added[worst], f"{whose} {what}" + ("" if worst >= len(queued) else " queued")

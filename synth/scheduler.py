@@ -201,13 +201,13 @@ class Scheduler:
         planned: list[PlannedClause] = []
         if timings and self.max_first_audio_s > 0 and not self.continuous:
             planned = self._planned(playback, timings, first_deadline)
-            lateness = self._replay(now).added_lateness(self._queued_plan(), planned)
+            lateness, which = self._replay(now).worst_added(self._queued_plan(), planned)
             self.metrics.predicted_slack.observe(-lateness)
             if lateness > 0:
                 log.info(
-                    "overloaded: +%.2f s late with %d clauses queued (cost %.2f s + %.2f s per speech s; %.2f s audio "
-                    "per speech s)",
-                    lateness, len(self._heap), self.cost.call_s, self.cost.per_audio_s, self.audio_length.ratio,
+                    "overloaded: %s would be +%.2f s late with %d clauses queued (cost %.2f s + %.2f s per speech s; "
+                    "%.2f s audio per speech s)",
+                    which, lateness, len(self._heap), self.cost.call_s, self.cost.per_audio_s, self.audio_length.ratio,
                 )
                 self.metrics.refused.labels(reason="compute").inc()
                 drained_in = self._replay(now).drained_at(self._queued_plan()) - now

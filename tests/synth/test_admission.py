@@ -122,6 +122,15 @@ def test_added_lateness_blames_the_newcomer_only_for_what_it_causes() -> None:
     assert QueueReplay(now=0.0, workers=1).added_lateness(queued, [clause(-1.0, 0.5, urgent)]) == (
         pytest.approx(0.5)
     )
+    # The log says whose clause it is: the playing stream's continuation, not the newcomer's first audio.
+    assert QueueReplay(now=0.0, workers=1).worst_added(queued, [clause(-1.0, 0.5, urgent)]) == (
+        pytest.approx(0.5), "a continuation queued"
+    )
+    # Behind another message's long first clause, it is the newcomer's own first audio that would be late.
+    long_first = [clause(0.0, 2.0, Playback(due=5.0))]
+    assert QueueReplay(now=0.0, workers=1).worst_added(long_first, [clause(0.5, 0.2, Playback(due=1.0))]) == (
+        pytest.approx(1.2), "its first audio"
+    )
     # Within the tolerance it is admitted.
     assert QueueReplay(now=0.0, workers=1, tolerance_s=3.0).added_lateness(queued, [clause(-1.0, 0.5, urgent)]) <= 0
     # A lone newcomer too long to be on time even on an idle engine is not refused for that.
