@@ -126,6 +126,13 @@ class PlannedClause:
     # For a first clause the engine streams: seconds from the start of its render to its first audio. None: its
     # audio is ready when the whole clause is.
     first_audio_s: float | None = None
+    # Audio before it that is rendered already, in real seconds (not scaled by the learned audio per speech
+    # second, as the predicted `audio_before_s` is): set once its utterance is playing (`Scheduler.retime`).
+    heard_before_s: float = 0.0
+
+    def audio_ahead_s(self, audio_per_speech: float) -> float:
+        """Seconds of audio its utterance plays before it."""
+        return self.heard_before_s + self.audio_before_s * audio_per_speech
 
 
 def _finish_times(
@@ -152,7 +159,7 @@ def _start_times(
         if clause.playback.started is not None:
             continue
         if not clause.first:
-            needed = done - clause.audio_before_s * audio_per_speech - tolerance_s
+            needed = done - clause.audio_ahead_s(audio_per_speech) - tolerance_s
         elif clause.first_audio_s is not None:  # streamed: heard once its first piece is out
             needed = done - clause.cost_s + min(clause.first_audio_s, clause.cost_s)
         else:
@@ -187,7 +194,7 @@ class QueueReplay:
             if clause.first:
                 late[index] = started - playback.due
             else:
-                late[index] = finish[index] - (started + clause.audio_before_s * self.audio_per_speech)
+                late[index] = finish[index] - (started + clause.audio_ahead_s(self.audio_per_speech))
         return late
 
     def drained_at(self, clauses: list[PlannedClause]) -> float:

@@ -84,13 +84,14 @@ class _Queued:
     speech_s: float = dataclasses.field(compare=False, default=0.0)  # predicted seconds of speech
     playback: Playback | None = dataclasses.field(compare=False, default=None)
     first: bool = dataclasses.field(compare=False, default=True)
-    audio_before_s: float = dataclasses.field(compare=False, default=0.0)
+    audio_before_s: float = dataclasses.field(compare=False, default=0.0)  # predicted (see PlannedClause)
     # Set for a clause heard in pieces as the engine renders them (`Engine.stream_clause`): each piece is put
     # here before the future resolves with the whole clause.
     pieces: asyncio.Queue[np.ndarray] | None = dataclasses.field(compare=False, default=None)
     # Set when a worker takes a first clause that will be streamed: called when its first piece is out (or it is
     # not rendered after all), so other workers know they may render ahead of time again.
     first_piece_out: Callable[[], None] | None = dataclasses.field(compare=False, default=None)
+    heard_before_s: float = dataclasses.field(compare=False, default=0.0)  # rendered, exact (see retime)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -256,6 +257,7 @@ class Scheduler:
             PlannedClause(
                 item.start_by, self.cost.predict(item.speech_s), item.playback, item.first, item.audio_before_s,
                 self.first_piece.predict(item.speech_s) if item.pieces is not None and self.streams_first else None,
+                item.heard_before_s,
             )
             for item in self._heap
             if item.playback is not None and not item.future.done()
@@ -343,15 +345,23 @@ class Scheduler:
         self._ready.set()
         return future
 
-    def retime(self, started_at: float, audio_before: dict[asyncio.Future[np.ndarray], float]) -> None:
-        """An utterance started playing at `started_at`: each of its queued continuations (by future) is now due
-        when the audio before it, `audio_before[future]` seconds, has played."""
+    def retime(
+        self, started_at: float, heard_s: float, predicted_before: dict[asyncio.Future[np.ndarray], float]
+    ) -> None:
+        """An utterance started playing at `started_at` with `heard_s` seconds of audio rendered: each of its
+        queued continuations (by future) is now due when that and the audio predicted between,
+        `predicted_before[future]` (in predicted seconds, as `ClauseTiming.audio_before_s`), have played.
+
+        The two are kept apart: admission scales predicted audio by the audio per speech second it has learned
+        (about 1.2), and scaling the audio already rendered too gave a playing stream 0.2 s of imagined slack per
+        second heard, slack that newcomers were then admitted into."""
         changed = False
         for item in self._heap:
-            before = audio_before.get(item.future)
-            if before is not None:
-                item.start_by = self._order(self.continuation_deadline(started_at, before), item.speech_s)
-                item.audio_before_s = before
+            predicted = predicted_before.get(item.future)
+            if predicted is not None:
+                due = self.continuation_deadline(started_at, heard_s + predicted)
+                item.start_by = self._order(due, item.speech_s)
+                item.heard_before_s, item.audio_before_s = heard_s, predicted
                 changed = True
         if changed:
             heapq.heapify(self._heap)

@@ -195,12 +195,15 @@ class Speaker:
                 if packets:
                     await self._start_playback(playback)
                 if playback.started is not None and not retimed and not last:
-                    # The rest is due from when the first audio went out and how long the real audio before it was.
+                    # The rest is due from when the first audio went out, after the real audio so far and the
+                    # audio predicted between.
                     retimed = True
-                    offset = stats.audio_s - timings[index + 1].audio_before_s
+                    predicted_so_far = timings[index + 1].audio_before_s
                     later = range(index + 1, len(timings))
                     self.scheduler.retime(
-                        playback.started, {futures[j]: timings[j].audio_before_s + offset for j in later}
+                        playback.started,
+                        stats.audio_s,
+                        {futures[j]: timings[j].audio_before_s - predicted_so_far for j in later},
                     )
                 for packet in packets:
                     stats.packets += 1

@@ -108,6 +108,18 @@ def test_a_streamed_first_clause_is_heard_once_its_first_piece_is_out() -> None:
     assert replay.lateness(streamed) == pytest.approx([0.4])
 
 
+def test_audio_already_rendered_is_not_scaled_like_predicted_audio() -> None:
+    playing = Playback(due=1.0)
+    playing.started = 0.0
+    replay = QueueReplay(now=0.0, workers=1, audio_per_speech=1.2)
+    # 2.0 s of audio rendered and heard: a continuation done at 2.2 s leaves the stream dry for 0.2 s.
+    heard = PlannedClause(0.0, 2.2, playing, False, 0.0, heard_before_s=2.0)
+    assert replay.lateness([heard]) == pytest.approx([0.2])
+    # 2.0 predicted seconds of speech are 2.4 s of audio: the same continuation has 0.2 s to spare.
+    predicted = PlannedClause(0.0, 2.2, playing, False, 2.0)
+    assert replay.lateness([predicted]) == pytest.approx([-0.2])
+
+
 def test_added_lateness_blames_the_newcomer_only_for_what_it_causes() -> None:
     # Playing: a paragraph whose next clause is late even alone (a long clause after a short one).
     old = Playback(due=1.0)

@@ -8,9 +8,11 @@ import time
 import numpy as np
 import pytest
 
+from synth.admission import Playback
 from synth.engines.base import ClauseRequest
 from synth.engines.fake import FakeEngine
 from synth.scheduler import ClauseDropped, Scheduler, length_bucket
+from synth.text.segment import spoken_seconds
 from voxroom.errors import ErrorCode, VoxroomError
 from voxroom.metrics import Metrics
 
@@ -71,6 +73,23 @@ async def test_busy_seconds_count_the_engine_calls_wall_time_and_not_the_idle_ti
         assert slept <= busy < wall - 0.25, (slept, busy, wall)
     finally:
         await scheduler.stop()
+
+
+async def test_retime_keeps_the_audio_heard_apart_from_the_audio_predicted() -> None:
+    engine = FakeEngine(max_batch=1)
+    scheduler = Scheduler(engine, Metrics())  # not started: the clause stays queued
+    playback = Playback(due=0.0)
+    continuation = scheduler.submit(
+        clause(engine, "and then this"), deadline=5.0, wanted=always, playback=playback, audio_before_s=3.0
+    )
+    playback.started = 10.0
+    scheduler.retime(10.0, 2.0, {continuation: 0.5})  # 2.0 s rendered and out, 0.5 predicted seconds between
+    (planned,) = scheduler._queued_plan()
+    assert planned.audio_ahead_s(1.2) == pytest.approx(2.0 + 0.5 * 1.2)
+    assert planned.order == pytest.approx(
+        scheduler.continuation_deadline(10.0, 2.5) - scheduler.cost.predict(spoken_seconds("and then this"))
+    )
+    continuation.cancel()
 
 
 async def test_earliest_deadline_first_under_contention() -> None:
