@@ -107,10 +107,13 @@ class AudioLengthModel:
 class Playback:
     """When an utterance's first audio went out (known) or must go out (its first-audio deadline)."""
 
-    __slots__ = ("due", "started")
+    __slots__ = ("due", "first_deadline", "started")
 
     def __init__(self, due: float) -> None:
         self.due = due  # the latest acceptable time for its first audio
+        # Set when admission queued its first clause behind work it would otherwise have made late (the
+        # scheduler's deadline for it; None: the usual one, `Scheduler.first_clause_deadline`).
+        self.first_deadline: float | None = None
         self.started: float | None = None
 
 

@@ -202,7 +202,23 @@ class Scheduler:
         planned: list[PlannedClause] = []
         if timings and self.max_first_audio_s > 0 and not self.continuous:
             planned = self._planned(playback, timings, first_deadline)
-            lateness, which = self._replay(now).worst_added(self._queued_plan(), planned)
+            queued = self._queued_plan()
+            lateness, which = self._replay(now).worst_added(queued, planned)
+            if lateness > 0 and which.endswith("queued"):
+                # Going first would make other work late. Queued behind it instead, does it still start by its
+                # own first-audio deadline? Then it waits its turn rather than being refused.
+                deferred = playback.due - self._first_audio_alone_s(timings[0].speech_s) + self.cost.predict(
+                    timings[0].speech_s
+                ) - LATENESS_TOLERANCE_S
+                if deferred > first_deadline:
+                    behind = self._planned(playback, timings, deferred)
+                    behind_lateness, behind_which = self._replay(now).worst_added(queued, behind)
+                    if behind_lateness <= 0:
+                        self.metrics.admitted_behind.inc()
+                        playback.first_deadline = deferred
+                        planned, lateness = behind, behind_lateness
+                    elif behind_lateness < lateness:
+                        lateness, which = behind_lateness, behind_which
             self.metrics.predicted_slack.observe(-lateness)
             if lateness > 0:
                 log.info(

@@ -58,6 +58,11 @@ class Metrics:
         self.dropped = Counter(
             "voxroom_synth_dropped_total", "Clauses dropped before compute, by reason", ["reason"], registry=r
         )
+        self.admitted_behind = Counter(
+            "voxroom_synth_admitted_behind_total",
+            "Utterances admitted with their first clause queued behind work it would otherwise have made late",
+            registry=r,
+        )
         self.refused = Counter(
             "voxroom_synth_refused_total",
             "Utterances refused with overloaded: max_active (too many in flight) or compute (would be late)",

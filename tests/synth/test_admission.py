@@ -172,7 +172,7 @@ async def test_scheduler_refuses_what_it_cannot_render_in_time_and_admits_again_
         admitted.append(playback)
         # Queue its clauses as the speaker would (without a worker running, they stay queued).
         now = asyncio.get_running_loop().time()
-        first = scheduler.first_clause_deadline(now, f"sender-{index}")
+        first = playback.first_deadline or scheduler.first_clause_deadline(now, f"sender-{index}")
         for number, timing in enumerate(timings):
             deadline = scheduler.continuation_deadline(first, timing.audio_before_s) if number else first
             scheduler.submit(
@@ -184,6 +184,36 @@ async def test_scheduler_refuses_what_it_cannot_render_in_time_and_admits_again_
     scheduler.admit("cached", None)
     await scheduler.stop()  # drops the queue
     scheduler.admit("after", timings)
+
+
+async def test_a_newcomer_that_would_starve_a_playing_stream_waits_its_turn_instead_of_being_refused() -> None:
+    engine = FakeEngine(max_batch=1, compute_s_per_audio_s=0.0)
+    scheduler = Scheduler(engine, Metrics(), max_active=100, max_first_audio_s=1.2)  # not started: all stays queued
+    scheduler.cost = RenderCostModel(call_s=0.1, per_audio_s=0.3)
+    now = asyncio.get_running_loop().time()
+    # A stream playing since now with 0.7 s of audio out; its next clause takes 0.4 s to render.
+    playing = scheduler.admit("talker", None)
+    continuation = scheduler.submit(
+        engine_clause(engine), deadline=now, wanted=always, playback=playing, audio_before_s=1.0, speech_s=1.0
+    )
+    playing.started = now
+    scheduler.retime(now, 0.7, {continuation: 0.0})
+    # A newcomer whose first clause (0.7 s) would go first and leave the stream dry for 0.4 s, more than the
+    # jitter buffer hides: it is admitted behind the continuation, still heard well within its deadline.
+    timings = [ClauseTiming(speech_s=2.0, audio_before_s=0.0)]
+    assert scheduler._replay(now).worst_added(
+        scheduler._queued_plan(), scheduler._planned(Playback(due=now + 2), timings, now + 0.25)
+    )[0] > 0
+    newcomer = scheduler.admit("newcomer", timings)
+    assert newcomer.first_deadline is not None and newcomer.first_deadline > now + 0.25
+    assert scheduler.metrics.admitted_behind._value.get() == 1
+    scheduler.submit(
+        engine_clause(engine), deadline=newcomer.first_deadline, wanted=always, playback=newcomer, speech_s=2.0
+    )
+    assert scheduler._heap[0].future is continuation  # rendered first
+    # Its first audio is still predicted on time.
+    assert max(scheduler._replay(now).lateness(scheduler._queued_plan())) <= 0
+    await scheduler.stop()
 
 
 async def test_a_burst_admitted_before_its_clauses_are_queued_still_counts() -> None:
