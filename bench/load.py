@@ -225,6 +225,8 @@ async def run_level(server: ServerProcess, rooms: list[list[Member]], rate: floa
         "rendered_audio_s": round(rendered_s, 2),
         "rendered_s_per_wall_s": round(rendered_s / wall, 3),
         "cache_hits": int(hits),
+        # Admitted behind work their first clause would otherwise have made late, instead of refused.
+        "admitted_behind": int(delta("voxroom_synth_admitted_behind_total")),
         # Engine calls' wall time per wall second, summed over workers (1.0 = one worker never idle).
         "engine_busy_per_wall_s": round(busy_s / wall, 3),
         "by_kind": {kind: {**counts, "audio_s": round(counts["audio_s"], 2)} for kind, counts in by_kind.items()},
