@@ -217,20 +217,29 @@ class QueueReplay:
         workers for its own: a clause too long to ever be on time (a paragraph's first clause, a long
         continuation right after a short one) is not the newcomer's fault and must not refuse everyone.
         """
-        return self.worst_added(queued, new)[0]
+        return self.worst_added(queued, new).lateness_s
 
-    def worst_added(self, queued: list[PlannedClause], new: list[PlannedClause]) -> tuple[float, str]:
-        """`added_lateness` and, for the log, which clause it is: "its first audio", "its continuation", "a first
-        audio queued" or "a continuation queued" (a stream that would run dry)."""
+    def worst_added(self, queued: list[PlannedClause], new: list[PlannedClause]) -> Blame:
+        """`added_lateness`, and which clause it falls on."""
         before = self.lateness(queued)
         alone = dataclasses.replace(self, workers_free_at=()).lateness(new)
         after = self.lateness(queued + new)
         baseline = [max(self.tolerance_s, x) for x in before + alone]
         added = [late - base for late, base in zip(after, baseline, strict=True)]
         if not added:
-            return 0.0, ""
+            return Blame(0.0, newcomer=True, first=True)
         worst = max(range(len(added)), key=added.__getitem__)
-        clause = (queued + new)[worst]
-        whose = "its" if worst >= len(queued) else "a"
-        what = "first audio" if clause.first else "continuation"
-        return added[worst], f"{whose} {what}" + ("" if worst >= len(queued) else " queued")
+        return Blame(added[worst], newcomer=worst >= len(queued), first=(queued + new)[worst].first)
+
+
+@dataclasses.dataclass(frozen=True)
+class Blame:
+    """The most lateness a newcomer adds, and to which clause: its own, or one queued before it."""
+
+    lateness_s: float
+    newcomer: bool  # False: a clause already queued (another message's first audio, or a stream running dry)
+    first: bool
+
+    def __str__(self) -> str:
+        what = "first audio" if self.first else "continuation"
+        return f"its {what}" if self.newcomer else f"a {what} queued"

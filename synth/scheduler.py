@@ -44,7 +44,7 @@ from collections.abc import Awaitable, Callable
 
 import numpy as np
 
-from synth.admission import AudioLengthModel, PlannedClause, Playback, QueueReplay, RenderCostModel
+from synth.admission import AudioLengthModel, Blame, PlannedClause, Playback, QueueReplay, RenderCostModel
 from synth.engines.base import ClauseRequest, Engine
 from synth.text.segment import spoken_seconds
 from voxroom.errors import ErrorCode, VoxroomError
@@ -203,31 +203,19 @@ class Scheduler:
         if timings and self.max_first_audio_s > 0 and not self.continuous:
             planned = self._planned(playback, timings, first_deadline)
             queued = self._queued_plan()
-            lateness, which = self._replay(now).worst_added(queued, planned)
-            if lateness > 0 and which.endswith("queued"):
-                # Going first would make other work late. Queued behind it instead, does it still start by its
-                # own first-audio deadline? Then it waits its turn rather than being refused.
-                deferred = playback.due - self._first_audio_alone_s(timings[0].speech_s) + self.cost.predict(
-                    timings[0].speech_s
-                ) - LATENESS_TOLERANCE_S
-                if deferred > first_deadline:
-                    behind = self._planned(playback, timings, deferred)
-                    behind_lateness, behind_which = self._replay(now).worst_added(queued, behind)
-                    if behind_lateness <= 0:
-                        self.metrics.admitted_behind.inc()
-                        playback.first_deadline = deferred
-                        planned, lateness = behind, behind_lateness
-                    elif behind_lateness < lateness:
-                        lateness, which = behind_lateness, behind_which
+            blame = self._replay(now).worst_added(queued, planned)
+            if blame.lateness_s > 0 and not blame.newcomer:
+                planned, blame = self._behind(now, playback, timings, first_deadline, queued, planned, blame)
+            lateness = blame.lateness_s
             self.metrics.predicted_slack.observe(-lateness)
             if lateness > 0:
                 log.info(
                     "overloaded: %s would be +%.2f s late with %d clauses queued (cost %.2f s + %.2f s per speech s; "
                     "%.2f s audio per speech s)",
-                    which, lateness, len(self._heap), self.cost.call_s, self.cost.per_audio_s, self.audio_length.ratio,
+                    blame, lateness, len(self._heap), self.cost.call_s, self.cost.per_audio_s, self.audio_length.ratio,
                 )
                 self.metrics.refused.labels(reason="compute").inc()
-                drained_in = self._replay(now).drained_at(self._queued_plan()) - now
+                drained_in = self._replay(now).drained_at(queued) - now
                 raise VoxroomError(
                     ErrorCode.OVERLOADED,
                     f"The voice engine is busy: this message would start {lateness:.1f} s late. Try again shortly.",
@@ -238,6 +226,33 @@ class Scheduler:
         if planned:
             self._reserved[id(playback)] = planned
         return playback
+
+    def _behind(
+        self,
+        now: float,
+        playback: Playback,
+        timings: list[ClauseTiming],
+        first_deadline: float,
+        queued: list[PlannedClause],
+        planned: list[PlannedClause],
+        blame: Blame,
+    ) -> tuple[list[PlannedClause], Blame]:
+        """Going first, a newcomer would make queued work late. Queued behind it instead (its first clause due as
+        late as its own first-audio deadline allows), is nothing late? Then it waits its turn rather than being
+        refused: `playback.first_deadline` says so to the speaker. Returns the plan and blame to go on with."""
+        speech_s = timings[0].speech_s
+        deferred = (
+            playback.due - self._first_audio_alone_s(speech_s) + self.cost.predict(speech_s) - LATENESS_TOLERANCE_S
+        )
+        if deferred <= first_deadline:
+            return planned, blame
+        behind = self._planned(playback, timings, deferred)
+        behind_blame = self._replay(now).worst_added(queued, behind)
+        if behind_blame.lateness_s <= 0:
+            self.metrics.admitted_behind.inc()
+            playback.first_deadline = deferred
+            return behind, behind_blame
+        return (planned, blame) if blame.lateness_s <= behind_blame.lateness_s else (planned, behind_blame)
 
     def _first_audio_alone_s(self, speech_s: float) -> float:
         """Predicted seconds from the start of a first clause's render to its first audio, on an idle worker."""

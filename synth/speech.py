@@ -149,7 +149,11 @@ class Speaker:
         stats = stats if stats is not None else UtteranceStats()
         playback = playback if playback is not None else Playback(loop.time() + self.scheduler.max_first_audio_s)
         timings = clause_timings(clauses)
-        first_deadline = playback.first_deadline or self.scheduler.first_clause_deadline(loop.time(), sender)
+        first_deadline = (
+            playback.first_deadline
+            if playback.first_deadline is not None
+            else self.scheduler.first_clause_deadline(loop.time(), sender)
+        )
         futures: list[asyncio.Future[np.ndarray]] = []
         # The first clause is heard piece by piece as the engine renders it: its first words go out before the
         # rest of it is decoded. Later clauses have the audio ahead of them to hide their render time.

@@ -135,14 +135,12 @@ def test_added_lateness_blames_the_newcomer_only_for_what_it_causes() -> None:
         pytest.approx(0.5)
     )
     # The log says whose clause it is: the playing stream's continuation, not the newcomer's first audio.
-    assert QueueReplay(now=0.0, workers=1).worst_added(queued, [clause(-1.0, 0.5, urgent)]) == (
-        pytest.approx(0.5), "a continuation queued"
-    )
+    blame = QueueReplay(now=0.0, workers=1).worst_added(queued, [clause(-1.0, 0.5, urgent)])
+    assert blame.lateness_s == pytest.approx(0.5) and str(blame) == "a continuation queued"
     # Behind another message's long first clause, it is the newcomer's own first audio that would be late.
     long_first = [clause(0.0, 2.0, Playback(due=5.0))]
-    assert QueueReplay(now=0.0, workers=1).worst_added(long_first, [clause(0.5, 0.2, Playback(due=1.0))]) == (
-        pytest.approx(1.2), "its first audio"
-    )
+    blame = QueueReplay(now=0.0, workers=1).worst_added(long_first, [clause(0.5, 0.2, Playback(due=1.0))])
+    assert blame.lateness_s == pytest.approx(1.2) and str(blame) == "its first audio"
     # Within the tolerance it is admitted.
     assert QueueReplay(now=0.0, workers=1, tolerance_s=3.0).added_lateness(queued, [clause(-1.0, 0.5, urgent)]) <= 0
     # A lone newcomer too long to be on time even on an idle engine is not refused for that.
@@ -172,7 +170,9 @@ async def test_scheduler_refuses_what_it_cannot_render_in_time_and_admits_again_
         admitted.append(playback)
         # Queue its clauses as the speaker would (without a worker running, they stay queued).
         now = asyncio.get_running_loop().time()
-        first = playback.first_deadline or scheduler.first_clause_deadline(now, f"sender-{index}")
+        first = playback.first_deadline if playback.first_deadline is not None else (
+            scheduler.first_clause_deadline(now, f"sender-{index}")
+        )
         for number, timing in enumerate(timings):
             deadline = scheduler.continuation_deadline(first, timing.audio_before_s) if number else first
             scheduler.submit(
@@ -203,7 +203,7 @@ async def test_a_newcomer_that_would_starve_a_playing_stream_waits_its_turn_inst
     timings = [ClauseTiming(speech_s=2.0, audio_before_s=0.0)]
     assert scheduler._replay(now).worst_added(
         scheduler._queued_plan(), scheduler._planned(Playback(due=now + 2), timings, now + 0.25)
-    )[0] > 0
+    ).lateness_s > 0
     newcomer = scheduler.admit("newcomer", timings)
     assert newcomer.first_deadline is not None and newcomer.first_deadline > now + 0.25
     assert scheduler.metrics.admitted_behind._value.get() == 1
