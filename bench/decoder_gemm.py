@@ -1,4 +1,4 @@
-"""The decoder's int8 convolutions as VNNI GEMMs (synth/engines/int8_gemm.py): how much faster, how alike.
+"""The decoder's int8 convolutions as GEMMs (synth/engines/int8_gemm.py): how much faster, how alike.
 
 For each clause and two stock voices, the front's features are decoded by the packaged
 decoder (ConvInteger) and by the rewritten one (MatMulIntegerToFloat), interleaved so both
@@ -7,7 +7,10 @@ time of each and their ratio, the waveform correlation of the two (untrimmed, so
 line up sample for sample), the judge's cosine between them, and DNSMOS of each; then
 medians over all clauses.
 
-    python bench/decoder_gemm.py [--repeats 7] [--threads 2]
+On a CPU without VNNI the rewrite keeps its weights within +-64 (`pair_safe`, as the engine does
+there); `--pair-safe on` measures that on a VNNI CPU too.
+
+    python bench/decoder_gemm.py [--repeats 7] [--threads 2] [--pair-safe auto|on|off]
 """
 
 from __future__ import annotations
@@ -38,11 +41,14 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--name", default="decoder_gemm", help="result file name under bench/results/")
+    parser.add_argument("--pair-safe", choices=("auto", "on", "off"), default="auto",
+                        help="weights within +-64 (auto: where the CPU has no VNNI, as the engine chooses)")
     args = parser.parse_args()
     from synth.enroll import dnsmos, judge, speech
 
     packaged = KokoroEngine(threads=args.threads, int8_gemm=False)
-    rewritten = KokoroEngine(threads=args.threads, int8_gemm=True)
+    pair_safe = {"auto": None, "on": True, "off": False}[args.pair_safe]
+    rewritten = KokoroEngine(threads=args.threads, int8_gemm=True, pair_safe=pair_safe)
     packaged.warm_up()
     rewritten.warm_up()
     rows = []
@@ -84,6 +90,7 @@ def main() -> None:
     summary["min_waveform_correlation"] = min(float(row["waveform_correlation"]) for row in rows)
     print("medians:", summary)
     result = {"benchmark": "decoder_gemm", "machine": machine(), "threads": args.threads, "repeats": args.repeats,
+              "pair_safe": rewritten.pair_safe,
               "median": summary, "rows": rows}
     print("written to", write_result(args.name, result))
 

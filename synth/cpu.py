@@ -28,3 +28,7 @@ def cpu_flags(cpuinfo: str | None = None) -> frozenset[str]:
 def cpu_has_vnni(cpuinfo: str | None = None) -> bool:
     """Whether the CPU has int8 dot-product instructions (AVX512-VNNI, AVX-VNNI or AMX)."""
     return bool(cpu_flags(cpuinfo) & VNNI_FLAGS)
+
+
+def cpu_has_avx2(cpuinfo: str | None = None) -> bool:
+    return "avx2" in cpu_flags(cpuinfo)

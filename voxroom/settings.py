@@ -133,8 +133,8 @@ SETTING_SPECS: list[tuple[str, str, Any, str]] = [
         "engine_int8_gemm",
         "VOXROOM_ENGINE_INT8_GEMM",
         _auto_on_off,
-        "the embedded engine's decoder convolutions as int8 GEMMs (auto: where the CPU has VNNI, which makes "
-        "them about 1.5x faster; without VNNI they could clip)",
+        "the embedded engine's decoder convolutions as int8 GEMMs (auto: where the CPU has VNNI, about 1.5x "
+        "faster, or AVX2, about 1.16x faster with the few weights beyond +-64 rounded to fit)",
     ),
     ("max_active_utterances", "VOXROOM_MAX_ACTIVE", int, "utterances in flight before new ones get `overloaded`"),
     (

@@ -32,7 +32,7 @@ from collections.abc import Iterator, Sequence
 import numpy as np
 
 from synth.admission import RenderCostModel
-from synth.cpu import cpu_has_vnni
+from synth.cpu import cpu_has_avx2, cpu_has_vnni
 from synth.engines.base import ClauseRequest, Engine, StockVoice, Voice
 from synth.engines.int8_gemm import RewriteError, convs_as_gemm
 from synth.engines.kokoro_graph import (
@@ -88,6 +88,7 @@ class KokoroEngine(Engine):
         speed: float = 1.0,
         spin: bool = False,
         int8_gemm: bool | None = None,
+        pair_safe: bool | None = None,
         narrow_when_shared: bool = False,
     ) -> None:
         self._threads = threads or max(1, os.cpu_count() or 1)
@@ -96,8 +97,10 @@ class KokoroEngine(Engine):
         self.narrow_when_shared = narrow_when_shared and self._threads > 1
         self._clauses = 0  # clauses being rendered now, to choose between the copies
         self._clauses_lock = threading.Lock()
-        # The decoder's convolutions as VNNI GEMMs (synth.engines.int8_gemm): by default where the CPU has VNNI.
-        self.int8_gemm = cpu_has_vnni() if int8_gemm is None else int8_gemm
+        # The decoder's convolutions as int8 GEMMs (synth.engines.int8_gemm): by default where the CPU has VNNI
+        # (exact) or AVX2 (weights kept within +-64, pair_safe: AVX2's 16-bit pair sums would saturate).
+        self.int8_gemm = (cpu_has_vnni() or cpu_has_avx2()) if int8_gemm is None else int8_gemm
+        self.pair_safe = not cpu_has_vnni() if pair_safe is None else pair_safe
         self._speed = float(speed)
         self._lock = threading.Lock()
         self._wide: SplitKokoro | None = None
@@ -159,16 +162,16 @@ class KokoroEngine(Engine):
         rewritten = 0
         if self.int8_gemm:
             try:
-                decoder, rewritten = convs_as_gemm(decoder)
+                decoder, rewritten = convs_as_gemm(decoder, pair_safe=self.pair_safe)
             except RewriteError as exc:  # another export of the model: slower, not broken
                 log.warning("kokoro: decoder convolutions left as packaged (%s)", exc)
         self._wide = self._sessions((front, decoder, phase), self._threads)
         if self.narrow_when_shared:
             self._narrow = self._sessions((front, decoder, phase), 1)
         log.info(
-            "kokoro: loaded %s with %d threads%s; %d decoder convolutions as int8 GEMMs (VNNI: %s)",
+            "kokoro: loaded %s with %d threads%s; %d decoder convolutions as int8 GEMMs%s",
             self.model_version, self._threads, ", 1 when calls overlap" if self._narrow else "", rewritten,
-            "used" if self.int8_gemm else "not used",
+            " (weights within +-64: no VNNI)" if rewritten and self.pair_safe else "",
         )
 
     def _sessions(self, graphs: tuple[bytes, bytes, bytes], threads: int) -> SplitKokoro:

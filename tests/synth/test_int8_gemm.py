@@ -8,8 +8,8 @@ import onnxruntime as ort
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from synth.cpu import cpu_has_vnni, cpuinfo_field
-from synth.engines.int8_gemm import RewriteError, convs_as_gemm
+from synth.cpu import cpu_has_avx2, cpu_has_vnni, cpuinfo_field
+from synth.engines.int8_gemm import PAIR_SAFE_LIMIT, RewriteError, convs_as_gemm, pair_safe_weights
 from synth.engines.kokoro import KokoroEngine, trim_silence
 from synth.enroll import judge
 
@@ -17,12 +17,22 @@ IN_CHANNELS, OUT_CHANNELS, FRAMES = 16, 8, 50
 
 
 def quantized_conv_graph(
-    *, kernel: int, dilation: int = 1, stride: int = 1, bias: bool = True, zero_point: int = 128, seed: int = 0
+    *,
+    kernel: int,
+    dilation: int = 1,
+    stride: int = 1,
+    bias: bool = True,
+    zero_point: int = 128,
+    seed: int = 0,
+    centred_weights: np.ndarray | None = None,
 ) -> bytes:
     """One convolution as the packaged decoder has them: the input quantised on the fly, uint8 weights with a
-    zero point, the bias quantised to the product of the scales, the int32 sum cast and scaled back to float."""
+    zero point, the bias quantised to the product of the scales, the int32 sum cast and scaled back to float.
+    Weights are random unless `centred_weights` (less the zero point, [OUT, IN, kernel]) are given."""
     rng = np.random.default_rng(seed)
-    weights = (rng.integers(-128, 128, (OUT_CHANNELS, IN_CHANNELS, kernel)) + zero_point).clip(0, 255)
+    if centred_weights is None:
+        centred_weights = rng.integers(-128, 128, (OUT_CHANNELS, IN_CHANNELS, kernel))
+    weights = (centred_weights + zero_point).clip(0, 255)
     pad = dilation * (kernel - 1) // 2
     initializers = [
         numpy_helper.from_array(weights.astype(np.uint8), "w"),
@@ -73,7 +83,9 @@ def op_types(model: bytes) -> list[str]:
     ("kernel", "dilation", "bias"), [(1, 1, True), (3, 1, True), (7, 3, True), (11, 5, False), (3, 1, False)]
 )
 def test_a_convolution_becomes_one_gemm_with_the_same_sums(kernel: int, dilation: int, bias: bool) -> None:
-    original = quantized_conv_graph(kernel=kernel, dilation=dilation, bias=bias)
+    # Weights within +-64: no 16-bit pair sum saturates on any CPU (see the test after the next ones).
+    centred = np.random.default_rng(0).integers(-64, 65, (OUT_CHANNELS, IN_CHANNELS, kernel))
+    original = quantized_conv_graph(kernel=kernel, dilation=dilation, bias=bias, centred_weights=centred)
     rewritten, count = convs_as_gemm(original)
     assert count == 1
     assert "ConvInteger" not in op_types(rewritten)
@@ -103,7 +115,61 @@ def test_weights_that_do_not_fit_in_int8_are_refused_not_rounded() -> None:
         convs_as_gemm(model.SerializeToString())
 
 
+def test_pair_safe_weights_keep_the_columns_that_fit_and_round_only_the_wider_ones() -> None:
+    matrix = np.array([[64, 127, -3], [-64, -128, 5], [10, 40, -90]])
+    scales = np.full(3, 0.004, np.float32)
+    safe, safe_scales = pair_safe_weights(matrix, scales)
+    assert np.abs(safe).max() <= PAIR_SAFE_LIMIT
+    np.testing.assert_array_equal(safe[:, 0], matrix[:, 0])  # within +-64 already: exact, same scale
+    assert safe_scales[0] == np.float32(0.004)
+    # A wider column is rescaled as a whole: weight x scale stays within half a new step of the original.
+    for column in (1, 2):
+        step = safe_scales[column]
+        assert step > 0.004
+        assert np.abs(safe[:, column] * step - matrix[:, column] * 0.004).max() <= step / 2 + 1e-7
+
+
+def test_pair_safe_sums_do_not_saturate_where_the_plain_ones_do_without_vnni() -> None:
+    """The widest weights against inputs quantised to 255: two products overflow a 16-bit sum (2 x 255 x 127).
+    AVX2's VPMADDUBSW saturates there, so without VNNI the plain rewrite is wrong and pair-safe weights, all
+    within +-64, are right; with VNNI both are."""
+    centred = np.full((OUT_CHANNELS, IN_CHANNELS, 3), 127)
+    centred[OUT_CHANNELS // 2 :] = -128
+    original = quantized_conv_graph(kernel=3, centred_weights=centred)
+    x = np.ones((1, IN_CHANNELS, FRAMES), np.float32)
+    x[:, :, ::7] = -0.01  # the zero point is 0-ish: most inputs quantise to 255
+    expected = run(original, x)
+    safe, count = convs_as_gemm(original, pair_safe=True)
+    assert count == 1
+    # 127 -> 64 and -128 -> -64 at twice the scale: one step of rounding per weight at most.
+    bound = 3 * IN_CHANNELS * float(np.abs(x).max()) * 0.004 * 2 / 2
+    assert np.abs(run(safe, x) - expected).max() <= bound
+    plain, _ = convs_as_gemm(original)
+    plain_error = np.abs(run(plain, x) - expected).max()
+    if cpu_has_avx2() and not cpu_has_vnni():
+        assert plain_error > 10 * bound  # saturated: why pair_safe exists
+    elif cpu_has_vnni():
+        assert plain_error <= bound
+
+
+@pytest.mark.parametrize(("kernel", "dilation"), [(3, 1), (7, 3)])
+def test_a_pair_safe_rewrite_is_exact_where_weights_fit_and_close_elsewhere(kernel: int, dilation: int) -> None:
+    rng = np.random.default_rng(2)
+    centred = rng.integers(-128, 128, (OUT_CHANNELS, IN_CHANNELS, kernel))
+    centred[: OUT_CHANNELS // 2] //= 2  # these output channels fit within +-64
+    original = quantized_conv_graph(kernel=kernel, dilation=dilation, centred_weights=centred)
+    rewritten, _ = convs_as_gemm(original, pair_safe=True)
+    x = rng.normal(size=(1, IN_CHANNELS, FRAMES)).astype(np.float32)
+    expected, ours = run(original, x), run(rewritten, x)
+    step = float((x.max() - min(0.0, x.min())) / 255 * 0.004)
+    fits = slice(0, OUT_CHANNELS // 2)
+    assert np.abs(ours[:, fits] - expected[:, fits]).max() <= step * 1.001  # the bias rounding only
+    assert np.corrcoef(ours.ravel(), expected.ravel())[0, 1] > 0.999
+    assert np.abs(ours - expected).max() > step  # the wide channels were rounded: this test sees it
+
+
 def test_vnni_is_read_from_the_cpu_flags() -> None:
+    assert cpu_has_avx2("flags\t\t: fpu sse4_2 avx2 fma\n") and not cpu_has_avx2("flags\t\t: fpu sse4_2\n")
     assert cpu_has_vnni("processor\t: 0\nflags\t\t: fpu avx2 avx512f avx512_vnni\n")
     assert cpu_has_vnni("flags\t\t: fpu avx2 avx_vnni\n")
     assert not cpu_has_vnni("flags\t\t: fpu sse4_2 avx2 fma\n")
@@ -125,9 +191,12 @@ def test_every_unstrided_convolution_of_the_packaged_decoder_is_rewritten() -> N
         assert strides != [1]
 
 
-def test_the_engine_speaks_the_same_through_the_rewritten_decoder() -> None:
+@pytest.mark.parametrize("pair_safe", [None, True], ids=["as-this-cpu-chooses", "pair-safe"])
+def test_the_engine_speaks_the_same_through_the_rewritten_decoder(pair_safe: bool | None) -> None:
     packaged = KokoroEngine(threads=2, int8_gemm=False)
-    rewritten = KokoroEngine(threads=2, int8_gemm=True)
+    rewritten = KokoroEngine(threads=2, int8_gemm=True, pair_safe=pair_safe)
+    if pair_safe and not cpu_has_vnni():
+        pytest.skip("this CPU has no VNNI: the first case was pair-safe already")
     pack = packaged.stock_pack("jf_alpha")
     for text, lang in (("Sorry, my connection dropped for a second.", "en"), ("明天早上九点在公司门口见面吧", "zh")):
         tokens = packaged.tokens_for(packaged.g2p.phonemize(text, lang))
@@ -148,12 +217,27 @@ def test_the_engine_speaks_the_same_through_the_rewritten_decoder() -> None:
         assert similarity > 0.95
 
 
+@pytest.mark.parametrize(
+    ("vnni", "avx2", "rewritten", "pair_safe"),
+    [(True, True, True, False), (False, True, True, True), (False, False, False, True)],
+)
+def test_the_engine_rewrites_by_default_where_the_cpu_has_vnni_exactly_or_avx2_pair_safe(
+    monkeypatch: pytest.MonkeyPatch, vnni: bool, avx2: bool, rewritten: bool, pair_safe: bool
+) -> None:
+    import synth.engines.kokoro as kokoro
+
+    monkeypatch.setattr(kokoro, "cpu_has_vnni", lambda: vnni)
+    monkeypatch.setattr(kokoro, "cpu_has_avx2", lambda: avx2)
+    engine = KokoroEngine(threads=2)
+    assert (engine.int8_gemm, engine.pair_safe) == (rewritten, pair_safe)
+
+
 def test_a_decoder_that_cannot_be_rewritten_runs_as_packaged(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     import synth.engines.kokoro as kokoro
 
-    def refuse(_: bytes) -> tuple[bytes, int]:
+    def refuse(_: bytes, **__: object) -> tuple[bytes, int]:
         raise RewriteError("/decoder/conv: its input is not quantised on the fly")
 
     monkeypatch.setattr(kokoro, "convs_as_gemm", refuse)
