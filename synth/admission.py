@@ -45,6 +45,9 @@ class RenderCostModel:
     def predict(self, speech_s: float) -> float:
         return self.call_s + self.per_audio_s * speech_s
 
+    def __str__(self) -> str:
+        return f"{self.call_s:.2f} s per call + {self.per_audio_s:.2f} s per speech s"
+
     def seed(self, samples: list[tuple[float, float]]) -> None:
         """Start from calls measured on this machine (speech seconds, elapsed seconds), fitted at once.
 

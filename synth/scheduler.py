@@ -130,7 +130,11 @@ class Scheduler:
         self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="engine")
         self._active = 0
         self._active_by_sender: collections.Counter[str] = collections.Counter()
-        self.cost = RenderCostModel()
+        self.cost = RenderCostModel()  # a clause rendered whole: continuations, and every clause of a batching engine
+        # A first clause streamed in two windows costs more than the same clause rendered whole: two decoder calls,
+        # and the windows overlap. Fitted apart: one line for both under-predicted streamed first clauses by
+        # 0.1-0.3 s on a 2-core machine without VNNI, and the streams behind them ran dry.
+        self.streamed_cost = RenderCostModel()
         # Seconds from the start of a streamed first clause's render to its first piece, by predicted speech
         # seconds (Kokoro: about 0.2 s whatever the length; an engine that does not stream: the whole render).
         self.first_piece = RenderCostModel(call_s=0.25, per_audio_s=0.05)
@@ -166,15 +170,16 @@ class Scheduler:
                 (pcm,) = await loop.run_in_executor(self._pool, self.engine.synthesize_batch, [clause])
             costs.append((speech_s, time.perf_counter() - started))
             lengths.append((speech_s, pcm.size / self.engine.sample_rate))
+        # With streaming, calibration measured streamed calls: the whole-clause model starts from them too (an
+        # overestimate: admission is a little strict until real continuations have been measured).
         self.cost.seed(costs)
+        self.streamed_cost.seed(costs if self.streams_first else [])
         self.first_piece.seed(first_pieces)
         for speech_s, audio_s in lengths:
             self.audio_length.observe(speech_s, audio_s)
         log.info(
-            "calibrated on %d clauses: %.2f s per call + %.2f s per second of speech; first piece %.2f s; %.2f s of "
-            "audio per predicted second",
-            len(clauses), self.cost.call_s, self.cost.per_audio_s, self.first_piece.predict(1.0),
-            self.audio_length.ratio,
+            "calibrated on %d clauses: %s; first piece %.2f s; %.2f s of audio per predicted second",
+            len(clauses), self.cost, self.first_piece.predict(1.0), self.audio_length.ratio,
         )
 
     # ---- admission -----------------------------------------------------------------
@@ -210,9 +215,9 @@ class Scheduler:
             self.metrics.predicted_slack.observe(-lateness)
             if lateness > 0:
                 log.info(
-                    "overloaded: %s would be +%.2f s late with %d clauses queued (cost %.2f s + %.2f s per speech s; "
+                    "overloaded: %s would be +%.2f s late with %d clauses queued (cost %s, streamed first clauses %s; "
                     "%.2f s audio per speech s)",
-                    blame, lateness, len(self._heap), self.cost.call_s, self.cost.per_audio_s, self.audio_length.ratio,
+                    blame, lateness, len(self._heap), self.cost, self.streamed_cost, self.audio_length.ratio,
                 )
                 self.metrics.refused.labels(reason="compute").inc()
                 drained_in = self._replay(now).drained_at(queued) - now
@@ -242,7 +247,10 @@ class Scheduler:
         refused: `playback.first_deadline` says so to the speaker. Returns the plan and blame to go on with."""
         speech_s = timings[0].speech_s
         deferred = (
-            playback.due - self._first_audio_alone_s(speech_s) + self.cost.predict(speech_s) - LATENESS_TOLERANCE_S
+            playback.due
+            - self._first_audio_alone_s(speech_s)
+            + self._predict(speech_s, streamed=self.streams_first)
+            - LATENESS_TOLERANCE_S
         )
         if deferred <= first_deadline:
             return planned, blame
@@ -258,8 +266,12 @@ class Scheduler:
         """Predicted seconds from the start of a first clause's render to its first audio, on an idle worker."""
         return self.first_piece.predict(speech_s) if self.streams_first else self.cost.predict(speech_s)
 
-    def _order(self, deadline: float, speech_s: float) -> float:
-        return deadline - self.cost.predict(speech_s)
+    def _predict(self, speech_s: float, *, streamed: bool) -> float:
+        """Predicted render seconds of a clause: `streamed`, a first clause heard piece by piece."""
+        return (self.streamed_cost if streamed else self.cost).predict(speech_s)
+
+    def _order(self, deadline: float, speech_s: float, *, streamed: bool) -> float:
+        return deadline - self._predict(speech_s, streamed=streamed)
 
     def continuation_deadline(self, playback_at: float, audio_before_s: float) -> float:
         return playback_at + audio_before_s - CONTINUATION_MARGIN_S
@@ -271,10 +283,11 @@ class Scheduler:
             deadline = (
                 self.continuation_deadline(first_deadline, timing.audio_before_s) if index else first_deadline
             )
+            streamed = index == 0 and self.streams_first
             new.append(
                 PlannedClause(
-                    self._order(deadline, timing.speech_s),
-                    self.cost.predict(timing.speech_s),
+                    self._order(deadline, timing.speech_s, streamed=streamed),
+                    self._predict(timing.speech_s, streamed=streamed),
                     playback,
                     index == 0,
                     timing.audio_before_s,
@@ -286,7 +299,8 @@ class Scheduler:
     def _queued_plan(self) -> list[PlannedClause]:
         return [
             PlannedClause(
-                item.start_by, self.cost.predict(item.speech_s), item.playback, item.first, item.audio_before_s,
+                item.start_by, self._predict(item.speech_s, streamed=self._streamed(item)), item.playback, item.first,
+                item.audio_before_s,
                 self.first_piece.predict(item.speech_s) if item.pieces is not None and self.streams_first else None,
                 item.heard_before_s,
             )
@@ -365,8 +379,9 @@ class Scheduler:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[np.ndarray] = loop.create_future()
         speech_s = spoken_seconds(clause.text) if speech_s is None else speech_s
+        streamed = pieces is not None and self.streams_first
         item = _Queued(
-            self._order(deadline, speech_s), next(self._seq), clause, wanted, future, loop.time(),
+            self._order(deadline, speech_s, streamed=streamed), next(self._seq), clause, wanted, future, loop.time(),
             length_bucket(clause.text), speech_s, playback, audio_before_s <= 0, audio_before_s, pieces,
         )
         if playback is not None:  # its clauses are queued now (all at once): they stand for the reservation
@@ -391,11 +406,14 @@ class Scheduler:
             predicted = predicted_before.get(item.future)
             if predicted is not None:
                 due = self.continuation_deadline(started_at, heard_s + predicted)
-                item.start_by = self._order(due, item.speech_s)
+                item.start_by = self._order(due, item.speech_s, streamed=self._streamed(item))
                 item.heard_before_s, item.audio_before_s = heard_s, predicted
                 changed = True
         if changed:
             heapq.heapify(self._heap)
+
+    def _streamed(self, item: _Queued) -> bool:
+        return item.pieces is not None and self.streams_first
 
     @property
     def streams_first(self) -> bool:
@@ -508,7 +526,8 @@ class Scheduler:
             clauses = [item.clause for item in batch]
             speech_s = sum(item.speech_s for item in batch)
             started = time.perf_counter()
-            predicted = self.cost.predict(speech_s)
+            streamed = len(batch) == 1 and batch[0].pieces is not None
+            predicted = self._predict(speech_s, streamed=streamed)
             first_predicted = first_piece_s = 0.0  # set for a streamed clause
             self._busy_until[index] = now + predicted
             try:
@@ -535,7 +554,7 @@ class Scheduler:
                     len(batch), batch[0].clause.text[:24], elapsed, predicted, first_piece_s, first_predicted,
                     sum(a.size for a in audio) / self.engine.sample_rate, batch[0].start_by - now, len(self._heap),
                 )
-            self._account(audio, elapsed, speech_s)
+            self._account(audio, elapsed, speech_s, streamed=streamed)
             for item, pcm in zip(batch, audio, strict=True):
                 if not item.future.done():
                     item.future.set_result(pcm)
@@ -659,11 +678,11 @@ class Scheduler:
                 continue
             rows[synth.submit(utterance)] = (item, [])  # type: ignore[attr-defined]
 
-    def _account(self, audio: list[np.ndarray], elapsed: float, speech_s: float) -> None:
+    def _account(self, audio: list[np.ndarray], elapsed: float, speech_s: float, *, streamed: bool) -> None:
         seconds = sum(a.size for a in audio) / self.engine.sample_rate
         self.metrics.batch_size.observe(len(audio))
         self.metrics.engine_busy.labels(engine=self.engine.name).inc(elapsed)
-        self.cost.observe(speech_s, elapsed)
+        (self.streamed_cost if streamed else self.cost).observe(speech_s, elapsed)
         self.audio_length.observe(speech_s, seconds)
         if seconds > 0:
             self.metrics.engine_rtf.labels(engine=self.engine.name).observe(elapsed / seconds)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 
 import pytest
 
@@ -55,6 +56,41 @@ async def test_calibration_measures_the_engine_before_anything_is_admitted() -> 
     assert scheduler.cost.predict(spoken_seconds(texts[2])) == pytest.approx(actual, rel=0.1)
     assert scheduler.audio_length.ratio == pytest.approx(0.4, rel=0.1)  # 80 ms of buzz per 200 ms predicted
     await scheduler.stop()
+
+
+class StreamingCostsMore(FakeEngine):
+    """A first clause heard in pieces costs this much more than the same clause rendered whole (as Kokoro's two
+    overlapping decoder windows do)."""
+
+    STREAM_EXTRA_S = 0.1
+
+    def stream_clause(self, clause: ClauseRequest):  # type: ignore[no-untyped-def]
+        time.sleep(self.STREAM_EXTRA_S)
+        yield from super().stream_clause(clause)
+
+
+async def test_streamed_first_clauses_and_whole_clauses_are_costed_apart() -> None:
+    engine = StreamingCostsMore(compute_s_per_audio_s=0.1, batch_overhead_s=0.05)
+    scheduler = Scheduler(engine, Metrics())
+    await scheduler.start()
+    voice = engine.stock_voice("buzz")
+    texts = ["ok then", "see you soon", "that works for me", "let us meet at the station", "fine"] * 2
+    loop = asyncio.get_running_loop()
+    for text in texts:  # each rendered once streamed, as a first clause, and once whole, as a continuation
+        request = ClauseRequest(text=text, lang="en", voice=voice)
+        pieces: asyncio.Queue = asyncio.Queue()
+        await scheduler.submit(request, deadline=loop.time(), wanted=always, pieces=pieces)
+        await scheduler.submit(request, deadline=loop.time(), wanted=always, audio_before_s=1.0)
+    await scheduler.stop()
+    speech_s = spoken_seconds("see you at six")
+    whole = 0.05 + 0.1 * engine.render(ClauseRequest("see you at six", "en", voice)).size / engine.sample_rate
+    assert scheduler.cost.predict(speech_s) == pytest.approx(whole, abs=0.02)
+    streamed = whole + StreamingCostsMore.STREAM_EXTRA_S
+    assert scheduler.streamed_cost.predict(speech_s) == pytest.approx(streamed, abs=0.02)
+    # Admission plans a message's first clause at the streamed cost and its continuations at the whole one.
+    planned = scheduler._planned(Playback(due=loop.time() + 2), [ClauseTiming(1.0, 0.0), ClauseTiming(1.0, 1.0)], 0.0)
+    assert [p.cost_s for p in planned] == [scheduler.streamed_cost.predict(1.0), scheduler.cost.predict(1.0)]
+    assert planned[0].cost_s > planned[1].cost_s
 
 
 def clause(order: float, cost: float, playback: Playback, audio_before: float = 0.0) -> PlannedClause:
@@ -190,6 +226,7 @@ async def test_a_newcomer_that_would_starve_a_playing_stream_waits_its_turn_inst
     engine = FakeEngine(max_batch=1, compute_s_per_audio_s=0.0)
     scheduler = Scheduler(engine, Metrics(), max_active=100, max_first_audio_s=1.2)  # not started: all stays queued
     scheduler.cost = RenderCostModel(call_s=0.1, per_audio_s=0.3)
+    scheduler.streamed_cost = RenderCostModel(call_s=0.1, per_audio_s=0.3)
     now = asyncio.get_running_loop().time()
     # A stream playing since now with 0.7 s of audio out; its next clause takes 0.4 s to render.
     playing = scheduler.admit("talker", None)
