@@ -211,6 +211,20 @@ async def run_level(server: ServerProcess, rooms: list[list[Member]], rate: floa
     def delta(name: str) -> float:
         return after_metrics.get(name, 0.0) - before_metrics.get(name, 0.0)
 
+    def mispredicted(kind: str) -> dict[str, float] | None:
+        """Engine calls of this kind, and the share that took longer than predicted (by more than 0.25 s). The
+        histogram has negative buckets, so the client library exports no sum: the shares come from the buckets."""
+        name = "voxroom_synth_render_misprediction_seconds"
+        calls = delta(f'{name}_count{{kind="{kind}"}}')
+        if not calls:
+            return None
+        within = {bound: delta(f'{name}_bucket{{kind="{kind}",le="{bound}"}}') for bound in ("0.0", "0.25")}
+        return {
+            "calls": int(calls),
+            "longer_than_predicted": round(1 - within["0.0"] / calls, 3),
+            "longer_by_over_0_25_s": round(1 - within["0.25"] / calls, 3),
+        }
+
     hits, misses = delta("voxroom_phrase_cache_hits_total"), delta("voxroom_phrase_cache_misses_total")
     rendered_s = sum(delta(name) for name in after_metrics if name.startswith("voxroom_audio_seconds_total"))
     busy_s = sum(delta(name) for name in after_metrics if name.startswith("voxroom_engine_busy_seconds_total"))
@@ -229,6 +243,8 @@ async def run_level(server: ServerProcess, rooms: list[list[Member]], rate: floa
         "admitted_behind": int(delta("voxroom_synth_admitted_behind_total")),
         # Engine calls' wall time per wall second, summed over workers (1.0 = one worker never idle).
         "engine_busy_per_wall_s": round(busy_s / wall, 3),
+        # How often engine calls took longer than admission predicted, per kind (streamed first clause, whole).
+        "render_mispredicted": {kind: mispredicted(kind) for kind in ("streamed", "whole")},
         "by_kind": {kind: {**counts, "audio_s": round(counts["audio_s"], 2)} for kind, counts in by_kind.items()},
         "utterances_with_gaps": gaps,
         # The server's own count of the same thing (voxroom_stream_underruns_total): it cannot see the network.

@@ -554,6 +554,10 @@ class Scheduler:
                     len(batch), batch[0].clause.text[:24], elapsed, predicted, first_piece_s, first_predicted,
                     sum(a.size for a in audio) / self.engine.sample_rate, batch[0].start_by - now, len(self._heap),
                 )
+            # Admission is only as good as this: a steady error one way means refusals or gaps it did not foresee.
+            self.metrics.render_misprediction.labels(kind="streamed" if streamed else "whole").observe(
+                elapsed - predicted
+            )
             self._account(audio, elapsed, speech_s, streamed=streamed)
             for item, pcm in zip(batch, audio, strict=True):
                 if not item.future.done():

@@ -94,6 +94,14 @@ class Metrics:
             buckets=(-2.0, -1.0, -0.5, -0.2, 0.0, 0.1, 0.2, 0.5, 1.0, 2.0),
             registry=r,
         )
+        self.render_misprediction = Histogram(
+            "voxroom_synth_render_misprediction_seconds",
+            "Engine call wall time less the time admission predicted for it, by kind of call (streamed: a first "
+            "clause heard piece by piece; whole)",
+            ["kind"],
+            buckets=(-1.0, -0.5, -0.25, -0.1, 0.0, 0.1, 0.25, 0.5, 1.0),
+            registry=r,
+        )
         self.predicted_slack = Histogram(
             "voxroom_synth_admission_slack_seconds",
             "At admission: predicted slack of the latest clause with the new utterance added (negative: refused)",

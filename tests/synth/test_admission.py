@@ -82,6 +82,11 @@ async def test_streamed_first_clauses_and_whole_clauses_are_costed_apart() -> No
         await scheduler.submit(request, deadline=loop.time(), wanted=always, pieces=pieces)
         await scheduler.submit(request, deadline=loop.time(), wanted=always, audio_before_s=1.0)
     await scheduler.stop()
+    # Every call's misprediction is in /metrics, by kind: one on call sees which way admission errs.
+    registry = scheduler.metrics.registry
+    for kind in ("streamed", "whole"):
+        count = registry.get_sample_value("voxroom_synth_render_misprediction_seconds_count", {"kind": kind})
+        assert count == len(texts)
     speech_s = spoken_seconds("see you at six")
     whole = 0.05 + 0.1 * engine.render(ClauseRequest("see you at six", "en", voice)).size / engine.sample_rate
     assert scheduler.cost.predict(speech_s) == pytest.approx(whole, abs=0.02)
