@@ -301,7 +301,7 @@ class Scheduler:
             PlannedClause(
                 item.start_by, self._predict(item.speech_s, streamed=self._streamed(item)), item.playback, item.first,
                 item.audio_before_s,
-                self.first_piece.predict(item.speech_s) if item.pieces is not None and self.streams_first else None,
+                self.first_piece.predict(item.speech_s) if self._streamed(item) else None,
                 item.heard_before_s,
             )
             for item in self._heap
@@ -413,6 +413,7 @@ class Scheduler:
             heapq.heapify(self._heap)
 
     def _streamed(self, item: _Queued) -> bool:
+        """Whether a queued clause will be rendered as a streamed first clause (costed by `streamed_cost`)."""
         return item.pieces is not None and self.streams_first
 
     @property
