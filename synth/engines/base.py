@@ -27,6 +27,8 @@ class Voice:
     params: Any  # engine-specific (Kokoro: a style pack, float32 [510, 1, 256], one row per token count)
     version: int = 1  # bumped on re-enrollment; part of every cache key
     owner: str | None = None  # account id for an enrolled voice, None for stock
+    # FIR taps (synth.voice_colour) that give the output its owner's recorded colour; None for stock voices.
+    colour: np.ndarray | None = None
 
     @property
     def is_stock(self) -> bool:

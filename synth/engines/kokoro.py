@@ -31,6 +31,7 @@ from collections.abc import Iterator, Sequence
 
 import numpy as np
 
+from synth import voice_colour
 from synth.admission import RenderCostModel
 from synth.cpu import cpu_has_avx2, cpu_has_vnni
 from synth.engines.base import ClauseRequest, Engine, StockVoice, Voice
@@ -273,12 +274,19 @@ class KokoroEngine(Engine):
     def render_clause(self, clause: ClauseRequest) -> np.ndarray:
         with self._rendering():
             phonemes = self.g2p.phonemize(clause.text, clause.lang)
-            return self.render_tokens(self.tokens_for(phonemes), clause.voice.params)
+            audio = self.render_tokens(self.tokens_for(phonemes), clause.voice.params)
+            return voice_colour.apply(clause.voice.colour, audio)
 
     def stream_clause(self, clause: ClauseRequest) -> Iterator[np.ndarray]:
         with self._rendering():
             phonemes = self.g2p.phonemize(clause.text, clause.lang)
-            yield from self.stream_tokens(self.tokens_for(phonemes), clause.voice.params)
+            pieces = self.stream_tokens(self.tokens_for(phonemes), clause.voice.params)
+            if clause.voice.colour is None:
+                yield from pieces
+                return
+            colour = voice_colour.ColourFilter(clause.voice.colour)  # one filter across the pieces: no seams
+            for piece in pieces:
+                yield colour(piece)
 
     def synthesize_batch(self, clauses: Sequence[ClauseRequest]) -> list[np.ndarray]:
         return [self.render_clause(clause) for clause in clauses]
