@@ -57,17 +57,24 @@ def _fallback_session():  # type: ignore[no-untyped-def]
     return session, vocab
 
 
-def render(pack: np.ndarray, lang: str = "ja") -> np.ndarray:
-    """The test sentence for `lang` spoken with style pack `pack`, float32 mono at 24 kHz."""
+def render(pack: np.ndarray, lang: str = "ja", colour: np.ndarray | None = None) -> np.ndarray:
+    """The test sentence for `lang` spoken with style pack `pack` (and `colour`, see synth.voice_colour)."""
+    lang = lang if lang in TEST_SENTENCES else "ja"
+    return render_text(pack, TEST_SENTENCES[lang], lang, colour)
+
+
+def render_text(pack: np.ndarray, text: str, lang: str, colour: np.ndarray | None = None) -> np.ndarray:
+    """`text` in `lang` spoken with style pack `pack`, float32 mono at 24 kHz (Japanese only without the engine)."""
+    from synth import voice_colour
+
     engine = _engine()
     if engine is not None:
         from synth.engines.base import ClauseRequest, Voice
 
-        voice = Voice(id="enroll:test", engine="kokoro", params=check_pack(pack), owner="enroll:test")
-        text = TEST_SENTENCES.get(lang, TEST_SENTENCES["ja"])
-        lang = lang if lang in TEST_SENTENCES else "ja"
+        voice = Voice(id="enroll:test", engine="kokoro", params=check_pack(pack), owner="enroll:test", colour=colour)
         return np.asarray(engine.synthesize_batch([ClauseRequest(text, lang, voice)])[0], dtype=np.float32)
-    return _render_japanese(check_pack(pack), TEST_SENTENCES["ja"])
+    text = text if lang == "ja" else TEST_SENTENCES["ja"]
+    return voice_colour.apply(colour, _render_japanese(check_pack(pack), text))
 
 
 def _render_japanese(pack: np.ndarray, text: str) -> np.ndarray:

@@ -51,8 +51,10 @@ def keep_quality(
     *,
     deadline: float | None = None,
     clock: Callable[[], float] = time.process_time,
+    scales: tuple[float, ...] = SCALES,
+    tolerance: float = TOLERANCE,
 ) -> GuardResult:
-    """The largest share of the fit (from SCALES) whose quality is within TOLERANCE of the start pack's.
+    """The largest share of the fit (from `scales`) whose quality is within `tolerance` of the start pack's.
 
     `deadline` (on `clock`) stops trying smaller shares once another score would pass it; what has
     not been shown to sound clean is not kept, so the start pack is the answer then.
@@ -62,12 +64,12 @@ def keep_quality(
     cost = clock() - started
     offset = fitted_pack - start_pack
     tried: list[tuple[float, float]] = []
-    for scale in SCALES:
+    for scale in scales:
         if deadline is not None and clock() + cost > deadline:
             break
         candidate = (start_pack + scale * offset).astype(np.float32)
         quality = score(candidate)
         tried.append((scale, quality))
-        if quality >= start_quality - TOLERANCE:
+        if quality >= start_quality - tolerance:
             return GuardResult(candidate, scale, start_quality, quality, tuple(tried))
     return GuardResult(start_pack.astype(np.float32), 0.0, start_quality, start_quality, tuple(tried))

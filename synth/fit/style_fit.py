@@ -94,16 +94,21 @@ def stock_space(k: int) -> StockSpace:
     )
 
 
+def training_texts(language_hint: str) -> list[tuple[str, str]]:
+    """(text, language) of the sentences the fit trains on, for a recording in `language_hint`."""
+    langs = _LANGS_FOR_HINT.get(language_hint, ("en", "ja"))
+    return [(text, lang) for lang in langs for text in TRAINING_SENTENCES[lang]]
+
+
 def _training_tokens(language_hint: str) -> list[list[int]]:
     from synth.text.g2p import G2P
 
     g2p = G2P()
     tokens = []
-    for lang in _LANGS_FOR_HINT.get(language_hint, ("en", "ja")):
-        for text in TRAINING_SENTENCES[lang]:
-            ids = kokoro_torch.token_ids(g2p.phonemize(text, lang))
-            if ids:
-                tokens.append(ids)
+    for text, lang in training_texts(language_hint):
+        ids = kokoro_torch.token_ids(g2p.phonemize(text, lang))
+        if ids:
+            tokens.append(ids)
     return tokens
 
 
