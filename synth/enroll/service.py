@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from synth import voice_colour
 from synth.audio_io import ACCEPTED_CONTENT_TYPES
 from synth.engines.base import Voice
 from synth.enroll.errors import RecordingRejected, UnsupportedAudioType, UploadTooLarge
@@ -226,6 +227,9 @@ class EnrollmentService:
                 meta.update(status="failed", error=error)
             else:
                 arrays["pack"] = result.pack
+                arrays.pop("colour", None)
+                if result.colour is not None:
+                    arrays["colour"] = result.colour
                 version = _next_version(current.version)  # new parameters: cached audio of the old ones is stale
                 meta.update(
                     status="ready",
@@ -355,6 +359,7 @@ def _voice_of(record: VoiceRecord) -> Voice:
         id=record.owner,
         engine=ENGINE,
         params=record.arrays["pack"],
+        colour=voice_colour.check_taps(record.arrays["colour"]) if "colour" in record.arrays else None,
         version=record.version,
         owner=record.owner,
     )

@@ -19,6 +19,9 @@ from synth.enroll.contract import FitTarget, check_pack, load_fit_function
 from synth.enroll.quality import GateLimits, Progress
 
 MAX_SECONDS = 300.0
+# CPU seconds of the fit budget kept for the colour: up to six short renders (about 1.5 CPU-s per second
+# of audio on a 2-core AVX2 machine) and up to five quality scores (about 1 CPU-s each).
+COLOUR_CPU_S = 25.0
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -34,6 +37,7 @@ class AnalysisResult:
 @dataclasses.dataclass(frozen=True, eq=False)
 class FitResult:
     pack: np.ndarray
+    colour: np.ndarray | None  # FIR taps (synth.voice_colour), None when no colour sounded clean
     similarity_raw: float
     method: str
 
@@ -83,22 +87,30 @@ def fit_voice(
     cpu_budget_s: float,
     progress: Callable[[float, str], None],
 ) -> FitResult:
-    """Fit a style pack to the target, then score it with the judge (which the fit never sees)."""
-    from synth.enroll import judge, render
+    """Fit a style pack and a colour to the target, then score them with the judge (which the fit never sees)."""
+    import time
 
+    from synth.enroll import judge, render
+    from synth.fit.colour_fit import fit_colour
+
+    started = time.process_time()
     fit, method = load_fit_function()
     target = FitTarget.from_arrays(target_arrays, language_hint)
     pack = check_pack(
         fit(
             target,
             check_pack(start_pack),
-            progress=lambda f, s: progress(0.9 * f, s),
-            cpu_budget_s=cpu_budget_s,
+            progress=lambda f, s: progress(0.85 * f, s),
+            cpu_budget_s=max(1.0, cpu_budget_s - COLOUR_CPU_S),
         )
     )
-    progress(0.9, "scoring the new voice")
+    colour = None
+    if time.process_time() + COLOUR_CPU_S <= started + cpu_budget_s:  # else no time to show it sounds clean
+        progress(0.85, "matching the colour of the recording")
+        colour = fit_colour(target, pack, deadline=started + cpu_budget_s).taps
+    progress(0.95, "scoring the new voice")
     lang = language_hint if language_hint in render.TEST_SENTENCES else "ja"
-    rendered = render.render(pack, lang)
+    rendered = render.render(pack, lang, colour)
     similarity_raw = judge.cosine(judge.embed_speech_of(rendered, render.RATE), judge_print)
     progress(1.0, "done")
-    return FitResult(pack, similarity_raw, method)
+    return FitResult(pack, colour, similarity_raw, method)

@@ -74,7 +74,16 @@ def fit_colour(
     `deadline` (process CPU time) bounds the quality checks: a share not shown to sound clean
     is not kept. `quality` scores 24 kHz audio (higher is cleaner).
     """
-    measured = measure_colour(target, pack)
+    return keep_clean_share(measure_colour(target, pack), deadline=deadline, quality=quality)
+
+
+def keep_clean_share(
+    measured: MeasuredColour,
+    *,
+    deadline: float | None = None,
+    quality: Callable[[np.ndarray], float] = dnsmos_quality,
+) -> ColourResult:
+    """The largest share (of SHARES) of the measured curve whose filtered renders sound as clean as the renders."""
     # The colour is a filter after the engine, so each share is judged on the same renders, filtered:
     # a paired comparison, free of the spread between two renders of one voice (about 0.05 DNSMOS).
     guard = keep_quality(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -207,3 +208,32 @@ async def test_a_wrong_deployment_key_never_speaks(tmp_path: Path, workers: Enro
     with pytest.raises(VoxroomError) as caught:
         await wrong.voice_for("erin")
     assert caught.value.code == ErrorCode.INTERNAL
+
+
+@pytest.mark.slow
+async def test_a_fitted_voice_keeps_its_colour_encrypted_and_speaks_with_it(
+    tmp_path: Path, workers: EnrollmentWorkers, kokoro: KokoroEngine
+) -> None:
+    from synth import voice_colour
+    from synth.enroll.tasks import COLOUR_CPU_S
+
+    store = VoiceStore(tmp_path / "voices", load_or_create_deployment_key(tmp_path))
+    # Enough CPU for a short style fit (its own setup takes a few seconds) and the colour after it.
+    svc = EnrollmentService(store, workers, fit_cpu_budget_s=COLOUR_CPU_S + 8.0)
+    try:
+        await svc.enroll("fay", voice_path("en_533_enroll.wav").read_bytes(), "audio/wav", language_hint="en")
+        await svc.wait_for_fit("fay")
+        voice = await svc.voice_for("fay")
+        assert voice is not None and voice.colour is not None and voice.colour.shape == (voice_colour.TAPS,)
+        record = store.load("fay")
+        assert record is not None and "colour" in record.arrays
+        assert leaked_runs(tmp_path, array_needles({"colour": record.arrays["colour"]})) == []
+
+        clause = "The colour of a voice is in every sentence it says."
+        coloured = kokoro.synthesize_batch([ClauseRequest(clause, "en", voice)])[0]
+        plain = kokoro.synthesize_batch([ClauseRequest(clause, "en", dataclasses.replace(voice, colour=None))])[0]
+        assert coloured.shape == plain.shape
+        assert np.allclose(coloured, voice_colour.apply(voice.colour, plain), atol=1e-4)
+        assert not np.allclose(coloured, plain, atol=1e-2)
+    finally:
+        await svc.close()

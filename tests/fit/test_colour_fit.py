@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from synth import voice_colour
 from synth.enroll.contract import FitTarget
-from synth.fit.colour_fit import SHARES, fit_colour, measure_colour
+from synth.fit.colour_fit import SHARES, MeasuredColour, keep_clean_share, measure_colour
 
 
 def spectral_distance_db(target: FitTarget, audio: np.ndarray) -> float:
@@ -17,10 +18,15 @@ def spectral_distance_db(target: FitTarget, audio: np.ndarray) -> float:
     return float(np.sqrt(np.mean((diff - diff.mean()) ** 2)) * 20.0 / np.log(10.0))
 
 
+@pytest.fixture(scope="module")
+def measured(english_target: FitTarget, start_pack: np.ndarray) -> MeasuredColour:
+    """The curve from a Japanese stock voice's renders to a real English recording."""
+    return measure_colour(english_target, start_pack)
+
+
 def test_the_colour_brings_the_renders_spectrum_to_the_recordings(
-    english_target: FitTarget, start_pack: np.ndarray
+    english_target: FitTarget, measured: MeasuredColour
 ) -> None:
-    measured = measure_colour(english_target, start_pack)
     before = spectral_distance_db(english_target, measured.renders)
     after = spectral_distance_db(english_target, voice_colour.apply(measured.taps(), measured.renders))
     assert before > 2.0  # a Japanese stock voice is not this English reader
@@ -29,9 +35,9 @@ def test_the_colour_brings_the_renders_spectrum_to_the_recordings(
 
 
 def test_the_whole_curve_is_kept_when_it_sounds_clean_and_none_when_every_share_sounds_worse(
-    english_target: FitTarget, start_pack: np.ndarray
+    measured: MeasuredColour,
 ) -> None:
-    kept = fit_colour(english_target, start_pack, quality=lambda audio: 1.0)
+    kept = keep_clean_share(measured, quality=lambda audio: 1.0)
     assert kept.guard is not None and kept.guard.scale == 1.0 and kept.taps is not None
     assert kept.taps.shape == (voice_colour.TAPS,)
     assert np.abs(kept.gains_db).max() > 3.0
@@ -44,6 +50,6 @@ def test_the_whole_curve_is_kept_when_it_sounds_clean_and_none_when_every_share_
         first.append(first[0] if first else audio.copy())  # the guard scores the uncoloured renders first
         return 0.0 if np.array_equal(audio, first[0]) else -1.0
 
-    refused = fit_colour(english_target, start_pack, quality=dislikes_change)
+    refused = keep_clean_share(measured, quality=dislikes_change)
     assert refused.guard is not None and [share for share, _ in refused.guard.tried] == list(SHARES)
     assert refused.taps is None and refused.guard.scale == 0.0 and not refused.gains_db.any()
