@@ -68,10 +68,10 @@ def read_24k(path: Path) -> np.ndarray:
     return audio
 
 
-def speak(engine, pack: np.ndarray, lang: str) -> np.ndarray:  # type: ignore[no-untyped-def]
+def speak(engine, pack: np.ndarray, lang: str, colour: np.ndarray | None = None) -> np.ndarray:  # type: ignore[no-untyped-def]
     from synth.engines.base import ClauseRequest, Voice
 
-    voice = Voice(id="bench", engine="kokoro", params=pack, owner="bench")
+    voice = Voice(id="bench", engine="kokoro", params=pack, owner="bench", colour=colour)
     gap = np.zeros(int(GAP_S * 24000), np.float32)
     parts = []
     for text in EVAL_SENTENCES[lang]:
@@ -122,7 +122,9 @@ def main(argv: list[str]) -> None:
     torch.set_num_threads(1)
     from synth.engines.kokoro import KokoroEngine
     from synth.enroll import features, judge, quality
+    from synth.enroll.tasks import COLOUR_CPU_S
     from synth.fit import fit_style, nearest_stock_pack
+    from synth.fit.colour_fit import fit_colour
     from synth.fit.quality_guard import GuardResult
 
     speakers = sorted(p.name[: -len("_enroll.wav")] for p in args.voices.glob("*_enroll.wav"))
@@ -147,9 +149,10 @@ def main(argv: list[str]) -> None:
             target,
             stock_pack,
             progress=report if args.verbose else lambda f, s: None,
-            cpu_budget_s=args.budget,
+            cpu_budget_s=args.budget - COLOUR_CPU_S,  # as the enrollment job splits its budget
             on_guard=guards.append,
         )
+        colour = fit_colour(target, fitted, deadline=t0 + args.budget)
         fit_cpu = time.process_time() - t0
         row: dict[str, object] = {
             "speaker": speaker,
@@ -159,12 +162,18 @@ def main(argv: list[str]) -> None:
             "fit_cpu_s": round(fit_cpu, 1),
             # The fit's quality guard: the share of the fitted offset kept, and its DNSMOS check (test sentence).
             "guard": guard_record(guards[0]) if guards else None,
+            # The colour (recording's long-term spectrum) kept after its own quality check, dB per mel band.
+            "colour_guard": guard_record(colour.guard) if colour.guard else None,
+            "colour_db_every_8th_band": [round(float(g), 1) for g in colour.gains_db[::8]],
         }
         if args.save_packs is not None:
             args.save_packs.mkdir(parents=True, exist_ok=True)
             np.save(args.save_packs / f"{speaker}.npy", fitted)
-        for label, pack in (("stock", stock_pack), ("fitted", fitted)):
-            scores = score_output(speak(engine, pack, lang), probes, speaker)
+        # "fitted" is what is served (pack and colour); "fitted_pack_only" shows what the colour adds.
+        for label, pack, taps in (
+            ("stock", stock_pack, None), ("fitted_pack_only", fitted, None), ("fitted", fitted, colour.taps)
+        ):
+            scores = score_output(speak(engine, pack, lang, taps), probes, speaker)
             scores["normalised"] = round(normalised(float(scores["judge_raw"])), 4)  # type: ignore[arg-type]
             scores["normalised_remeasured"] = round(
                 normalised(float(scores["judge_raw"]), remeasured["different_speaker"], remeasured["same_speaker"]),
@@ -207,7 +216,9 @@ def merge(paths: list[Path], out: str) -> None:
 
 def summarise(rows: list[dict]) -> dict[str, object]:  # type: ignore[type-arg]
     out: dict[str, object] = {"speakers": len(rows)}
-    for label in ("stock", "fitted"):
+    for label in ("stock", "fitted_pack_only", "fitted"):
+        if not all(label in r for r in rows):
+            continue
         out[label] = {
             "mean_judge_raw": round(float(np.mean([r[label]["judge_raw"] for r in rows])), 4),
             "mean_normalised": round(float(np.mean([r[label]["normalised"] for r in rows])), 4),
@@ -227,14 +238,22 @@ def plot(rows: list[dict], path: Path) -> None:  # type: ignore[type-arg]
     import matplotlib.pyplot as plt
 
     names = [r["speaker"] for r in rows] + ["mean"]
-    stock = [r["stock"]["normalised"] for r in rows]
-    fitted = [r["fitted"]["normalised"] for r in rows]
-    stock.append(float(np.mean(stock)))
-    fitted.append(float(np.mean(fitted)))
+    bars = [
+        (label, legend)
+        for label, legend in (
+            ("stock", "nearest stock voice"),
+            ("fitted_pack_only", "fitted style, no colour"),
+            ("fitted", "fitted style and colour (served)"),
+        )
+        if all(label in r for r in rows)
+    ]
     x = np.arange(len(names))
+    width = 0.8 / len(bars)
     fig, ax = plt.subplots(figsize=(max(6, 1.1 * len(names)), 4))
-    ax.bar(x - 0.2, stock, 0.4, label="nearest stock voice")
-    ax.bar(x + 0.2, fitted, 0.4, label="fitted voice")
+    for i, (label, legend) in enumerate(bars):
+        values = [r[label]["normalised"] for r in rows]
+        values.append(float(np.mean(values)))
+        ax.bar(x - 0.4 + width * (i + 0.5), values, width, label=legend)
     ax.axhline(0.5, color="grey", linestyle="--", linewidth=1, label="goal 0.5")
     ax.set_xticks(x, names, rotation=30, ha="right")
     ax.set_ylabel("judge similarity to probe (0..1 scale)")
