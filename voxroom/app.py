@@ -117,6 +117,7 @@ def wire_enrollment(ctx: ServerContext, enrollment: EnrollmentService) -> None:
 
     enrollment.purge_cached_audio = purge_cached_audio
     enrollment.on_voice_ready = voice_ready
+    enrollment.on_fit_finished = ctx.metrics.record_voice_fit
 
 
 def build_context(settings: Settings) -> ServerContext:

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+if TYPE_CHECKING:
+    from synth.enroll.service import FitOutcome
 
 LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.5, 5.0, 10.0)
 
@@ -131,9 +136,43 @@ class Metrics:
             "voxroom_detections_total", "Watermark detections, by verdict", ["verdict"], registry=r
         )
 
+        self.voice_fits = Counter(
+            "voxroom_voice_fits_total", "Voice fits finished, by outcome (ready, failed)", ["outcome"], registry=r
+        )
+        self.voice_fit_cpu = Histogram(
+            "voxroom_voice_fit_cpu_seconds",
+            "CPU seconds of one voice fit (background process), scoring included",
+            buckets=(15, 30, 60, 120, 180, 240, 300, 450, 600),
+            registry=r,
+        )
+        self.voice_fit_similarity = Histogram(
+            "voxroom_voice_fit_similarity",
+            "Judged similarity of a fitted voice to its recording, 0 = a stranger, 1 = the same person",
+            buckets=(0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0),
+            registry=r,
+        )
+        self.voice_colours = Counter(
+            "voxroom_voice_colours_total",
+            "Fitted voices by the share of the recording's colour kept (0 to 1; skipped: no time left for it)",
+            ["share"],
+            registry=r,
+        )
+
     def record_embed(self, cpu_s: float, audio_s: float) -> None:
         self.watermark_embed.observe(cpu_s)
         self.watermark_audio.inc(audio_s)
+
+    def record_voice_fit(self, outcome: FitOutcome) -> None:
+        if not outcome.ready:
+            self.voice_fits.labels("failed").inc()
+            return
+        self.voice_fits.labels("ready").inc()
+        if outcome.cpu_s is not None:
+            self.voice_fit_cpu.observe(outcome.cpu_s)
+        if outcome.similarity is not None:
+            self.voice_fit_similarity.observe(outcome.similarity)
+        share = "skipped" if outcome.colour_share is None else f"{outcome.colour_share:g}"
+        self.voice_colours.labels(share).inc()
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

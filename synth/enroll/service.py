@@ -36,6 +36,19 @@ DEFAULT_MAX_UPLOAD_BYTES = 32 * 1024 * 1024  # 5 min of 16-bit 48 kHz mono WAV f
 
 OwnerHook = Callable[[str], Awaitable[None]]
 VoiceReadyHook = Callable[[str, dict[str, Any]], Awaitable[None]]
+
+
+@dataclasses.dataclass(frozen=True)
+class FitOutcome:
+    """What an operator needs of a finished fit (no owner: logs and metrics keep no names)."""
+
+    ready: bool  # False: the fit failed and the voice stays on its stock pack
+    cpu_s: float | None = None
+    similarity: float | None = None  # the 0..1 score the owner sees
+    colour_share: float | None = None  # None: the fit left no time for the colour
+
+
+FitObserver = Callable[[FitOutcome], None]
 ConsentInfo = Callable[[str], Awaitable[dict[str, Any]]]
 
 
@@ -101,6 +114,7 @@ class EnrollmentService:
         purge_cached_audio: OwnerHook | None = None,
         consent_info: ConsentInfo | None = None,
         on_voice_ready: VoiceReadyHook | None = None,
+        on_fit_finished: FitObserver | None = None,
     ) -> None:
         self.store = store
         self.workers = workers
@@ -113,6 +127,7 @@ class EnrollmentService:
         self.purge_cached_audio = purge_cached_audio
         self.consent_info = consent_info
         self.on_voice_ready = on_voice_ready
+        self.on_fit_finished = on_fit_finished  # metrics
         self._locks: dict[str, asyncio.Lock] = {}
         self._voices: dict[str, Voice] = {}
         self._progress: dict[str, tuple[float, str]] = {}
@@ -219,7 +234,8 @@ class EnrollmentService:
         async with self._lock(owner):
             current = await asyncio.to_thread(self._load_quietly, owner)
             if current is None or current.version != record.version:
-                return  # deleted or re-enrolled meanwhile
+                log.info("voice fit finished for a voice since deleted or re-enrolled; result dropped")
+                return
             meta = dict(current.meta)
             arrays = dict(current.arrays)
             version = current.version
@@ -242,10 +258,24 @@ class EnrollmentService:
             self._voices[owner] = _voice_of(updated)
             self._progress.pop(owner, None)
             self._fits.pop(owner, None)
+        self._report_fit(result, meta)
         if result is not None and self.on_voice_ready is not None:
             await self.on_voice_ready(
                 owner, {"voice_id": owner, "version": version, **wire_similarity(meta["similarity"])}
             )
+
+    def _report_fit(self, result: Any, meta: dict[str, Any]) -> None:
+        if result is None:
+            outcome = FitOutcome(ready=False)
+        else:
+            outcome = FitOutcome(True, result.cpu_s, meta["similarity"]["score"], result.colour_share)
+            colour = "skipped, no time" if outcome.colour_share is None else f"{outcome.colour_share:.0%} kept"
+            log.info(
+                "voice fit ready in %.0f CPU-s (%s): similarity %.2f, colour %s",
+                outcome.cpu_s, result.method, outcome.similarity, colour,
+            )
+        if self.on_fit_finished is not None:
+            self.on_fit_finished(outcome)
 
     async def resume_pending(self) -> int:
         """At start-up: restart the fit of every voice whose fit had not finished."""

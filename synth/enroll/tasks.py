@@ -40,6 +40,8 @@ class FitResult:
     colour: np.ndarray | None  # FIR taps (synth.voice_colour), None when no colour sounded clean
     similarity_raw: float
     method: str
+    colour_share: float | None  # share of the measured colour kept (0 to 1); None: the fit left no time for it
+    cpu_s: float  # CPU seconds of the whole fit, scoring included
 
 
 @functools.cache
@@ -104,13 +106,15 @@ def fit_voice(
             cpu_budget_s=max(1.0, cpu_budget_s - COLOUR_CPU_S),
         )
     )
-    colour = None
+    colour, colour_share = None, None
     if time.process_time() + COLOUR_CPU_S <= started + cpu_budget_s:  # else no time to show it sounds clean
         progress(0.85, "matching the colour of the recording")
-        colour = fit_colour(target, pack, deadline=started + cpu_budget_s).taps
+        fitted_colour = fit_colour(target, pack, deadline=started + cpu_budget_s)
+        colour = fitted_colour.taps
+        colour_share = fitted_colour.guard.scale if fitted_colour.guard is not None else 0.0
     progress(0.95, "scoring the new voice")
     lang = language_hint if language_hint in render.TEST_SENTENCES else "ja"
     rendered = render.render(pack, lang, colour)
     similarity_raw = judge.cosine(judge.embed_speech_of(rendered, render.RATE), judge_print)
     progress(1.0, "done")
-    return FitResult(pack, colour, similarity_raw, method)
+    return FitResult(pack, colour, similarity_raw, method, colour_share, time.process_time() - started)

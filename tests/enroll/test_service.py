@@ -19,8 +19,10 @@ from synth.enroll.errors import RecordingRejected, UnsupportedAudioType, UploadT
 from synth.enroll.jobs import EnrollmentWorkers
 from synth.enroll.render import stock_packs
 from synth.enroll.service import EnrollmentService
+from synth.fit.colour_fit import SHARES
 from synth.voicestore import VoiceStore, load_or_create_deployment_key
 from tests.enroll.conftest import files_under, leaked_runs, sample_runs, voice_path, wav_bytes
+from voxroom.metrics import Metrics
 
 
 class Hooks:
@@ -57,6 +59,11 @@ async def service(tmp_path: Path, workers: EnrollmentWorkers, hooks: Hooks) -> A
     )
     yield svc
     await svc.close()
+
+
+def metric(metrics: Metrics, name: str, **labels: str) -> float:
+    value = metrics.registry.get_sample_value(name, labels)
+    return 0.0 if value is None else value
 
 
 def audio_needles(wav: bytes) -> list[bytes]:
@@ -218,13 +225,24 @@ async def test_a_fitted_voice_keeps_its_colour_encrypted_and_speaks_with_it(
     from synth.enroll.tasks import COLOUR_CPU_S
 
     store = VoiceStore(tmp_path / "voices", load_or_create_deployment_key(tmp_path))
+    metrics = Metrics()
     # Enough CPU for a short style fit (its own setup takes a few seconds) and the colour after it.
-    svc = EnrollmentService(store, workers, fit_cpu_budget_s=COLOUR_CPU_S + 8.0)
+    svc = EnrollmentService(
+        store, workers, fit_cpu_budget_s=COLOUR_CPU_S + 8.0, on_fit_finished=metrics.record_voice_fit
+    )
     try:
         await svc.enroll("fay", voice_path("en_533_enroll.wav").read_bytes(), "audio/wav", language_hint="en")
         await svc.wait_for_fit("fay")
         voice = await svc.voice_for("fay")
         assert voice is not None and voice.colour is not None and voice.colour.shape == (voice_colour.TAPS,)
+
+        # An operator sees the fit in /metrics: its CPU time, its score and how much colour was kept.
+        score = (await svc.status("fay"))["similarity"]
+        assert metric(metrics, "voxroom_voice_fits_total", outcome="ready") == 1.0
+        assert metric(metrics, "voxroom_voice_fit_similarity_sum") == pytest.approx(score, abs=1e-6)
+        assert 5.0 < metric(metrics, "voxroom_voice_fit_cpu_seconds_sum") < 3 * (COLOUR_CPU_S + 8.0)
+        kept = [float(s) for s in SHARES if metric(metrics, "voxroom_voice_colours_total", share=f"{s:g}") == 1.0]
+        assert len(kept) == 1 and kept[0] > 0.0
         record = store.load("fay")
         assert record is not None and "colour" in record.arrays
         assert leaked_runs(tmp_path, array_needles({"colour": record.arrays["colour"]})) == []
@@ -235,5 +253,37 @@ async def test_a_fitted_voice_keeps_its_colour_encrypted_and_speaks_with_it(
         assert coloured.shape == plain.shape
         assert np.allclose(coloured, voice_colour.apply(voice.colour, plain), atol=1e-4)
         assert not np.allclose(coloured, plain, atol=1e-2)
+    finally:
+        await svc.close()
+
+
+class FitFails:
+    """The real workers, but every fit dies (as a worker killed mid-fit would)."""
+
+    def __init__(self, workers: EnrollmentWorkers) -> None:
+        self.workers = workers
+
+    async def analyse(self, *args: Any, **kwargs: Any) -> Any:
+        return await self.workers.analyse(*args, **kwargs)
+
+    async def fit(self, *args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("the fit process died")
+
+
+async def test_a_failed_fit_keeps_the_stock_voice_and_is_counted(tmp_path: Path, workers: EnrollmentWorkers) -> None:
+    store = VoiceStore(tmp_path / "voices", load_or_create_deployment_key(tmp_path))
+    metrics = Metrics()
+    svc = EnrollmentService(store, FitFails(workers), on_fit_finished=metrics.record_voice_fit)  # type: ignore[arg-type]
+    try:
+        result = await svc.enroll("gus", voice_path("en_533_enroll.wav").read_bytes(), "audio/wav")
+        await svc.wait_for_fit("gus")
+        status = await svc.status("gus")
+        assert status["status"] == "failed" and "RuntimeError" in status["error"]
+        voice = await svc.voice_for("gus")  # still speaks, in the nearest stock voice
+        assert voice is not None and voice.colour is None
+        np.testing.assert_array_equal(voice.params, stock_packs()[str(result.similarity["of"]).removeprefix("stock:")])
+        assert metric(metrics, "voxroom_voice_fits_total", outcome="failed") == 1.0
+        assert metric(metrics, "voxroom_voice_fits_total", outcome="ready") == 0.0
+        assert metric(metrics, "voxroom_voice_fit_cpu_seconds_count") == 0.0
     finally:
         await svc.close()
