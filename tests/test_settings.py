@@ -30,3 +30,15 @@ def test_several_workers_share_the_cores_through_the_engines_one_thread_copy(
 ) -> None:
     settings = load_settings(None, {"VOXROOM_DATA_DIR": str(tmp_path), "VOXROOM_ENGINE_WORKERS": workers})
     assert engine_options(settings)["narrow_when_shared"] is narrow
+
+
+@pytest.mark.parametrize("variable", ["VOXROOM_VOICE_KEY", "VOXROOM_SECRET_KEY"])
+def test_the_deployment_key_answers_to_both_its_names(tmp_path: Path, variable: str) -> None:
+    key = "ab" * 32
+    settings = load_settings(None, {"VOXROOM_DATA_DIR": str(tmp_path), variable: key})
+    assert settings.voice_key == key
+
+
+def test_the_main_name_of_the_deployment_key_wins_over_its_alias(tmp_path: Path) -> None:
+    environ = {"VOXROOM_DATA_DIR": str(tmp_path), "VOXROOM_VOICE_KEY": "ab" * 32, "VOXROOM_SECRET_KEY": "cd" * 32}
+    assert load_settings(None, environ).voice_key == "ab" * 32

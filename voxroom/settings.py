@@ -196,6 +196,8 @@ SETTING_SPECS: list[tuple[str, str, Any, str]] = [
 
 # Shorter spellings some flags also answer to.
 FLAG_ALIASES = {"models_dir": ["--models"]}
+# Other names some variables also answer to (read when the main name is unset).
+ENV_ALIASES = {"voice_key": ["VOXROOM_SECRET_KEY"]}  # the deployment key's name in the enrollment spec
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -216,6 +218,7 @@ def load_settings(args: argparse.Namespace | None = None, environ: Mapping[str, 
     values: dict[str, Any] = {}
     for name, env, parse, _ in SETTING_SPECS:
         flag_value = getattr(args, name, None) if args is not None else None
+        env = next((e for e in (env, *ENV_ALIASES.get(name, [])) if environ.get(e)), env)
         if flag_value is not None:
             values[name] = flag_value
         elif environ.get(env):
