@@ -124,7 +124,7 @@ def main(argv: list[str]) -> None:
     from synth.enroll import features, judge, quality
     from synth.enroll.tasks import COLOUR_CPU_S
     from synth.fit import fit_style, nearest_stock_pack
-    from synth.fit.colour_fit import fit_colour
+    from synth.fit.colour_fit import keep_clean_share, measure_colour
     from synth.fit.quality_guard import GuardResult
 
     speakers = sorted(p.name[: -len("_enroll.wav")] for p in args.voices.glob("*_enroll.wav"))
@@ -152,7 +152,8 @@ def main(argv: list[str]) -> None:
             cpu_budget_s=args.budget - COLOUR_CPU_S,  # as the enrollment job splits its budget
             on_guard=guards.append,
         )
-        colour = fit_colour(target, fitted, deadline=t0 + args.budget)
+        measured = measure_colour(target, fitted)  # fit_colour, in two steps: the whole curve is scored too
+        colour = keep_clean_share(measured, deadline=t0 + args.budget)
         fit_cpu = time.process_time() - t0
         row: dict[str, object] = {
             "speaker": speaker,
@@ -169,9 +170,11 @@ def main(argv: list[str]) -> None:
         if args.save_packs is not None:
             args.save_packs.mkdir(parents=True, exist_ok=True)
             np.save(args.save_packs / f"{speaker}.npy", fitted)
-        # "fitted" is what is served (pack and colour); "fitted_pack_only" shows what the colour adds.
+        # "fitted" is what is served (pack and colour); "fitted_pack_only" shows what the colour adds, and
+        # "fitted_full_colour" what the colour's quality check gives up (the whole curve, never served).
         for label, pack, taps in (
-            ("stock", stock_pack, None), ("fitted_pack_only", fitted, None), ("fitted", fitted, colour.taps)
+            ("stock", stock_pack, None), ("fitted_pack_only", fitted, None), ("fitted", fitted, colour.taps),
+            ("fitted_full_colour", fitted, measured.taps(1.0)),
         ):
             scores = score_output(speak(engine, pack, lang, taps), probes, speaker)
             scores["normalised"] = round(normalised(float(scores["judge_raw"])), 4)  # type: ignore[arg-type]
@@ -216,7 +219,7 @@ def merge(paths: list[Path], out: str) -> None:
 
 def summarise(rows: list[dict]) -> dict[str, object]:  # type: ignore[type-arg]
     out: dict[str, object] = {"speakers": len(rows)}
-    for label in ("stock", "fitted_pack_only", "fitted"):
+    for label in ("stock", "fitted_pack_only", "fitted", "fitted_full_colour"):
         if not all(label in r for r in rows):
             continue
         out[label] = {
