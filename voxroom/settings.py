@@ -204,6 +204,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add one --flag per setting; unset flags stay None so the environment can fill them."""
     for name, env, parse, help_text in SETTING_SPECS:
         flags = ["--" + name.replace("_", "-"), *FLAG_ALIASES.get(name, [])]
+        env = " or ".join([env, *ENV_ALIASES.get(name, [])])
         if parse is _bool:
             parser.add_argument(
                 *flags, dest=name, action="store_const", const=True, default=None, help=f"{help_text} [{env}]"

@@ -36,6 +36,7 @@ DEFAULT_MAX_UPLOAD_BYTES = 32 * 1024 * 1024  # 5 min of 16-bit 48 kHz mono WAV f
 
 OwnerHook = Callable[[str], Awaitable[None]]
 VoiceReadyHook = Callable[[str, dict[str, Any]], Awaitable[None]]
+ConsentInfo = Callable[[str], Awaitable[dict[str, Any]]]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -49,7 +50,6 @@ class FitOutcome:
 
 
 FitObserver = Callable[[FitOutcome], None]
-ConsentInfo = Callable[[str], Awaitable[dict[str, Any]]]
 
 
 @dataclasses.dataclass(frozen=True)
