@@ -253,6 +253,35 @@ async def test_speaker_sends_the_first_piece_before_the_clause_is_done_and_loses
         await scheduler.stop()
 
 
+async def test_the_first_packets_leave_before_the_rest_of_the_first_piece_is_encoded() -> None:
+    from synth.speech import FIRST_SEND_S, Speaker, plan_clauses
+
+    engine = FakeEngine(compute_s_per_audio_s=0.0)
+    scheduler = await started(engine, max_first_audio_s=0.0)
+    filtered: list[tuple[int, float]] = []  # (samples, when the filter started on them)
+
+    def slow_filter(pcm: np.ndarray, rate: int) -> np.ndarray:  # costs like the watermark: more audio, more time
+        filtered.append((pcm.size, time.perf_counter()))
+        time.sleep(0.3 * pcm.size / rate)
+        return pcm
+
+    try:
+        speaker = Speaker(engine, scheduler, chunk_filter=slow_filter)
+        clauses = plan_clauses("hello there")  # one clause of about 0.9 s, rendered as one piece
+        voice = engine.stock_voice("buzz")
+        arrivals = []
+        async for _packet in speaker.packets(clauses, voice, always, sender="s"):
+            arrivals.append(time.perf_counter())
+        whole = engine.render(ClauseRequest(clauses[0].text, clauses[0].lang, voice)).size
+        assert [size for size, _ in filtered] == [int(FIRST_SEND_S * engine.sample_rate),
+                                                   whole - int(FIRST_SEND_S * engine.sample_rate)]
+        assert arrivals[0] < filtered[1][1]  # the first packets left before the rest of the piece was encoded
+        assert abs(len(arrivals) * 0.02 - whole / engine.sample_rate) < 0.05  # every sample was encoded
+        assert scheduler.metrics.stream_underruns._value.get() == 0  # type: ignore[attr-defined]
+    finally:
+        await scheduler.stop()
+
+
 @pytest.mark.parametrize(("gap_s", "underruns"), [(0.05, 0), (0.9, 1)])
 async def test_a_piece_that_leaves_after_its_place_in_the_stream_counts_as_a_gap(gap_s: float, underruns: int) -> None:
     from synth.speech import Speaker, plan_clauses
