@@ -160,7 +160,7 @@ class Scheduler:
         loop = asyncio.get_running_loop()
         costs, first_pieces, lengths = [], [], []
         for clause in clauses:
-            speech_s = spoken_seconds(clause.text)
+            speech_s = spoken_seconds(clause.text, clause.lang)
             started = time.perf_counter()
             if self.streams_first:  # as a first clause is rendered: its first piece is timed too
                 pieces: asyncio.Queue[np.ndarray] = asyncio.Queue()
@@ -378,7 +378,7 @@ class Scheduler:
         """
         loop = asyncio.get_running_loop()
         future: asyncio.Future[np.ndarray] = loop.create_future()
-        speech_s = spoken_seconds(clause.text) if speech_s is None else speech_s
+        speech_s = spoken_seconds(clause.text, clause.lang) if speech_s is None else speech_s
         streamed = pieces is not None and self.streams_first
         item = _Queued(
             self._order(deadline, speech_s, streamed=streamed), next(self._seq), clause, wanted, future, loop.time(),

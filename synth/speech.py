@@ -80,7 +80,7 @@ def clause_timings(clauses: list[Clause]) -> list[ClauseTiming]:
     """Predicted speech of each clause and audio (speech and pauses) before it: for admission and deadlines."""
     timings, before = [], 0.0
     for index, clause in enumerate(clauses):
-        speech = spoken_seconds(clause.text)
+        speech = spoken_seconds(clause.text, clause.lang)
         timings.append(ClauseTiming(speech_s=speech, audio_before_s=before))
         before += speech + (clause.pause_after_s if index < len(clauses) - 1 else 0.0)
     return timings

@@ -87,7 +87,9 @@ def test_a_short_sentence_rides_with_the_clause_before_it() -> None:
 
 
 def test_digits_count_as_words_in_the_predicted_length() -> None:
-    assert spoken_seconds("263") > spoken_seconds("ok") * 3  # "two hundred sixty-three"
+    assert spoken_seconds("263") > spoken_seconds("ok") * 3  # 二百六十三
+    assert spoken_seconds("263", "en") > spoken_seconds("263", "zh")  # "two hundred and sixty-three"
+    assert spoken_seconds("好的", "en") == spoken_seconds("好的")  # only digits are read differently
 
 
 def test_a_clause_of_digits_alone_is_spoken_in_the_message_language() -> None:

@@ -183,3 +183,23 @@ def test_without_the_one_thread_copy_every_clause_uses_all_threads(engine: Kokor
     assert engine._narrow is None and not engine.narrow_when_shared
     with engine._rendering():
         assert engine._graphs_for_call() is engine._graphs()
+
+
+def test_a_number_is_predicted_as_long_as_words_of_its_language(engine: KokoroEngine) -> None:
+    """Admission predicts render time from spoken_seconds: a clause of digits must not look shorter than it
+    sounds (English reads 281 as "two hundred and eighty-one", Chinese as 二百八十一)."""
+    from synth.text.segment import spoken_seconds
+
+    voice = engine.stock_voice(engine.stock_voices()[0].name)
+
+    def audio_per_predicted_second(texts: tuple[str, ...], lang: str) -> float:
+        ratios = []
+        for text in texts:
+            audio = engine.render_clause(ClauseRequest(text, lang, voice)).size / engine.sample_rate
+            ratios.append(audio / spoken_seconds(text, lang))
+        return sum(ratios) / len(ratios)
+
+    for lang, words in (("en", ("See you in five minutes.", "Can you hear me clearly now?")),
+                        ("zh", ("再讨论一下。", "我马上就到，"))):
+        relative = audio_per_predicted_second(("281", "536", "947"), lang) / audio_per_predicted_second(words, lang)
+        assert 0.75 < relative < 1.2, (lang, relative)  # measured: en 1.04-1.10 (1.34-1.41 at 0.35 s a digit)
