@@ -84,3 +84,27 @@ def stock_clause_features(engine: Any, voices: Iterable[str], clauses: Iterable[
             tokens = engine.tokens_for(engine.g2p.phonemize(text, lang))
             style, features = engine._front(tokens, pack)
             yield voice, text, style, features
+
+
+def warm_kokoro_graphs() -> tuple[Any, Any]:
+    """(engine, its graphs with all threads): the stock Kokoro engine, warmed up, for decoder benchmarks."""
+    from synth.engines.kokoro import KokoroEngine
+
+    engine = KokoroEngine()
+    engine.warm_up()
+    return engine, engine._graphs()
+
+
+def trimmed_audio_change(whole: Any, cut: Any, sample_rate: int) -> dict[str, float]:
+    """How a cheaper decode of a clause sounds against the whole one, both trimmed of silence as served: the
+    judge's cosine between them and DNSMOS of each."""
+    from synth.engines.kokoro import trim_silence
+    from synth.enroll import dnsmos, judge, speech
+
+    a16 = speech.to_16k(trim_silence(whole, sample_rate), sample_rate)
+    b16 = speech.to_16k(trim_silence(cut, sample_rate), sample_rate)
+    return {
+        "judge_cosine": round(judge.cosine(judge.embed(a16), judge.embed(b16)), 3),
+        "dnsmos_ovrl": round(dnsmos.score(a16).ovrl, 3),
+        "dnsmos_ovrl_cut": round(dnsmos.score(b16).ovrl, 3),
+    }

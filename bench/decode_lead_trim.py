@@ -24,8 +24,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import machine, stock_clause_features, write_result  # noqa: E402
-from synth.engines.kokoro import KokoroEngine, trim_silence  # noqa: E402
+from bench.common import machine, stock_clause_features, trimmed_audio_change, warm_kokoro_graphs, write_result  # noqa: E402
 from synth.engines.kokoro_graph import SAMPLES_PER_FRAME  # noqa: E402
 
 CLAUSES = [
@@ -54,19 +53,13 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--name", default="decode_lead_trim", help="result file name under bench/results/")
     args = parser.parse_args()
-    from synth.enroll import dnsmos, judge, speech
-
-    engine = KokoroEngine()
-    engine.warm_up()
-    graphs = engine._graphs()
+    engine, graphs = warm_kokoro_graphs()
     rows = []
     for voice, text, style, features in stock_clause_features(engine, VOICES, CLAUSES):
         start = max(0, features.lead_frames() - args.keep)
         whole_s, whole = timed_decode(graphs, features, style, 0, args.repeats)
         cut_s, cut = timed_decode(graphs, features, style, start, args.repeats)
         aligned = whole[start * SAMPLES_PER_FRAME :][: cut.size]
-        a16 = speech.to_16k(trim_silence(whole, engine.sample_rate), engine.sample_rate)
-        b16 = speech.to_16k(trim_silence(cut, engine.sample_rate), engine.sample_rate)
         row = {
             "voice": voice,
             "text": text,
@@ -75,9 +68,7 @@ def main() -> None:
             "decode_ms": round(1000 * whole_s, 1),
             "decode_cut_ms": round(1000 * cut_s, 1),
             "correlation": round(float(np.corrcoef(aligned, cut[: aligned.size])[0, 1]), 3),
-            "judge_cosine": round(judge.cosine(judge.embed(a16), judge.embed(b16)), 3),
-            "dnsmos_ovrl": round(dnsmos.score(a16).ovrl, 3),
-            "dnsmos_ovrl_cut": round(dnsmos.score(b16).ovrl, 3),
+            **trimmed_audio_change(whole, cut, engine.sample_rate),
         }
         rows.append(row)
         print(row, flush=True)

@@ -30,8 +30,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import machine, stock_clause_features, write_result  # noqa: E402
-from synth.engines.kokoro import SILENCE_THRESHOLD, KokoroEngine, trim_silence  # noqa: E402
+from bench.common import machine, stock_clause_features, trimmed_audio_change, warm_kokoro_graphs, write_result  # noqa: E402
+from synth.engines.kokoro import SILENCE_THRESHOLD, trim_silence  # noqa: E402
 from synth.engines.kokoro_graph import SAMPLES_PER_FRAME  # noqa: E402
 
 CLAUSES = [
@@ -76,11 +76,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--name", default="decode_tail_trim", help="result file name under bench/results/")
     args = parser.parse_args()
-    from synth.enroll import dnsmos, judge, speech
-
-    engine = KokoroEngine()
-    engine.warm_up()
-    graphs = engine._graphs()
+    engine, graphs = warm_kokoro_graphs()
     rows = []
     for voice, text, style, features in stock_clause_features(engine, VOICES, CLAUSES):
         end = cut_frame(features, long=args.long, after=args.after)
@@ -97,17 +93,13 @@ def main() -> None:
             kept_cut = trim_silence(cut, engine.sample_rate)
             begin = int(np.flatnonzero(np.abs(whole) > SILENCE_THRESHOLD)[0])
             span = min(kept.size, kept_cut.size)
-            a16 = speech.to_16k(kept, engine.sample_rate)
-            b16 = speech.to_16k(kept_cut, engine.sample_rate)
             row |= {
                 "clipped": last_loud_frame > end - 2,
                 "decode_cut_ms": round(1000 * cut_s, 1),
                 "kept_s": round(kept.size / engine.sample_rate, 3),
                 "kept_cut_s": round(kept_cut.size / engine.sample_rate, 3),
                 "correlation": round(float(np.corrcoef(whole[begin:][:span], cut[begin:][:span])[0, 1]), 4),
-                "judge_cosine": round(judge.cosine(judge.embed(a16), judge.embed(b16)), 3),
-                "dnsmos_ovrl": round(dnsmos.score(a16).ovrl, 3),
-                "dnsmos_ovrl_cut": round(dnsmos.score(b16).ovrl, 3),
+                **trimmed_audio_change(whole, cut, engine.sample_rate),
             }
         rows.append(row)
         print(row, flush=True)
