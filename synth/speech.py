@@ -35,10 +35,11 @@ log = logging.getLogger(__name__)
 # client's jitter buffer holds (bench/load.py plays 200 ms behind the first frame).
 LISTENER_BUFFER_S = 0.2
 
-# An utterance's first piece is encoded in two parts: its first this-many seconds alone, so the first packets
+# Every piece the engine hands over is encoded in two parts, its first this-many seconds alone, so its first packets
 # leave without waiting for the whole piece's watermark and Opus encoding (20-50 ms for a second of audio while the
-# engine decodes the rest on the same two cores). Long enough to carry the watermark (MIN_EMBED_SECONDS, 0.1 s) and
-# to play while the rest of the piece is encoded.
+# engine decodes on the same two cores): the first piece is what the listener waits for, and a later piece's first
+# frames are the ones that arrive late when a stream runs short. Long enough to carry the watermark
+# (MIN_EMBED_SECONDS, 0.1 s) and to play while the rest of the piece is encoded.
 FIRST_SEND_S = 0.16
 
 # Pause after a clause, by how it ends: a sentence end breathes longer than a comma.
@@ -71,7 +72,7 @@ def plan_clauses(text: str, lang: str = "auto", *, first_streams: bool = False) 
 
 
 def first_send_parts(piece: np.ndarray, sample_rate: int) -> list[np.ndarray]:
-    """The utterance's first piece as [its first FIRST_SEND_S, the rest], or whole when it is not much longer."""
+    """A piece as [its first FIRST_SEND_S, the rest], or whole when it is not much longer."""
     cut = int(FIRST_SEND_S * sample_rate)
     return [piece] if piece.size < 2 * cut else [piece[:cut], piece[cut:]]
 
@@ -196,8 +197,7 @@ class Speaker:
                 async for piece in self._rendered(futures[index], first_pieces if index == 0 else None):
                     place = stats.audio_s  # where this piece starts in the stream
                     observed = False
-                    parts = first_send_parts(piece, self.engine.sample_rate) if stats.packets == 0 else [piece]
-                    for part in parts:
+                    for part in first_send_parts(piece, self.engine.sample_rate):
                         packets = await asyncio.to_thread(self._encode, encoder, part)
                         stats.audio_s += part.size / self.engine.sample_rate
                         if packets:

@@ -253,10 +253,10 @@ async def test_speaker_sends_the_first_piece_before_the_clause_is_done_and_loses
         await scheduler.stop()
 
 
-async def test_the_first_packets_leave_before_the_rest_of_the_first_piece_is_encoded() -> None:
+async def test_each_piece_sends_its_first_packets_before_the_rest_of_it_is_encoded() -> None:
     from synth.speech import FIRST_SEND_S, Speaker, plan_clauses
 
-    engine = FakeEngine(compute_s_per_audio_s=0.0)
+    engine = TwoPieceEngine(gap_s=0.05)  # one clause of about 0.9 s, streamed in two halves
     scheduler = await started(engine, max_first_audio_s=0.0)
     filtered: list[tuple[int, float]] = []  # (samples, when the filter started on them)
 
@@ -267,16 +267,19 @@ async def test_the_first_packets_leave_before_the_rest_of_the_first_piece_is_enc
 
     try:
         speaker = Speaker(engine, scheduler, chunk_filter=slow_filter)
-        clauses = plan_clauses("hello there")  # one clause of about 0.9 s, rendered as one piece
+        clauses = plan_clauses("hello there")
         voice = engine.stock_voice("buzz")
         arrivals = []
         async for _packet in speaker.packets(clauses, voice, always, sender="s"):
             arrivals.append(time.perf_counter())
         whole = engine.render(ClauseRequest(clauses[0].text, clauses[0].lang, voice)).size
-        assert [size for size, _ in filtered] == [int(FIRST_SEND_S * engine.sample_rate),
-                                                   whole - int(FIRST_SEND_S * engine.sample_rate)]
-        assert arrivals[0] < filtered[1][1]  # the first packets left before the rest of the piece was encoded
+        head, halves = int(FIRST_SEND_S * engine.sample_rate), [whole // 2, whole - whole // 2]
+        assert [size for size, _ in filtered] == [head, halves[0] - head, head, halves[1] - head]
         assert abs(len(arrivals) * 0.02 - whole / engine.sample_rate) < 0.05  # every sample was encoded
+        # A piece's first packets left before the filter started on the rest of that piece.
+        assert arrivals[0] < filtered[1][1]
+        second_piece_first_packet = next(t for t in arrivals if t > filtered[2][1])
+        assert second_piece_first_packet < filtered[3][1]
         assert scheduler.metrics.stream_underruns._value.get() == 0  # type: ignore[attr-defined]
     finally:
         await scheduler.stop()
