@@ -36,10 +36,11 @@ log = logging.getLogger(__name__)
 LISTENER_BUFFER_S = 0.2
 
 # Every piece the engine hands over is encoded in two parts, its first this-many seconds alone, so its first packets
-# leave without waiting for the whole piece's watermark and Opus encoding (20-50 ms for a second of audio while the
-# engine decodes on the same two cores): the first piece is what the listener waits for, and a later piece's first
-# frames are the ones that arrive late when a stream runs short. Long enough to carry the watermark
-# (MIN_EMBED_SECONDS, 0.1 s) and to play while the rest of the piece is encoded.
+# leave without waiting for the whole piece's watermark and Opus encoding (traced: 20-50 ms for a first piece while
+# the engine decodes the rest on the same two cores; the first piece is what the listener waits for, and a later
+# piece's first frames are the ones that arrive late when a stream runs short). bench/ttfa.py could not tell the
+# difference in 7 alternating pairs (README). Long enough to carry the watermark (MIN_EMBED_SECONDS, 0.1 s) and to
+# play while the rest of the piece is encoded.
 FIRST_SEND_S = 0.16
 
 # Pause after a clause, by how it ends: a sentence end breathes longer than a comma.

@@ -39,8 +39,12 @@ class ServerProcess:
         }
         data_dir.mkdir(parents=True, exist_ok=True)
         self._log = open(self.log_path, "w")  # noqa: SIM115  (closed in stop)
+        # Run from the data dir: `python -m` puts its working directory first on sys.path, so started from a
+        # checkout it would import that checkout's code whatever PYTHONPATH says (a benchmark's `--env
+        # PYTHONPATH=<other checkout>` silently measured this one).
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "voxroom.cli", "serve"], env=full_env, stdout=self._log, stderr=subprocess.STDOUT
+            [sys.executable, "-m", "voxroom.cli", "serve"],
+            env=full_env, cwd=data_dir, stdout=self._log, stderr=subprocess.STDOUT,
         )
         self._wait_ready()
 
