@@ -86,6 +86,18 @@ def stock_clause_features(engine: Any, voices: Iterable[str], clauses: Iterable[
             yield voice, text, style, features
 
 
+def timed_decode(graphs: Any, features: Any, style: Any, start: int, end: int, repeats: int) -> tuple[float, Any]:
+    """Median seconds to decode frames [start, end) of a clause (with the phase graph a later window needs), and
+    the audio."""
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        phase = graphs.phase(features) if start > 0 else None
+        audio = graphs.decode(features, style, start, end, phase)
+        times.append(time.perf_counter() - started)
+    return statistics.median(times), audio
+
+
 def warm_kokoro_graphs() -> tuple[Any, Any]:
     """(engine, its graphs with all threads): the stock Kokoro engine, warmed up, for decoder benchmarks."""
     from synth.engines.kokoro import KokoroEngine

@@ -17,14 +17,20 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import machine, stock_clause_features, trimmed_audio_change, warm_kokoro_graphs, write_result  # noqa: E402
+from bench.common import (  # noqa: E402
+    machine,
+    stock_clause_features,
+    timed_decode,
+    trimmed_audio_change,
+    warm_kokoro_graphs,
+    write_result,
+)
 from synth.engines.kokoro_graph import SAMPLES_PER_FRAME  # noqa: E402
 
 CLAUSES = [
@@ -34,17 +40,6 @@ CLAUSES = [
     ("Sorry, my connection dropped for a second.", "en"),
 ]
 VOICES = ("jf_alpha", "jm_kumo")
-
-
-def timed_decode(graphs, features, style, start: int, repeats: int) -> tuple[float, np.ndarray]:  # type: ignore[no-untyped-def]
-    """Median seconds to decode frames [start, end) (with the phase graph a later window needs), and the audio."""
-    times = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        phase = graphs.phase(features) if start > 0 else None
-        audio = graphs.decode(features, style, start, features.frames, phase)
-        times.append(time.perf_counter() - started)
-    return statistics.median(times), audio
 
 
 def main() -> None:
@@ -57,8 +52,8 @@ def main() -> None:
     rows = []
     for voice, text, style, features in stock_clause_features(engine, VOICES, CLAUSES):
         start = max(0, features.lead_frames() - args.keep)
-        whole_s, whole = timed_decode(graphs, features, style, 0, args.repeats)
-        cut_s, cut = timed_decode(graphs, features, style, start, args.repeats)
+        whole_s, whole = timed_decode(graphs, features, style, 0, features.frames, args.repeats)
+        cut_s, cut = timed_decode(graphs, features, style, start, features.frames, args.repeats)
         aligned = whole[start * SAMPLES_PER_FRAME :][: cut.size]
         row = {
             "voice": voice,

@@ -23,14 +23,20 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import machine, stock_clause_features, trimmed_audio_change, warm_kokoro_graphs, write_result  # noqa: E402
+from bench.common import (  # noqa: E402
+    machine,
+    stock_clause_features,
+    timed_decode,
+    trimmed_audio_change,
+    warm_kokoro_graphs,
+    write_result,
+)
 from synth.engines.kokoro import SILENCE_THRESHOLD, trim_silence  # noqa: E402
 from synth.engines.kokoro_graph import SAMPLES_PER_FRAME  # noqa: E402
 
@@ -60,15 +66,6 @@ def cut_frame(features, *, long: int, after: int) -> int:  # type: ignore[no-unt
     return features.frames
 
 
-def timed_decode(graphs, features, style, end: int, repeats: int) -> tuple[float, np.ndarray]:  # type: ignore[no-untyped-def]
-    times = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        audio = graphs.decode(features, style, 0, end, None)
-        times.append(time.perf_counter() - started)
-    return statistics.median(times), audio
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--long", type=int, default=12, help="frames that make a token the long last one")
@@ -80,7 +77,7 @@ def main() -> None:
     rows = []
     for voice, text, style, features in stock_clause_features(engine, VOICES, CLAUSES):
         end = cut_frame(features, long=args.long, after=args.after)
-        whole_s, whole = timed_decode(graphs, features, style, features.frames, args.repeats)
+        whole_s, whole = timed_decode(graphs, features, style, 0, features.frames, args.repeats)
         loud = np.flatnonzero(np.abs(whole) > SILENCE_THRESHOLD)
         last_loud_frame = float(loud[-1] / SAMPLES_PER_FRAME) if loud.size else 0.0
         row: dict[str, object] = {
@@ -88,10 +85,10 @@ def main() -> None:
             "last_loud_frame": round(last_loud_frame, 1), "decode_ms": round(1000 * whole_s, 1),
         }
         if end < features.frames:
-            cut_s, cut = timed_decode(graphs, features, style, end, args.repeats)
+            cut_s, cut = timed_decode(graphs, features, style, 0, end, args.repeats)
             kept = trim_silence(whole, engine.sample_rate)
             kept_cut = trim_silence(cut, engine.sample_rate)
-            begin = int(np.flatnonzero(np.abs(whole) > SILENCE_THRESHOLD)[0])
+            begin = int(loud[0])
             span = min(kept.size, kept_cut.size)
             row |= {
                 "clipped": last_loud_frame > end - 2,
