@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import faulthandler
+import os
+import signal
+import sys
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -53,3 +59,71 @@ def voice_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerPro
     proc = ServerProcess(tmp_path_factory.mktemp("voices"), env={"VOXROOM_FIT_CPU_S": "5"})
     yield proc
     proc.stop()
+
+
+# --- Leave nothing behind -------------------------------------------------------------------------------------
+# A CI run once printed "525 passed" and then never ended. Whatever outlives the tests (a child process holding
+# the output pipe, a worker thread the interpreter joins at exit) is named here, child processes are ended, and
+# if the interpreter still has not exited a minute later every thread's stack is printed and the process exits
+# with the tests' own status, so a hang costs a minute and says where it was instead of eating CI's time limit.
+SHUTDOWN_GRACE_S = 60.0
+_exit_status = 0
+
+
+def _child_processes() -> list[tuple[int, str]]:
+    """Direct children of this process, read from /proc (Linux; elsewhere nothing is found)."""
+    children = []
+    for entry in Path("/proc").glob("[0-9]*"):
+        try:
+            stat = (entry / "stat").read_text()
+            ppid = int(stat.rsplit(")", 1)[1].split()[1])
+            command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
+        except (OSError, ValueError, IndexError):
+            continue
+        # multiprocessing's resource tracker ends by itself once this process has gone.
+        if ppid == os.getpid() and command and "resource_tracker" not in command:
+            children.append((int(entry.name), command))
+    return children
+
+
+def _end_children(children: list[tuple[int, str]]) -> None:
+    for pid, _ in children:
+        try:
+            os.kill(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+    deadline = time.monotonic() + 5.0
+    for pid, _ in children:
+        while time.monotonic() < deadline and Path(f"/proc/{pid}").exists():
+            try:
+                if os.waitpid(pid, os.WNOHANG) != (0, 0):
+                    break
+            except ChildProcessError:
+                break
+            time.sleep(0.05)
+        else:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    global _exit_status
+    _exit_status = int(exitstatus)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    threads = [t.name for t in threading.enumerate() if t is not threading.main_thread() and not t.daemon]
+    children = _child_processes()
+    if threads or children:
+        print(f"\nstill running after the tests: threads {threads}, processes {children}", file=sys.__stderr__)
+    _end_children(children)
+
+    def exit_if_stuck() -> None:
+        time.sleep(SHUTDOWN_GRACE_S)
+        print(f"\ninterpreter still exiting after {SHUTDOWN_GRACE_S:.0f} s; its threads:", file=sys.__stderr__)
+        faulthandler.dump_traceback(file=sys.__stderr__, all_threads=True)
+        os._exit(_exit_status)
+
+    threading.Thread(target=exit_if_stuck, name="exit-watchdog", daemon=True).start()
