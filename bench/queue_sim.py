@@ -47,7 +47,11 @@ from synth.admission import (  # noqa: E402
     QueueReplay,
     RenderCostModel,
 )
-from synth.scheduler import CONTINUATION_MARGIN_S, LATENESS_TOLERANCE_S  # noqa: E402
+from synth.scheduler import (  # noqa: E402
+    CONTINUATION_COST_CUSHION,
+    CONTINUATION_MARGIN_S,
+    LATENESS_TOLERANCE_S,
+)
 
 PROFILE = Path(__file__).resolve().parent / "results" / "render_profile.json"
 FIRST_CLAUSE_TARGET_S = 0.25  # Scheduler defaults
@@ -120,19 +124,19 @@ class Policy:
     tolerance_s: float = LATENESS_TOLERANCE_S
     first_target_s: float = FIRST_CLAUSE_TARGET_S
     first_priority: bool = False  # every first clause before every continuation (else: latest start first)
-    # Continuation costs times this where the replay decides when a first audio starts (the hold) and, with
-    # `pessimistic_admission`, whom to admit: a cushion against calls that run longer than predicted.
-    hold_pessimism: float = 1.0
-    pessimistic_admission: bool = False
+    # Continuation costs times this where the replay decides whom to admit and when a first audio starts (the
+    # hold): the server's cushion against calls that run longer than predicted.
+    cushion: float = CONTINUATION_COST_CUSHION
 
 
 POLICIES = {
     "server": Policy("server"),
-    "exact": Policy("exact", exact_costs=True),
+    "no_cushion": Policy("no_cushion", cushion=1.0),  # the server before CONTINUATION_COST_CUSHION
+    "exact": Policy("exact", exact_costs=True, cushion=1.0),  # a perfect cost model needs no cushion
     "admit_all": Policy("admit_all", admission=False),
-    "exact_windows": Policy("exact_windows", exact_costs=True, window_s=0.15),
+    "exact_windows": Policy("exact_windows", exact_costs=True, cushion=1.0, window_s=0.15),
     "server_windows": Policy("server_windows", window_s=0.15),
-    "exact_wait2": Policy("exact_wait2", exact_costs=True, max_first_audio_s=2.0),
+    "exact_wait2": Policy("exact_wait2", exact_costs=True, cushion=1.0, max_first_audio_s=2.0),
     # No refusals at all, the best case for first audio: first clauses always first, continuations pre-empted.
     "admit_all_first_first": Policy("admit_all_first_first", exact_costs=True, admission=False, window_s=0.15,
                                     first_priority=True),
@@ -221,8 +225,8 @@ class Simulation:
                                       self.predict_first_piece(clause) if first else None))
         return plan
 
-    def pessimistic(self, plan: list[PlannedClause]) -> list[PlannedClause]:
-        factor = self.policy.hold_pessimism
+    def cushioned(self, plan: list[PlannedClause]) -> list[PlannedClause]:
+        factor = self.policy.cushion
         if factor == 1.0:
             return plan
         return [c if c.first else dataclasses.replace(c, cost_s=c.cost_s * factor) for c in plan]
@@ -249,15 +253,14 @@ class Simulation:
             return None
         plan = self.planned(utterance, utterance.first_deadline)
         queued = self.queued_plan()
-        if self.policy.pessimistic_admission:
-            plan, queued = self.pessimistic(plan), self.pessimistic(queued)
+        plan, queued = self.cushioned(plan), self.cushioned(queued)
         blame = self.replay().worst_added(queued, plan)
         if blame.lateness_s > 0 and not blame.newcomer:  # Scheduler._behind: queue it behind instead?
             first = utterance.clauses[0]
             deferred = (utterance.playback.due - self.predict_first_piece(first) + self.predict(first, first=True)
                         - self.policy.tolerance_s)
             if deferred > utterance.first_deadline:
-                behind = self.replay().worst_added(queued, self.planned(utterance, deferred))
+                behind = self.replay().worst_added(queued, self.cushioned(self.planned(utterance, deferred)))
                 if behind.lateness_s <= 0:
                     utterance.first_deadline = deferred
                     return None
@@ -275,7 +278,7 @@ class Simulation:
     def start_playback(self, utterance: Utterance, first_audio_at: float) -> None:
         """Speech.packets + Scheduler.hold: the first audio waits for its continuations, never past its deadline."""
         self.now, saved = first_audio_at, self.now
-        start = self.replay().start_time(utterance.playback, self.pessimistic(self.queued_plan()))
+        start = self.replay().start_time(utterance.playback, self.cushioned(self.queued_plan()))
         self.now = saved
         utterance.playback.started = max(first_audio_at, min(start, utterance.playback.due))
 

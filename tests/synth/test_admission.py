@@ -92,10 +92,16 @@ async def test_streamed_first_clauses_and_whole_clauses_are_costed_apart() -> No
     assert scheduler.cost.predict(speech_s) == pytest.approx(whole, abs=0.02)
     streamed = whole + StreamingCostsMore.STREAM_EXTRA_S
     assert scheduler.streamed_cost.predict(speech_s) == pytest.approx(streamed, abs=0.02)
-    # Admission plans a message's first clause at the streamed cost and its continuations at the whole one.
+    # Admission plans a message's first clause at the streamed cost and its continuations at the whole one, with
+    # the continuation's cushion against calls running long; the order of work uses the bare prediction.
+    from synth.scheduler import CONTINUATION_COST_CUSHION
+
     planned = scheduler._planned(Playback(due=loop.time() + 2), [ClauseTiming(1.0, 0.0), ClauseTiming(1.0, 1.0)], 0.0)
-    assert [p.cost_s for p in planned] == [scheduler.streamed_cost.predict(1.0), scheduler.cost.predict(1.0)]
-    assert planned[0].cost_s > planned[1].cost_s
+    assert [p.cost_s for p in planned] == pytest.approx(
+        [scheduler.streamed_cost.predict(1.0), scheduler.cost.predict(1.0) * CONTINUATION_COST_CUSHION]
+    )
+    continuation_due = scheduler.continuation_deadline(0.0, 1.0)
+    assert planned[1].order == pytest.approx(continuation_due - scheduler.cost.predict(1.0))
 
 
 def clause(order: float, cost: float, playback: Playback, audio_before: float = 0.0) -> PlannedClause:

@@ -322,16 +322,19 @@ async def test_hold_waits_for_the_continuation_but_never_past_the_first_audio_de
 
     def playback_with_continuation(due_in_s: float) -> Playback:
         playback = Playback(due=now + due_in_s)
-        # A continuation after 0.5 s of audio: ready 2 s from now, so the first audio should start 1.5 s from now
-        # (less the lateness a jitter buffer hides).
+        # A continuation after 0.5 s of audio, counted with its cushion: ready 2.6 s from now, so the first audio
+        # should start 2.1 s from now (less the lateness a jitter buffer hides).
         scheduler.submit(
             clause(engine, "and the rest of it"), deadline=now + 0.5, wanted=always, playback=playback,
             audio_before_s=0.5, speech_s=0.5,
         )
         return playback
 
+    from synth.scheduler import CONTINUATION_COST_CUSHION, LATENESS_TOLERANCE_S
+
     roomy = scheduler.hold(playback_with_continuation(5.0))
-    assert 1.2 < roomy < 1.6
+    assert roomy == pytest.approx(2.0 * CONTINUATION_COST_CUSHION - 0.5 - LATENESS_TOLERANCE_S, abs=0.05)
+    assert roomy > 2.0 - 0.5  # the cushion holds it longer than the bare prediction would
     assert metrics.hold_capped._value.get() == 0
     # The deadline comes first: the first audio goes out at it (and the stream will likely gap), counted.
     tight = scheduler.hold(playback_with_continuation(0.5))
