@@ -160,7 +160,9 @@ class RtcPeers:
             )
         # No STUN or TURN: host candidates only, which is what a loopback or LAN deployment needs.
         pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
-        speech = self._speech.get(room) or self._speech.setdefault(room, RoomSpeech(room))
+        speech = self._speech.get(room) or self._speech.setdefault(
+            room, RoomSpeech(room, on_frame_skipped=self.ctx.metrics.rtc_frames_skipped.inc)
+        )
         peer = RtcPeer(account, pc, speech, self)
         self._peers[peer.conn_id] = peer
         try:

@@ -15,6 +15,7 @@ import contextlib
 import fractions
 import logging
 import uuid
+from collections.abc import Callable
 
 from aiortc import MediaStreamTrack
 from aiortc.mediastreams import MediaStreamError
@@ -45,6 +46,8 @@ class ListenerTrack(MediaStreamTrack):
         self._ready = asyncio.Event()
 
     def push(self, frame: AudioFrame) -> None:
+        if len(self._frames) == self._frames.maxlen and self._speech is not None:
+            self._speech.frame_skipped()  # the oldest waiting frame is dropped: the listener hears a 20 ms skip
         self._frames.append(frame)
         self._ready.set()
 
@@ -65,8 +68,10 @@ class ListenerTrack(MediaStreamTrack):
 
 
 class RoomSpeech:
-    def __init__(self, room: str) -> None:
+    def __init__(self, room: str, on_frame_skipped: Callable[[], None] | None = None) -> None:
         self.room = room
+        # Called for each frame a listener's encoder fell too far behind to send (a metric, for one on call).
+        self.frame_skipped: Callable[[], None] = on_frame_skipped or (lambda: None)
         self.mixer = SpeechMixer()
         self._next_sequence: dict[uuid.UUID, int] = {}  # utterances in progress, and the frame expected next
         self._listeners: set[ListenerTrack] = set()

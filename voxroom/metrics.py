@@ -24,6 +24,11 @@ class Metrics:
             "voxroom_slow_client_drops_total", "Connections closed with 4008 for falling behind", registry=r
         )
         self.auth_failures = Counter("voxroom_auth_failures_total", "Rejected tokens", registry=r)
+        self.rtc_frames_skipped = Counter(
+            "voxroom_rtc_frames_skipped_total",
+            "20 ms frames a WebRTC listener's sender fell too far behind to send (the oldest waiting one is dropped)",
+            registry=r,
+        )
         self.utterances = Counter(
             "voxroom_utterances_total", "Utterances finished, by outcome", ["outcome"], registry=r
         )

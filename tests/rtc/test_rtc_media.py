@@ -35,7 +35,12 @@ async def test_copies_from_every_member_are_taken_once(speech_packets: list[byte
 
 
 async def test_every_listener_gets_the_same_paced_frames(speech_packets: list[bytes]) -> None:
-    speech = RoomSpeech("lobby")
+    skipped = [0]
+
+    def count_skip() -> None:
+        skipped[0] += 1
+
+    speech = RoomSpeech("lobby", on_frame_skipped=count_skip)
     first, second = speech.subscribe(), speech.subscribe()
     utterance = uuid.uuid4()
     speech.start(utterance)
@@ -57,8 +62,10 @@ async def test_every_listener_gets_the_same_paced_frames(speech_packets: list[by
     levels = [float(np.abs(f.to_ndarray()).mean()) for f in heard]
     assert max(levels[: len(speech_packets)]) > 100  # speech
     assert max(levels[len(speech_packets) + 2 :]) == 0  # then silence, still flowing
-    # The second listener lagged behind: it keeps only the newest few frames, not a growing backlog.
+    # The second listener lagged behind: it keeps only the newest few frames, not a growing backlog, and every
+    # frame it lost was counted.
     assert also[0].pts >= heard[-6].pts
+    assert skipped[0] == also[0].pts // 960
     with pytest.raises(MediaStreamError):
         await first.recv()  # closed with the room's audio
 
