@@ -161,7 +161,6 @@ class Job:
     utterance: Utterance
     index: int
     start_by: float
-    speech_s: float
     audio_before_s: float  # predicted, as ClauseTiming
     cost_s: float  # real (scaled by --slowdown)
     first_piece_s: float | None
@@ -200,8 +199,7 @@ class Simulation:
         self.audio_length = AudioLengthModel()
 
     # The scheduler's arithmetic (synth.scheduler.Scheduler), with optional perfect knowledge of costs.
-    def predict(self, job_or_clause: Any, *, first: bool) -> float:
-        clause = job_or_clause
+    def predict(self, clause: dict[str, Any], *, first: bool) -> float:
         if self.policy.exact_costs:
             return clause["cost_s"] * self.slowdown
         return (self.streamed_cost if first else self.cost).predict(clause["speech_s"])
@@ -210,6 +208,10 @@ class Simulation:
         if self.policy.exact_costs:
             return (clause["first_piece_s"] or clause["cost_s"]) * self.slowdown
         return self.first_piece.predict(clause["speech_s"])
+
+    def replayed(self, cost_s: float, *, first: bool) -> float:
+        """Scheduler._replayed_cost: what admission and the hold count, a continuation with its cushion."""
+        return cost_s if first else cost_s * self.policy.cushion
 
     def replay(self) -> QueueReplay:
         return QueueReplay(now=self.now, workers=1, workers_free_at=(self.busy_until,),
@@ -221,15 +223,10 @@ class Simulation:
             first = index == 0
             due = first_deadline if first else first_deadline + clause["audio_before_s"] - self.policy.margin_s
             cost = self.predict(clause, first=first)
-            plan.append(PlannedClause(due - cost, cost, utterance.playback, first, clause["audio_before_s"],
+            plan.append(PlannedClause(due - cost, self.replayed(cost, first=first), utterance.playback, first,
+                                      clause["audio_before_s"],
                                       self.predict_first_piece(clause) if first else None))
         return plan
-
-    def cushioned(self, plan: list[PlannedClause]) -> list[PlannedClause]:
-        factor = self.policy.cushion
-        if factor == 1.0:
-            return plan
-        return [c if c.first else dataclasses.replace(c, cost_s=c.cost_s * factor) for c in plan]
 
     def queued_plan(self) -> list[PlannedClause]:
         plan = []
@@ -243,7 +240,8 @@ class Simulation:
                 cost = max(0.0, cost - job.done_s)
             if cost <= 0:
                 continue
-            plan.append(PlannedClause(job.start_by, cost, job.utterance.playback, job.first, job.audio_before_s,
+            plan.append(PlannedClause(job.start_by, self.replayed(cost, first=job.first), job.utterance.playback,
+                                      job.first, job.audio_before_s,
                                       self.predict_first_piece(clause) if job.first else None, job.heard_before_s))
         return plan
 
@@ -253,14 +251,13 @@ class Simulation:
             return None
         plan = self.planned(utterance, utterance.first_deadline)
         queued = self.queued_plan()
-        plan, queued = self.cushioned(plan), self.cushioned(queued)
         blame = self.replay().worst_added(queued, plan)
         if blame.lateness_s > 0 and not blame.newcomer:  # Scheduler._behind: queue it behind instead?
             first = utterance.clauses[0]
             deferred = (utterance.playback.due - self.predict_first_piece(first) + self.predict(first, first=True)
                         - self.policy.tolerance_s)
             if deferred > utterance.first_deadline:
-                behind = self.replay().worst_added(queued, self.cushioned(self.planned(utterance, deferred)))
+                behind = self.replay().worst_added(queued, self.planned(utterance, deferred))
                 if behind.lateness_s <= 0:
                     utterance.first_deadline = deferred
                     return None
@@ -271,14 +268,14 @@ class Simulation:
         for index, (clause, plan) in enumerate(zip(utterance.clauses, self.planned(utterance, utterance.first_deadline),
                                                    strict=True)):
             order = plan.order - (1e6 if self.policy.first_priority and index == 0 else 0.0)
-            heapq.heappush(self.queue, Job(utterance, index, order, clause["speech_s"], clause["audio_before_s"],
+            heapq.heappush(self.queue, Job(utterance, index, order, clause["audio_before_s"],
                                            clause["cost_s"] * self.slowdown,
                                            (clause["first_piece_s"] or clause["cost_s"]) * self.slowdown))
 
     def start_playback(self, utterance: Utterance, first_audio_at: float) -> None:
         """Speech.packets + Scheduler.hold: the first audio waits for its continuations, never past its deadline."""
         self.now, saved = first_audio_at, self.now
-        start = self.replay().start_time(utterance.playback, self.cushioned(self.queued_plan()))
+        start = self.replay().start_time(utterance.playback, self.queued_plan())
         self.now = saved
         utterance.playback.started = max(first_audio_at, min(start, utterance.playback.due))
 

@@ -86,26 +86,31 @@ def _child_processes() -> list[tuple[int, str]]:
     return children
 
 
+def _signal(pid: int, signum: int) -> None:
+    try:
+        os.kill(pid, signum)
+    except ProcessLookupError:
+        pass
+
+
+def _reaped(pid: int) -> bool:
+    try:
+        return os.waitpid(pid, os.WNOHANG) != (0, 0)
+    except ChildProcessError:  # not ours to wait for, or gone already
+        return True
+
+
 def _end_children(children: list[tuple[int, str]]) -> None:
-    for pid, _ in children:
-        try:
-            os.kill(pid, signal.SIGTERM)
-        except ProcessLookupError:
-            pass
+    """SIGTERM, up to 5 s to exit, then SIGKILL."""
+    alive = {pid for pid, _ in children}
+    for pid in alive:
+        _signal(pid, signal.SIGTERM)
     deadline = time.monotonic() + 5.0
-    for pid, _ in children:
-        while time.monotonic() < deadline and Path(f"/proc/{pid}").exists():
-            try:
-                if os.waitpid(pid, os.WNOHANG) != (0, 0):
-                    break
-            except ChildProcessError:
-                break
-            time.sleep(0.05)
-        else:
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+    while alive and time.monotonic() < deadline:
+        alive = {pid for pid in alive if not _reaped(pid)}
+        time.sleep(0.05)
+    for pid in alive:
+        _signal(pid, signal.SIGKILL)
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:

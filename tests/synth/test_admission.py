@@ -100,6 +100,7 @@ async def test_streamed_first_clauses_and_whole_clauses_are_costed_apart() -> No
     assert [p.cost_s for p in planned] == pytest.approx(
         [scheduler.streamed_cost.predict(1.0), scheduler.cost.predict(1.0) * CONTINUATION_COST_CUSHION]
     )
+    assert scheduler.streamed_cost.predict(1.0) > scheduler.cost.predict(1.0)
     continuation_due = scheduler.continuation_deadline(0.0, 1.0)
     assert planned[1].order == pytest.approx(continuation_due - scheduler.cost.predict(1.0))
 
