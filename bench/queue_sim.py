@@ -11,7 +11,8 @@ Modelled as the server does it (`synth.scheduler`, `synth.speech`): first clause
 after arrival and streamed (heard from its first piece), continuations due when the audio predicted ahead of
 them runs out, less CONTINUATION_MARGIN_S; earliest latest-start first; admission refuses what would be late
 beyond LATENESS_TOLERANCE_S, or queues a newcomer behind work it would make late; the first audio is held
-until its continuations, as queued, are predicted in time; continuations re-timed from the real start.
+until its continuations, as queued, are predicted in time; continuations re-timed from the real start; a
+continuation that would be late rendered whole is streamed (heard from its first piece, at a little more cost).
 Not modelled: per-sender fairness steps, Opus and watermark work on the same cores (use --slowdown), the
 first clause's own rest arriving late (the server counted every gap at a continuation).
 
@@ -127,11 +128,18 @@ class Policy:
     # Continuation costs times this where the replay decides whom to admit and when a first audio starts (the
     # hold): the server's cushion against calls that run longer than predicted.
     cushion: float = CONTINUATION_COST_CUSHION
+    # Scheduler._late_whole: a continuation that would be late rendered whole is streamed, heard from its first
+    # piece. From render_profile.json: streamed clauses cost about 0.09 s more than whole ones of the same length
+    # (a second decoder call, overlapping windows), and their first piece is out after about 0.38 of their cost.
+    stream_rescue: bool = True
+    stream_overhead_s: float = 0.09
+    stream_first_share: float = 0.38
 
 
 POLICIES = {
     "server": Policy("server"),
-    "no_cushion": Policy("no_cushion", cushion=1.0),  # the server before CONTINUATION_COST_CUSHION
+    "no_rescue": Policy("no_rescue", stream_rescue=False),  # the server before Scheduler._late_whole
+    "no_cushion": Policy("no_cushion", cushion=1.0, stream_rescue=False),  # before CONTINUATION_COST_CUSHION
     "exact": Policy("exact", exact_costs=True, cushion=1.0),  # a perfect cost model needs no cushion
     "admit_all": Policy("admit_all", admission=False),
     "exact_windows": Policy("exact_windows", exact_costs=True, cushion=1.0, window_s=0.15),
@@ -166,6 +174,8 @@ class Job:
     first_piece_s: float | None
     heard_before_s: float = 0.0
     done_s: float = 0.0  # compute done so far (windows)
+    audio_at: float = 0.0  # when its audio is ready (streamed: its first piece)
+    streamed: bool = False
     seq: int = dataclasses.field(default_factory=itertools.count().__next__)
 
     @property
@@ -197,6 +207,7 @@ class Simulation:
         self.streamed_cost = RenderCostModel()
         self.first_piece = RenderCostModel(call_s=0.25, per_audio_s=0.05)
         self.audio_length = AudioLengthModel()
+        self.streamed_count = 0
 
     # The scheduler's arithmetic (synth.scheduler.Scheduler), with optional perfect knowledge of costs.
     def predict(self, clause: dict[str, Any], *, first: bool) -> float:
@@ -293,12 +304,21 @@ class Simulation:
                 job.heard_before_s, job.audio_before_s = heard, predicted
         heapq.heapify(self.queue)
 
+    def late_whole(self, job: Job) -> bool:
+        """Would this continuation, rendered whole, finish after the audio ahead of it runs out (as predicted)?"""
+        playback = job.utterance.playback
+        if playback.started is None:
+            return False
+        runs_out = playback.started + job.heard_before_s + job.audio_before_s * self.audio_length.ratio
+        predicted = self.predict(job.utterance.clauses[job.index], first=False) * self.policy.cushion
+        return self.now + predicted > runs_out
+
     def windowed(self, job: Job) -> bool:
         return self.policy.window_s > 0 and not job.first
 
     def observe(self, job: Job) -> None:
         clause = job.utterance.clauses[job.index]
-        (self.streamed_cost if job.first else self.cost).observe(clause["speech_s"], job.cost_s)
+        (self.streamed_cost if job.first or job.streamed else self.cost).observe(clause["speech_s"], job.cost_s)
         if job.first and job.first_piece_s is not None:
             self.first_piece.observe(clause["speech_s"], job.first_piece_s)
         self.audio_length.observe(clause["speech_s"], clause["audio_s"])
@@ -328,7 +348,7 @@ class Simulation:
                     heapq.heappush(self.queue, job)  # the rest, in its place by its latest start
                 else:
                     self.observe(job)
-                    job.utterance.finished[job.index] = self.now
+                    job.utterance.finished[job.index] = job.audio_at
                     if job.first and len(job.utterance.clauses) > 1:
                         self.retime(job.utterance)
             elif self.now == next_arrival:
@@ -353,6 +373,12 @@ class Simulation:
                 job = heapq.heappop(self.queue)
                 remaining = job.cost_s - job.done_s
                 step = min(remaining, self.policy.window_s) if self.windowed(job) else remaining
+                job.audio_at = self.now + step
+                if self.policy.stream_rescue and not job.first and not self.windowed(job) and self.late_whole(job):
+                    step = job.cost_s = job.cost_s + self.policy.stream_overhead_s
+                    job.streamed = True
+                    job.audio_at = self.now + self.policy.stream_first_share * step
+                    self.streamed_count += 1
                 job.done_s += step
                 self.running, running_end = job, self.now + step
                 predicted = self.predict(job.utterance.clauses[job.index], first=job.first)
@@ -386,6 +412,7 @@ class Simulation:
             "ttfa_p50_ms": round(1000 * ttfa[len(ttfa) // 2]) if ttfa else None,
             "ttfa_p95_ms": round(1000 * ttfa[int(0.95 * (len(ttfa) - 1))]) if ttfa else None,
             "worst_lateness_ms": round(1000 * max(lateness)) if lateness else None,
+            "streamed_continuations": self.streamed_count,
         }
 
 

@@ -113,12 +113,9 @@ class Speaker:
 
     @staticmethod
     async def _rendered(
-        future: asyncio.Future[np.ndarray], pieces: asyncio.Queue[np.ndarray] | None
+        future: asyncio.Future[np.ndarray], pieces: asyncio.Queue[np.ndarray]
     ) -> AsyncIterator[np.ndarray]:
         """A clause's audio as it is rendered: its pieces as they come when it streams, else the whole at once."""
-        if pieces is None:
-            yield await future
-            return
         while True:
             if not pieces.empty():
                 yield pieces.get_nowait()
@@ -170,8 +167,9 @@ class Speaker:
         )
         futures: list[asyncio.Future[np.ndarray]] = []
         # The first clause is heard piece by piece as the engine renders it: its first words go out before the
-        # rest of it is decoded. Later clauses have the audio ahead of them to hide their render time.
-        first_pieces: asyncio.Queue[np.ndarray] = asyncio.Queue()
+        # rest of it is decoded. Later clauses have the audio ahead of them to hide their render time, and are
+        # streamed only when that audio would run out first (the scheduler decides when it starts one).
+        pieces: list[asyncio.Queue[np.ndarray]] = [asyncio.Queue() for _ in clauses]
         for clause, timing in zip(clauses, timings, strict=True):
             deadline = (
                 self.scheduler.continuation_deadline(first_deadline, timing.audio_before_s)
@@ -187,7 +185,7 @@ class Speaker:
                     playback=playback,
                     audio_before_s=timing.audio_before_s,
                     speech_s=timing.speech_s,
-                    pieces=None if futures else first_pieces,
+                    pieces=pieces[len(futures)],
                 )
             )
         encoder = OpusStream(self.engine.sample_rate)
@@ -195,7 +193,7 @@ class Speaker:
         lateness = _Lateness()
         try:
             for index, clause in enumerate(clauses):
-                async for piece in self._rendered(futures[index], first_pieces if index == 0 else None):
+                async for piece in self._rendered(futures[index], pieces[index]):
                     place = stats.audio_s  # where this piece starts in the stream
                     observed = False
                     for part in first_send_parts(piece, self.engine.sample_rate):

@@ -73,6 +73,12 @@ class Metrics:
             "Utterances admitted with their first clause queued behind work it would otherwise have made late",
             registry=r,
         )
+        self.continuations_streamed = Counter(
+            "voxroom_synth_continuations_streamed_total",
+            "Continuations rendered in pieces because, rendered whole, they would have been ready after the audio "
+            "ahead of them ran out",
+            registry=r,
+        )
         self.refused = Counter(
             "voxroom_synth_refused_total",
             "Utterances refused with overloaded: max_active (too many in flight) or compute (would be late)",

@@ -343,3 +343,98 @@ async def test_hold_waits_for_the_continuation_but_never_past_the_first_audio_de
     # First audio already past its deadline with nothing to wait for is late, not cut short: not counted.
     assert scheduler.hold(Playback(due=now - 1.0)) == 0.0
     assert metrics.hold_capped._value.get() == 1
+
+
+class WholeOrPiecesEngine(FakeEngine):
+    """Renders a clause whole in `whole_s`, or streams it: its first half after `piece_s`, the rest `rest_s` later
+    (as Kokoro's two decoder windows). Notes which way each clause was rendered."""
+
+    def __init__(self, *, whole_s: float, piece_s: float, rest_s: float = 0.05, streams: bool) -> None:
+        super().__init__(compute_s_per_audio_s=0.0)
+        self.whole_s, self.piece_s, self.rest_s = whole_s, piece_s, rest_s
+        self.streams_within_clause = streams
+        self.rendered_whole: list[str] = []
+        self.streamed: list[str] = []
+
+    def synthesize_batch(self, clauses):  # type: ignore[no-untyped-def]
+        self.rendered_whole += [c.text for c in clauses]
+        time.sleep(self.whole_s)
+        return [self.render(c) for c in clauses]
+
+    def stream_clause(self, clause: ClauseRequest):  # type: ignore[no-untyped-def]
+        self.streamed.append(clause.text)
+        audio = self.render(clause)
+        time.sleep(self.piece_s)
+        yield audio[: audio.size // 2]
+        time.sleep(self.rest_s)
+        yield audio[audio.size // 2 :]
+
+
+@pytest.mark.parametrize("streams", [True, False])
+async def test_a_continuation_that_would_run_dry_rendered_whole_is_streamed_and_one_on_time_is_not(
+    streams: bool,
+) -> None:
+    from synth.admission import RenderCostModel
+
+    engine = WholeOrPiecesEngine(whole_s=0.2, piece_s=0.05, streams=streams)
+    scheduler = await started(engine)
+    scheduler.cost = RenderCostModel(call_s=1.0, per_audio_s=0.0)  # a continuation is predicted to take 1 s whole
+    try:
+        now = asyncio.get_running_loop().time()
+        playback = Playback(due=now)
+        playback.started = now  # playing: the audio ahead of a continuation runs out at a known time
+        soon_pieces: asyncio.Queue = asyncio.Queue()
+        later_pieces: asyncio.Queue = asyncio.Queue()
+        # Its audio ahead runs out 0.5 s from now, before a 1 s render could end; the other's in 10 s.
+        soon = scheduler.submit(clause(engine, "needed soon"), deadline=now, wanted=always, playback=playback,
+                                audio_before_s=0.5, pieces=soon_pieces)
+        later = scheduler.submit(clause(engine, "needed later"), deadline=now + 10, wanted=always,
+                                 playback=playback, audio_before_s=10.0, pieces=later_pieces)
+        soon_audio, later_audio = await asyncio.wait_for(asyncio.gather(soon, later), 10)
+        streamed = scheduler.metrics.continuations_streamed._value.get()  # type: ignore[attr-defined]
+        if streams:  # the late one in two pieces, the other whole; both handed over in full
+            assert (engine.streamed, engine.rendered_whole, streamed) == (["needed soon"], ["needed later"], 1)
+            assert soon_pieces.qsize() == 2
+        else:  # an engine that cannot stream inside a clause gains nothing from it: both whole
+            assert (engine.streamed, engine.rendered_whole, streamed) == ([], ["needed soon", "needed later"], 0)
+            assert soon_pieces.qsize() == 1
+        handed_over = [soon_pieces.get_nowait() for _ in range(soon_pieces.qsize())]
+        np.testing.assert_array_equal(np.concatenate(handed_over), soon_audio)
+        np.testing.assert_array_equal(soon_audio, engine.render(clause(engine, "needed soon")))
+        assert later_pieces.qsize() == 1
+        np.testing.assert_array_equal(later_pieces.get_nowait(), later_audio)
+    finally:
+        await scheduler.stop()
+
+
+@pytest.mark.parametrize(("streams", "underruns"), [(True, 0), (False, 1)])
+async def test_a_stream_whose_continuation_renders_slowly_plays_on_when_the_engine_can_stream_it(
+    streams: bool, underruns: int
+) -> None:
+    from synth.admission import RenderCostModel
+    from synth.speech import Speaker, plan_clauses
+
+    # Each clause streams in 0.6 s, its first half out after 0.05 s, or renders whole in 1.5 s (predicted: 0.5 s).
+    # The second clause is taken once the first (0.7 s of audio) is rendered: rendered whole from then, it would
+    # be heard about 1 s late; streamed, its first piece is out in time. The third has the second's 2.2 s of audio
+    # ahead of it: time enough to render it whole.
+    engine = WholeOrPiecesEngine(whole_s=1.5, piece_s=0.05, rest_s=0.55, streams=streams)
+    scheduler = await started(engine, max_first_audio_s=0.0)
+    scheduler.cost = RenderCostModel(call_s=0.5, per_audio_s=0.0)
+    try:
+        speaker = Speaker(engine, scheduler)
+        clauses = plan_clauses("Hi there, and this is the rest of what I wanted.")
+        assert len(clauses) == 3
+        packets = 0
+        async for _packet in speaker.packets(clauses, engine.stock_voice("buzz"), always, sender="s"):
+            packets += 1
+        voice = engine.stock_voice("buzz")
+        audio_s = sum(engine.render(ClauseRequest(c.text, c.lang, voice)).size for c in clauses) / engine.sample_rate
+        pauses = sum(c.pause_after_s for c in clauses[:-1])
+        assert abs(packets * 0.02 - (audio_s + pauses)) < 0.05  # nothing lost either way
+        metrics = scheduler.metrics
+        assert metrics.stream_underruns._value.get() == underruns  # type: ignore[attr-defined]
+        assert metrics.continuations_streamed._value.get() == (1 if streams else 0)  # type: ignore[attr-defined]
+        assert engine.streamed[1:] == ([clauses[1].text] if streams else [])
+    finally:
+        await scheduler.stop()
