@@ -241,6 +241,7 @@ async def run_level(server: ServerProcess, rooms: list[list[Member]], rate: floa
         "cache_hits": int(hits),
         # Admitted behind work their first clause would otherwise have made late, instead of refused.
         "admitted_behind": int(delta("voxroom_synth_admitted_behind_total")),
+        "continuations_streamed": int(delta("voxroom_synth_continuations_streamed_total")),
         # Engine calls' wall time per wall second, summed over workers (1.0 = one worker never idle).
         "engine_busy_per_wall_s": round(busy_s / wall, 3),
         # How often engine calls took longer than admission predicted, per kind (streamed first clause, whole).

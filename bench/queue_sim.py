@@ -412,6 +412,7 @@ class Simulation:
             "ttfa_p50_ms": round(1000 * ttfa[len(ttfa) // 2]) if ttfa else None,
             "ttfa_p95_ms": round(1000 * ttfa[int(0.95 * (len(ttfa) - 1))]) if ttfa else None,
             "worst_lateness_ms": round(1000 * max(lateness)) if lateness else None,
+            "continuations": sum(len(u.clauses) - 1 for u in utterances),
             "streamed_continuations": self.streamed_count,
         }
 
@@ -488,10 +489,20 @@ def simulate(args: argparse.Namespace) -> None:
         summary[name]["refused_for_share"] = {k: round(v / max(1, sum(blames.values())), 3) for k, v in blames.items()}
         summary[name]["runs_with_no_refusal_and_no_gap"] = sum(
             1 for run in runs if run["refused"] == 0 and run["gapped"] == 0)
+        # Gaps are rare: a run's share is mostly 0 or 1-2 messages, so the median says little. Over all runs:
+        pooled = {key: sum(run[key] for run in runs)
+                  for key in ("sent", "accepted", "refused", "gapped", "continuations", "streamed_continuations")}
+        summary[name]["pooled"] = {
+            **pooled,
+            "gapped_share_of_accepted": round(pooled["gapped"] / max(1, pooled["accepted"]), 4),
+            "streamed_share_of_continuations": round(
+                pooled["streamed_continuations"] / max(1, pooled["continuations"]), 3),
+        }
         print(f"{name:>15}: refused {summary[name]['refused_share']:.1%}, gapped "
               f"{summary[name]['gapped_share_of_accepted']:.1%} of accepted, TTFA p50 "
               f"{summary[name]['ttfa_p50_ms']:.0f} ms p95 {summary[name]['ttfa_p95_ms']:.0f} ms (medians of "
-              f"{len(runs)} runs)")
+              f"{len(runs)} runs); over all runs {pooled['gapped']} of {pooled['accepted']} accepted gapped, "
+              f"{summary[name]['pooled']['streamed_share_of_continuations']:.0%} of continuations streamed")
     write_result(args.name, {
         "benchmark": "queue_sim",
         "machine": machine(),

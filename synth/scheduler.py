@@ -436,7 +436,7 @@ class Scheduler:
         Then it is streamed instead: heard from its first piece (about a third of its render), at the price of a
         second decoder call (about 0.09 s). A continuation starts late when the call before it ran long; queued by
         its whole cost, it rarely does, so the extra cost is paid only where a gap was coming (bench/queue_sim.py:
-        about 8% of continuations at 80% of capacity, accepted messages with a gap 2.0% -> 0.6%)."""
+        about 8% of continuations at 80% of capacity, accepted messages with a gap 2.0% -> 0.5%)."""
         playback = item.playback
         if item.first or item.pieces is None or playback is None or playback.started is None:
             return False
@@ -575,7 +575,7 @@ class Scheduler:
                 else:
                     audio = await loop.run_in_executor(self._pool, self.engine.synthesize_batch, clauses)
                     for item, pcm in zip(batch, audio, strict=True):
-                        if item.pieces is not None:  # batched with others: heard whole
+                        if item.pieces is not None:  # rendered whole (or batched with others): heard whole
                             item.pieces.put_nowait(pcm)
             finally:
                 self._busy_until[index] = 0.0

@@ -1,5 +1,5 @@
-"""The queue simulation (bench/queue_sim.py) that chose the continuation cushion: it must tell a quiet queue from
-an overloaded one the way the server's admission does."""
+"""The queue simulation (bench/queue_sim.py) that chose the continuation cushion and the streaming of late
+continuations: it must tell a quiet queue from an overloaded one the way the server's admission does."""
 
 from __future__ import annotations
 
@@ -51,9 +51,20 @@ def test_the_cushion_trades_refusals_for_gaps_when_calls_run_long() -> None:
     rng = random.Random(3)
     arrivals = [(at, message(rest_cost=0.4 * rng.lognormvariate(0, 0.4))) for at, _ in poisson(0.9, 300, seed=2)]
     bare = Simulation(POLICIES["no_cushion"], slowdown=1.0).run(arrivals)
-    cushioned = Simulation(POLICIES["server"], slowdown=1.0).run(arrivals)
+    cushioned = Simulation(POLICIES["no_rescue"], slowdown=1.0).run(arrivals)
     assert cushioned["gapped"] < bare["gapped"]
     assert cushioned["refused"] >= bare["refused"]
+
+
+def test_streaming_a_continuation_that_would_run_dry_removes_gaps_without_refusing_more() -> None:
+    # As above; a continuation that starts too late to be ready whole is heard from its first piece instead.
+    rng = random.Random(3)
+    arrivals = [(at, message(rest_cost=0.4 * rng.lognormvariate(0, 0.4))) for at, _ in poisson(0.9, 300, seed=2)]
+    whole = Simulation(POLICIES["no_rescue"], slowdown=1.0).run(arrivals)
+    rescued = Simulation(POLICIES["server"], slowdown=1.0).run(arrivals)
+    assert whole["streamed_continuations"] == 0 and 0 < rescued["streamed_continuations"] < rescued["continuations"]
+    assert rescued["gapped"] <= whole["gapped"] / 2
+    assert abs(rescued["refused"] - whole["refused"]) <= 0.05 * len(arrivals)
 
 
 def test_a_policy_variant_is_named_by_its_changes() -> None:
