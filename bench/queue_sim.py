@@ -47,6 +47,7 @@ from synth.admission import (  # noqa: E402
     Playback,
     QueueReplay,
     RenderCostModel,
+    audio_ahead_s,
 )
 from synth.scheduler import (  # noqa: E402
     CONTINUATION_COST_CUSHION,
@@ -309,9 +310,9 @@ class Simulation:
         playback = job.utterance.playback
         if playback.started is None:
             return False
-        runs_out = playback.started + job.heard_before_s + job.audio_before_s * self.audio_length.ratio
-        predicted = self.predict(job.utterance.clauses[job.index], first=False) * self.policy.cushion
-        return self.now + predicted > runs_out
+        runs_out = playback.started + audio_ahead_s(job.heard_before_s, job.audio_before_s, self.audio_length.ratio)
+        whole = self.replayed(self.predict(job.utterance.clauses[job.index], first=False), first=False)
+        return self.now + whole > runs_out
 
     def windowed(self, job: Job) -> bool:
         return self.policy.window_s > 0 and not job.first

@@ -120,6 +120,12 @@ class Playback:
         self.started: float | None = None
 
 
+def audio_ahead_s(heard_before_s: float, audio_before_s: float, audio_per_speech: float) -> float:
+    """Seconds of audio an utterance plays before one of its clauses: what is rendered already, exactly, and the
+    predicted rest (in predicted speech seconds) scaled by the learned audio per speech second."""
+    return heard_before_s + audio_before_s * audio_per_speech
+
+
 @dataclasses.dataclass(frozen=True)
 class PlannedClause:
     """One clause as admission sees it."""
@@ -138,7 +144,7 @@ class PlannedClause:
 
     def audio_ahead_s(self, audio_per_speech: float) -> float:
         """Seconds of audio its utterance plays before it."""
-        return self.heard_before_s + self.audio_before_s * audio_per_speech
+        return audio_ahead_s(self.heard_before_s, self.audio_before_s, audio_per_speech)
 
 
 def _finish_times(

@@ -44,7 +44,15 @@ from collections.abc import Awaitable, Callable
 
 import numpy as np
 
-from synth.admission import AudioLengthModel, Blame, PlannedClause, Playback, QueueReplay, RenderCostModel
+from synth.admission import (
+    AudioLengthModel,
+    Blame,
+    PlannedClause,
+    Playback,
+    QueueReplay,
+    RenderCostModel,
+    audio_ahead_s,
+)
 from synth.engines.base import ClauseRequest, Engine
 from synth.text.segment import spoken_seconds
 from voxroom.errors import ErrorCode, VoxroomError
@@ -431,18 +439,17 @@ class Scheduler:
         return item.first and item.pieces is not None and self.streams_first
 
     def _late_whole(self, item: _Queued, now: float) -> bool:
-        """Would this continuation, rendered whole, be ready only after the audio ahead of it has run out?
+        """Would this continuation (not a first clause), rendered whole, be ready only after the audio ahead of it
+        has run out?
 
         Then it is streamed instead: heard from its first piece (about a third of its render), at the price of a
         second decoder call (about 0.09 s). A continuation starts late when the call before it ran long; queued by
         its whole cost, it rarely does, so the extra cost is paid only where a gap was coming (bench/queue_sim.py:
         about 8% of continuations at 80% of capacity, accepted messages with a gap 2.0% -> 0.5%)."""
         playback = item.playback
-        if item.first or item.pieces is None or playback is None or playback.started is None:
+        if playback is None or playback.started is None or not self.streams_first_clause:
             return False
-        if not self.streams_first_clause:
-            return False
-        runs_out = playback.started + item.heard_before_s + item.audio_before_s * self.audio_length.ratio
+        runs_out = playback.started + audio_ahead_s(item.heard_before_s, item.audio_before_s, self.audio_length.ratio)
         return now + self._replayed_cost(item.speech_s, streamed=False, first=False) > runs_out
 
     @property
