@@ -60,6 +60,10 @@ from voxroom.metrics import Metrics
 
 log = logging.getLogger(__name__)
 
+# The clause length the startup speed report is quoted for: a typical sentence clause (a short reply costs more per
+# second, its per-call cost spread over less audio).
+CALIBRATION_SPEECH_S = 2.0
+
 WantedCheck = Callable[[], Awaitable[bool]]
 LENGTH_BUCKETS = (12, 32, 64)  # clause characters: batch only within one bucket
 # A continuation is due this long before the audio predicted ahead of it runs out.
@@ -197,6 +201,18 @@ class Scheduler:
             "calibrated on %d clauses: %s; first piece %.2f s; %.2f s of audio per predicted second",
             len(clauses), self.cost, self.first_piece.predict(1.0), self.audio_length.ratio,
         )
+        rtf = self.calibrated_real_time_factor()
+        self.metrics.engine_calibrated_rtf.labels(engine=self.engine.name).set(rtf)
+        if rtf >= 1.0:
+            log.warning(
+                "this machine renders %.2f s per second of audio (a 2 s clause): slower than real time, so clauses "
+                "after the first, and long first clauses, will pause while they play; expect overloaded refusals "
+                "at a fraction of the usual load (measured elsewhere: about 0.6 on 2 cores with AVX-512 VNNI)", rtf,
+            )
+
+    def calibrated_real_time_factor(self, speech_s: float = CALIBRATION_SPEECH_S) -> float:
+        """Compute seconds per audio second of a clause of `speech_s` predicted seconds, as the models stand."""
+        return self.cost.predict(speech_s) / max(1e-9, speech_s * self.audio_length.ratio)
 
     # ---- admission -----------------------------------------------------------------
 

@@ -61,6 +61,13 @@ class Metrics:
             "voxroom_audio_seconds_total", "Seconds of speech produced", ["engine"], registry=r
         )
         # Its rate over the number of workers is how busy the engine is: near 1 and refusals mean it is full.
+        self.engine_calibrated_rtf = Gauge(
+            "voxroom_engine_calibrated_real_time_factor",
+            "Compute seconds per audio second of a 2-second clause, measured at startup (above 1: slower than "
+            "real time, streams will pause)",
+            ["engine"],
+            registry=r,
+        )
         self.engine_busy = Counter(
             "voxroom_engine_busy_seconds_total", "Wall seconds engine calls ran, summed over workers", ["engine"],
             registry=r,

@@ -58,6 +58,25 @@ async def test_calibration_measures_the_engine_before_anything_is_admitted() -> 
     await scheduler.stop()
 
 
+@pytest.mark.parametrize("compute_s_per_audio_s", [0.3, 1.6])
+async def test_calibration_reports_a_machine_slower_than_real_time(
+    compute_s_per_audio_s: float, caplog: pytest.LogCaptureFixture
+) -> None:
+    engine = FakeEngine(compute_s_per_audio_s=compute_s_per_audio_s, batch_overhead_s=0.02)
+    metrics = Metrics()
+    scheduler = Scheduler(engine, metrics)
+    voice = engine.stock_voice("buzz")
+    clauses = [ClauseRequest(text=t, lang="zh", voice=voice) for t in ("好的", "今天的会议改到下午三点")]
+    with caplog.at_level("INFO", logger="synth.scheduler"):
+        await scheduler.calibrate(clauses)
+    await scheduler.stop()
+    gauge = metrics.registry.get_sample_value("voxroom_engine_calibrated_real_time_factor", {"engine": engine.name})
+    # 2 s of speech is 0.8 s of buzz: the per-call overhead spread over it adds about 0.02 / 0.8.
+    assert gauge == pytest.approx(compute_s_per_audio_s + 0.025, rel=0.15)
+    slow = [r for r in caplog.records if r.levelname == "WARNING" and "slower than real time" in r.getMessage()]
+    assert len(slow) == (1 if compute_s_per_audio_s > 1 else 0)
+
+
 class StreamingCostsMore(FakeEngine):
     """A first clause heard in pieces costs this much more than the same clause rendered whole (as Kokoro's two
     overlapping decoder windows do)."""
