@@ -7,6 +7,10 @@ watermarked), so a cached reply is byte-identical to the first rendering.
 
 Two implementations behind one interface: an in-memory LRU bounded by bytes (the
 embedded default) and Redis (shared by every gateway), each entry with a TTL.
+
+Forgetting a voice leaves a marker for a while: an utterance in that voice already being
+rendered when its owner deleted it ends with a `put`, and without the marker its audio would
+be stored again after the purge (a deleted voice must leave no audio behind).
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import dataclasses
 import hashlib
 import logging
 import struct
+import time
 from typing import Protocol
 
 from voxroom.metrics import Metrics
@@ -24,6 +29,10 @@ log = logging.getLogger(__name__)
 
 # Only short messages are cached: they are the ones people repeat.
 MAX_CACHED_TEXT_CHARS = 48
+
+# How long a forgotten voice's marker refuses late puts of its old versions: far longer than any utterance
+# takes to render (minutes at most).
+FORGOTTEN_MARKER_S = 3600
 
 
 @dataclasses.dataclass(frozen=True)
@@ -59,8 +68,9 @@ class PhraseCache(Protocol):
 
     async def put(self, key: PhraseKey, packets: list[bytes]) -> None: ...
 
-    async def forget_voice(self, voice_id: str) -> int:
-        """Remove every entry made in this voice; returns how many."""
+    async def forget_voice(self, voice_id: str, below_version: int) -> int:
+        """Remove every entry made in this voice's versions older than `below_version`, and refuse later puts
+        of them (FORGOTTEN_MARKER_S); returns how many entries were removed."""
         ...
 
     async def close(self) -> None: ...
@@ -76,6 +86,7 @@ class MemoryPhraseCache:
         self._entries: collections.OrderedDict[tuple[str, int, str], bytes] = collections.OrderedDict()
         self._sizes: dict[tuple[str, int, str], int] = {}
         self.bytes = 0
+        self._forgotten: dict[str, tuple[int, float]] = {}  # voice id -> (versions below this are gone, until)
 
     @staticmethod
     def _key(key: PhraseKey) -> tuple[str, int, str]:
@@ -93,7 +104,7 @@ class MemoryPhraseCache:
     async def put(self, key: PhraseKey, packets: list[bytes]) -> None:
         blob = pack_packets(packets)
         size = len(blob)
-        if size > self.max_bytes:
+        if size > self.max_bytes or self._is_forgotten(key):
             return
         k = self._key(key)
         if k in self._entries:
@@ -108,16 +119,45 @@ class MemoryPhraseCache:
             self.metrics.cache_evictions.inc()
         self.metrics.cache_bytes.set(self.bytes)
 
-    async def forget_voice(self, voice_id: str) -> int:
-        doomed = [k for k in self._entries if k[0] == voice_id]
+    async def forget_voice(self, voice_id: str, below_version: int) -> int:
+        now = time.monotonic()
+        self._forgotten = {v: marker for v, marker in self._forgotten.items() if marker[1] > now}
+        previous = self._forgotten.get(voice_id, (below_version, 0.0))[0]
+        self._forgotten[voice_id] = (max(previous, below_version), now + FORGOTTEN_MARKER_S)
+        doomed = [k for k in self._entries if k[0] == voice_id and k[1] < below_version]
         for k in doomed:
             del self._entries[k]
             self.bytes -= self._sizes.pop(k)
         self.metrics.cache_bytes.set(self.bytes)
         return len(doomed)
 
+    def _is_forgotten(self, key: PhraseKey) -> bool:
+        marker = self._forgotten.get(key.voice_id)
+        return marker is not None and key.voice_version < marker[0] and marker[1] > time.monotonic()
+
     async def close(self) -> None:
         self._entries.clear()
+
+
+# Store an entry unless its voice version was forgotten (KEYS: entry, the voice's index, its forgotten marker;
+# ARGV: blob, TTL, version). One script, so a purge cannot run between the check and the write.
+_PUT_UNLESS_FORGOTTEN = """
+local forgotten = redis.call('GET', KEYS[3])
+if forgotten and tonumber(ARGV[3]) < tonumber(forgotten) then return 0 end
+redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
+redis.call('SADD', KEYS[2], KEYS[1])
+redis.call('EXPIRE', KEYS[2], ARGV[2])
+return 1
+"""
+
+# Raise a voice's forgotten marker (never lower it) and keep it FORGOTTEN_MARKER_S (KEYS: marker; ARGV: version,
+# seconds).
+_RAISE_FORGOTTEN = """
+local current = redis.call('GET', KEYS[1])
+if (not current) or tonumber(current) < tonumber(ARGV[1]) then redis.call('SET', KEYS[1], ARGV[1]) end
+redis.call('EXPIRE', KEYS[1], ARGV[2])
+return 1
+"""
 
 
 class RedisPhraseCache:
@@ -127,6 +167,8 @@ class RedisPhraseCache:
         import redis.asyncio as aioredis
 
         self.redis = aioredis.from_url(redis_url)
+        self._put_unless_forgotten = self.redis.register_script(_PUT_UNLESS_FORGOTTEN)  # sent once, then by hash
+        self._raise_forgotten = self.redis.register_script(_RAISE_FORGOTTEN)
         self.prefix = prefix
         self.metrics = metrics
         self.ttl_s = ttl_s
@@ -136,6 +178,9 @@ class RedisPhraseCache:
 
     def _index(self, voice_id: str) -> str:
         return f"{self.prefix}phrase-index:{voice_id}"
+
+    def _forgotten(self, voice_id: str) -> str:
+        return f"{self.prefix}phrase-forgotten:{voice_id}"
 
     async def get(self, key: PhraseKey) -> list[bytes] | None:
         blob = await self.redis.get(self._entry(key))
@@ -147,23 +192,27 @@ class RedisPhraseCache:
         return unpack_packets(blob)
 
     async def put(self, key: PhraseKey, packets: list[bytes]) -> None:
-        entry = self._entry(key)
-        async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.set(entry, pack_packets(packets), ex=self.ttl_s)
-            pipe.sadd(self._index(key.voice_id), entry)
-            pipe.expire(self._index(key.voice_id), self.ttl_s)
-            await pipe.execute()
+        keys = [self._entry(key), self._index(key.voice_id), self._forgotten(key.voice_id)]
+        await self._put_unless_forgotten(keys=keys, args=[pack_packets(packets), self.ttl_s, key.voice_version])
 
-    async def forget_voice(self, voice_id: str) -> int:
+    async def forget_voice(self, voice_id: str, below_version: int) -> int:
+        # The marker first: a put that lands after it is refused, one that landed before is in the index below.
+        await self._raise_forgotten(keys=[self._forgotten(voice_id)], args=[below_version, FORGOTTEN_MARKER_S])
         index = self._index(voice_id)
-        entries = await self.redis.smembers(index)
+        entries = [e for e in await self.redis.smembers(index) if _entry_version(e) < below_version]
         if entries:
             await self.redis.delete(*entries)
-        await self.redis.delete(index)
+            await self.redis.srem(index, *entries)
         return len(entries)
 
     async def close(self) -> None:
         await self.redis.aclose()
+
+
+def _entry_version(entry: bytes | str) -> int:
+    """The voice version in an entry's name (`...phrase:{voice id}:{version}:{digest}`)."""
+    name = entry.decode() if isinstance(entry, bytes) else entry
+    return int(name.rsplit(":", 2)[1])
 
 
 def create_phrase_cache(redis_url: str, prefix: str, metrics: Metrics, *, max_bytes: int) -> PhraseCache:

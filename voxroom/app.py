@@ -109,8 +109,8 @@ def wire_enrollment(ctx: ServerContext, enrollment: EnrollmentService) -> None:
     enrollment.forget_voice = ctx.policy.forget_voice
     enrollment.consent_info = ctx.policy.consent_info
 
-    async def purge_cached_audio(owner: str) -> None:
-        await ctx.cache.forget_voice(owner)
+    async def purge_cached_audio(owner: str, below_version: int) -> None:
+        await ctx.cache.forget_voice(owner, below_version)
 
     async def voice_ready(owner: str, info: dict[str, Any]) -> None:
         ctx.notify_account(owner, {"type": "voice_ready", **info})

@@ -35,6 +35,8 @@ ENGINE = "kokoro"
 DEFAULT_MAX_UPLOAD_BYTES = 32 * 1024 * 1024  # 5 min of 16-bit 48 kHz mono WAV fits; a 50 MB file does not
 
 OwnerHook = Callable[[str], Awaitable[None]]
+# Drop the owner's cached audio made in voice versions older than the given one (and refuse it if it comes late).
+PurgeHook = Callable[[str, int], Awaitable[None]]
 VoiceReadyHook = Callable[[str, dict[str, Any]], Awaitable[None]]
 ConsentInfo = Callable[[str], Awaitable[dict[str, Any]]]
 
@@ -111,7 +113,7 @@ class EnrollmentService:
         fit_cpu_budget_s: float = 240.0,
         baselines: Baselines | None = None,
         forget_voice: OwnerHook | None = None,
-        purge_cached_audio: OwnerHook | None = None,
+        purge_cached_audio: PurgeHook | None = None,
         consent_info: ConsentInfo | None = None,
         on_voice_ready: VoiceReadyHook | None = None,
         on_fit_finished: FitObserver | None = None,
@@ -192,7 +194,7 @@ class EnrollmentService:
             self._voices[owner] = _voice_of(record)
             self._progress[owner] = (0.0, "waiting for the voice fit")
             if previous is not None and self.purge_cached_audio is not None:
-                await self.purge_cached_audio(owner)
+                await self.purge_cached_audio(owner, version)
             self._start_fit(record)
         return EnrollResult(owner, version, analysis.quality, similarity, "fitting")
 
@@ -258,6 +260,8 @@ class EnrollmentService:
             self._voices[owner] = _voice_of(updated)
             self._progress.pop(owner, None)
             self._fits.pop(owner, None)
+            if version != record.version and self.purge_cached_audio is not None:
+                await self.purge_cached_audio(owner, version)  # never served again: free the memory
         self._report_fit(result, meta)
         if result is not None and self.on_voice_ready is not None:
             await self.on_voice_ready(
@@ -332,13 +336,16 @@ class EnrollmentService:
             task = self._fits.pop(owner, None)
             if task is not None:
                 task.cancel()
+            existing = await asyncio.to_thread(self._load_quietly, owner)
             existed = await asyncio.to_thread(self.store.delete, owner)
             self._voices.pop(owner, None)
             self._progress.pop(owner, None)
         if self.forget_voice is not None:
             await self.forget_voice(owner)
         if self.purge_cached_audio is not None:
-            await self.purge_cached_audio(owner)
+            # Every version so far, including one still being spoken when it was deleted: a re-enrolled voice
+            # gets a later version (`_next_version`), so its audio is cached again.
+            await self.purge_cached_audio(owner, _next_version(existing.version if existing else 0))
         return existed
 
     # -- the voice directory the policy layer and the scheduler use ---------------------------

@@ -9,6 +9,7 @@ from typing import Any
 import aiohttp
 import pytest
 
+from bench.common import scrape_metrics
 from tests.audio_checks import decode_opus, voiced_ratio
 from tests.conftest import SHARED_VOICES, ServerProcess
 from voxroom.client import RequestRefused, VoxroomClient
@@ -79,17 +80,41 @@ async def test_enroll_consent_speak_grant_withdraw_delete(voice_server: ServerPr
         assert stopped.end is not None and stopped.end["type"] == "speech_error", stopped.end
         assert stopped.end["code"] == "consent_required"
 
-        # Deleting the voice erases it: say in it is no_voice, and its status says so.
+        # Deleting the voice erases it, even while it speaks. The message is short enough to be cached and is one
+        # clause, so it is rendered on after the delete (only later clauses are dropped): its audio must not reach
+        # the phrase cache once the voice is gone. Deleted when its first frame arrives: where the engine streams
+        # a clause in two pieces (a CPU faster than real time) it is still decoding the rest; elsewhere the cache
+        # was written before the delete purged it, which this cannot tell apart from the fix.
+        status, _ = await http(server, "PUT", "/v1/voices/me/consent", "alice", json={"enabled": True})
+        assert status == 200
+        last = await alice.say("studio", "I will be there in a minute", voice="alice")
+        heard_last = bot._heard(last["utterance"])
+        for _ in range(6000):
+            if heard_last.first_frame_at is not None or heard_last.end is not None:
+                break
+            await asyncio.sleep(0.005)
         status, _ = await http(server, "DELETE", "/v1/voices/me", "alice")
         assert status == 204
+        cached_after_delete = scrape_metrics(server.http)["voxroom_phrase_cache_bytes"]  # alice's earlier audio gone
+        heard_last = await bot.utterance(last["utterance"], timeout=120)
+        assert heard_last.end is not None and heard_last.end["type"] == "speech_end" and heard_last.packets
+        await asyncio.sleep(0.2)
+        assert scrape_metrics(server.http)["voxroom_phrase_cache_bytes"] == cached_after_delete
+        # Said by someone else, in a stock voice, the same text is cached as usual.
+        again = await bot.say("studio", "I will be there in a minute")
+        await alice.utterance(again["utterance"], timeout=120)
+        await asyncio.sleep(0.2)
+        assert scrape_metrics(server.http)["voxroom_phrase_cache_bytes"] > cached_after_delete
+
         assert await refused(bot.say("studio", "hello", voice="alice")) == "no_voice"
         status, me = await http(server, "GET", "/v1/voices/me", "alice")
         assert status == 200 and me["enrolled"] is False
-        # Two messages spoken, and the stopped one only if some of it was heard (unheard, it was refunded).
-        assert me["quota"]["limit"] == 50 and me["quota"]["used"] == 2 + (1 if stopped.packets else 0)
+        # Three messages spoken, and the stopped one only if some of it was heard (unheard, it was refunded).
+        assert me["quota"]["limit"] == 50 and me["quota"]["used"] == 3 + (1 if stopped.packets else 0)
         await asyncio.sleep(0.5)
         # alice was the only voice on this server: no voice record is left on disk.
         assert list((Path(server.data_dir) / "voices").rglob("*.voice")) == []
     finally:
         await alice.close()
         await bot.close()
+

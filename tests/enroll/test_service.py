@@ -28,14 +28,14 @@ from voxroom.metrics import Metrics
 class Hooks:
     def __init__(self) -> None:
         self.forgotten: list[str] = []
-        self.purged: list[str] = []
+        self.purged: list[tuple[str, int]] = []  # (owner, cached audio of versions below this is dropped)
         self.ready: list[tuple[str, dict[str, object]]] = []
 
     async def forget_voice(self, owner: str) -> None:
         self.forgotten.append(owner)
 
-    async def purge_cached_audio(self, owner: str) -> None:
-        self.purged.append(owner)
+    async def purge_cached_audio(self, owner: str, below_version: int) -> None:
+        self.purged.append((owner, below_version))
 
     async def on_voice_ready(self, owner: str, info: dict[str, object]) -> None:
         self.ready.append((owner, info))
@@ -114,6 +114,8 @@ async def test_enroll_speak_delete(
     fitted = await service.voice_for("alice")
     assert fitted is not None and fitted.version > result.version
     assert hooks.ready[0][1]["version"] == fitted.version
+    # The stock-voice version's cached audio is dropped once the fitted one replaces it.
+    assert hooks.purged == [("alice", fitted.version)]
 
     # It speaks, through the real engine.
     audio = kokoro.synthesize_batch([ClauseRequest("こんにちは、元気ですか。", "ja", fitted)])[0]
@@ -127,7 +129,8 @@ async def test_enroll_speak_delete(
     assert sorted(p.name for p in files_under(tmp_path)) == sorted(["voice-key", service.store.path_for("alice").name])
 
     assert await service.delete("alice") is True
-    assert hooks.forgotten == ["alice"] and "alice" in hooks.purged
+    # Every version, the one just spoken included: audio of it cached after this is refused.
+    assert hooks.forgotten == ["alice"] and hooks.purged[-1][0] == "alice" and hooks.purged[-1][1] > fitted.version
     assert not await service.has_voice("alice")
     assert await service.voice_for("alice") is None
     assert (await service.status("alice"))["enrolled"] is False
@@ -179,7 +182,7 @@ async def test_reenrolling_replaces_the_voice_atomically(
     second = await service.enroll("carol", voice_path("en_3005_enroll.wav").read_bytes(), "audio/wav")
     replaced.set()
     assert second.version > first.version
-    assert "carol" in hooks.purged  # audio cached from the replaced voice is dropped
+    assert ("carol", second.version) in hooks.purged  # audio cached from the replaced voice is dropped
     record = service.store.load("carol")
     assert record is not None and record.meta["quality"]["duration_s"] == pytest.approx(27.88, abs=0.01)
     await service.wait_for_fit("carol")

@@ -51,9 +51,31 @@ async def test_new_voice_version_misses_and_deletion_forgets_the_voice(cache: Ph
     await cache.put(key("lol"), [b"b" * 10])
     await cache.put(key("ok", voice="bob"), [b"c" * 10])
     assert await cache.get(key("ok", version=2)) is None  # re-enrolled voice: old audio never served
-    assert await cache.forget_voice("alice") == 2
+    assert await cache.forget_voice("alice", below_version=2) == 2
     assert await cache.get(key("ok")) is None and await cache.get(key("lol")) is None
     assert await cache.get(key("ok", voice="bob")) == [b"c" * 10]
+
+
+async def test_audio_of_a_forgotten_version_that_arrives_late_is_not_kept(cache: PhraseCache) -> None:
+    """An utterance rendered while its voice was deleted ends with a put: it must not bring the audio back."""
+    await cache.put(key("ok", version=5), [b"old" * 5])
+    await cache.put(key("lol", version=7), [b"new" * 5])  # the re-enrolled voice's, kept
+    assert await cache.forget_voice("alice", below_version=7) == 1
+    await cache.put(key("ok", version=5), [b"old" * 5])  # the late put
+    await cache.put(key("ok", version=6), [b"old" * 5])
+    assert await cache.get(key("ok", version=5)) is None and await cache.get(key("ok", version=6)) is None
+    assert await cache.get(key("lol", version=7)) == [b"new" * 5]
+    await cache.put(key("ok", version=7), [b"new" * 5])  # the current version is cached as before
+    assert await cache.get(key("ok", version=7)) == [b"new" * 5]
+    # A lower bound later (say, a delete racing a re-enrollment) never lowers the marker.
+    await cache.forget_voice("alice", below_version=3)
+    await cache.put(key("ok", version=6), [b"old" * 5])
+    assert await cache.get(key("ok", version=6)) is None
+    # Other voices are untouched by alice's marker.
+    await cache.put(key("ok", voice="bob", version=1), [b"bob"])
+    assert await cache.get(key("ok", voice="bob", version=1)) == [b"bob"]
+    assert await cache.forget_voice("alice", below_version=8) == 2  # both of version 7
+    assert await cache.get(key("lol", version=7)) is None
 
 
 async def test_memory_cache_evicts_least_recent_to_stay_in_bounds() -> None:
