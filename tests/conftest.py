@@ -24,8 +24,12 @@ __all__ = ["REPO", "SHARED_VOICES", "TEST_SECRET", "ServerProcess", "free_port"]
 
 @pytest.fixture(scope="session")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    """One server with default settings, shared by the end-to-end tests."""
-    proc = ServerProcess(tmp_path_factory.mktemp("server"))
+    """One server with default settings, shared by the end-to-end tests, but for admission by predicted compute.
+
+    That is off: the tests run two at a time (pytest-xdist), and on a CPU slower than real time, beside another
+    test's renders, a message said while an earlier test's was still playing was refused as overloaded.
+    Admission is tested on its own, on the fake engine (tests/e2e/test_load_behaviour.py)."""
+    proc = ServerProcess(tmp_path_factory.mktemp("server"), env={"VOXROOM_MAX_FIRST_AUDIO": "0"})
     yield proc
     proc.stop()
 

@@ -17,10 +17,11 @@ from tests.enroll.conftest import encoded_bytes, load_voice, voice_path
     [("ogg", "libopus", 48000), ("webm", "libopus", 48000), ("mp3", "libmp3lame", 44100)],
 )
 def test_compressed_uploads_pass_the_gate(container: str, codec: str, rate: int) -> None:
-    data = encoded_bytes(load_voice("en_3331_enroll.wav"), container, codec, rate)
+    # The first 14 s of the recording: above the gate's minimum, and the analysis costs what the audio lasts.
+    data = encoded_bytes(load_voice("en_3331_enroll.wav")[: 14 * 24000], container, codec, rate)
     result = analyse_recording(data, GateLimits(), "en")
     assert result.accepted, result.quality["advice"]
-    assert result.quality["duration_s"] == pytest.approx(22.0, abs=0.2)
+    assert result.quality["duration_s"] == pytest.approx(14.0, abs=0.2)
     assert result.target is not None and result.judge_print is not None
     assert result.start_stock in stock_prints()
 

@@ -250,7 +250,7 @@ async def test_a_fitted_voice_keeps_its_colour_encrypted_and_speaks_with_it(
         assert record is not None and "colour" in record.arrays
         assert leaked_runs(tmp_path, array_needles({"colour": record.arrays["colour"]})) == []
 
-        clause = "The colour of a voice is in every sentence it says."
+        clause = "The colour of a voice."
         coloured = kokoro.synthesize_batch([ClauseRequest(clause, "en", voice)])[0]
         plain = kokoro.synthesize_batch([ClauseRequest(clause, "en", dataclasses.replace(voice, colour=None))])[0]
         assert coloured.shape == plain.shape
