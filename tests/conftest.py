@@ -137,6 +137,10 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     if threads or children:
         print(f"\nstill running after the tests: threads {threads}, processes {children}", file=sys.__stderr__)
     _end_children(children)
+    if hasattr(config, "workerinput"):
+        # A pytest-xdist worker: it waits, idle, for the controller to end it once the other lane is done (which
+        # can take minutes); the controller's own guard covers the run.
+        return
 
     def exit_if_stuck() -> None:
         time.sleep(SHUTDOWN_GRACE_S)
