@@ -412,6 +412,7 @@ class Simulation:
             "gapped_share_of_accepted": round(gapped / max(1, accepted), 3),
             "ttfa_p50_ms": round(1000 * ttfa[len(ttfa) // 2]) if ttfa else None,
             "ttfa_p95_ms": round(1000 * ttfa[int(0.95 * (len(ttfa) - 1))]) if ttfa else None,
+            "heard_after_1_5_s": sum(1 for t in ttfa if t > 1.5),  # the goal's p95 bound
             "worst_lateness_ms": round(1000 * max(lateness)) if lateness else None,
             "continuations": sum(len(u.clauses) - 1 for u in utterances),
             "streamed_continuations": self.streamed_count,
