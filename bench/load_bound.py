@@ -125,11 +125,12 @@ def main() -> None:
     parser.add_argument("--speed", type=float, default=1.0,
                         help="engine speed against the profile's (e.g. 1.48: two one-thread workers' throughput)")
     parser.add_argument("--longest-window", type=float, default=40.0, help="seconds; longer windows are not tried")
+    parser.add_argument("--profile", type=Path, default=PROFILE, help="render costs (python bench/queue_sim.py measure)")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--name", default="load_bound")
     args = parser.parse_args()
 
-    profile = json.loads(PROFILE.read_text())
+    profile = json.loads(args.profile.read_text())
     compute_per_message, audio_per_message = rendering_per_message(profile, args.repeat_rate, 1.0)
     first_piece_s = cheapest_first_piece(profile)
     levels = {}
@@ -161,7 +162,7 @@ def main() -> None:
         "benchmark": "load_bound",
         "machine": machine(),
         "profile_machine": profile["machine"],
-        "args": vars(args),
+        "args": {**vars(args), "profile": args.profile.name},
         "cheapest_first_piece_s": first_piece_s,
         "capacity_audio_s_per_wall_s": round(args.speed * audio_per_message / compute_per_message, 3),
         "levels": levels,
