@@ -125,7 +125,7 @@ def main() -> None:
     parser.add_argument("--speed", type=float, default=1.0,
                         help="engine speed against the profile's (e.g. 1.48: two one-thread workers' throughput)")
     parser.add_argument("--longest-window", type=float, default=40.0, help="seconds; longer windows are not tried")
-    parser.add_argument("--profile", type=Path, default=PROFILE, help="render costs (python bench/queue_sim.py measure)")
+    parser.add_argument("--profile", type=Path, default=PROFILE, help="render costs (bench/queue_sim.py measure)")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--name", default="load_bound")
     args = parser.parse_args()
