@@ -111,6 +111,8 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--out", default="voice_similarity", help="results name under bench/results/")
     parser.add_argument("--verbose", action="store_true", help="print the fit's progress messages")
     parser.add_argument("--save-packs", type=Path, default=None, help="write each fitted pack here as SPEAKER.npy")
+    parser.add_argument("--unguarded", action="store_true",
+                        help="also score the fit before its quality checks (style and colour whole; never served)")
     parser.add_argument("--merge", default="", help="comma-separated shard names to merge into --out")
     args = parser.parse_args(argv)
     if args.merge:
@@ -172,10 +174,16 @@ def main(argv: list[str]) -> None:
             np.save(args.save_packs / f"{speaker}.npy", fitted)
         # "fitted" is what is served (pack and colour); "fitted_pack_only" shows what the colour adds, and
         # "fitted_full_colour" what the colour's quality check gives up (the whole curve, never served).
-        for label, pack, taps in (
+        variants = [
             ("stock", stock_pack, None), ("fitted_pack_only", fitted, None), ("fitted", fitted, colour.taps),
             ("fitted_full_colour", fitted, measured.taps(1.0)),
-        ):
+        ]
+        if args.unguarded and guards and guards[0].offered is not None:
+            # What the two quality checks give up: the whole style fit, alone and with the whole colour measured on it.
+            offered = guards[0].offered
+            variants += [("unguarded_pack_only", offered, None),
+                         ("unguarded_full_colour", offered, measure_colour(target, offered).taps(1.0))]
+        for label, pack, taps in variants:
             scores = score_output(speak(engine, pack, lang, taps), probes, speaker)
             scores["normalised"] = round(normalised(float(scores["judge_raw"])), 4)  # type: ignore[arg-type]
             scores["normalised_remeasured"] = round(
@@ -219,7 +227,8 @@ def merge(paths: list[Path], out: str) -> None:
 
 def summarise(rows: list[dict]) -> dict[str, object]:  # type: ignore[type-arg]
     out: dict[str, object] = {"speakers": len(rows)}
-    for label in ("stock", "fitted_pack_only", "fitted", "fitted_full_colour"):
+    for label in ("stock", "fitted_pack_only", "fitted", "fitted_full_colour", "unguarded_pack_only",
+                  "unguarded_full_colour"):
         if not all(label in r for r in rows):
             continue
         out[label] = {

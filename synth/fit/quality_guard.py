@@ -32,6 +32,7 @@ class GuardResult:
     start_quality: float
     quality: float
     tried: tuple[tuple[float, float], ...] = ()  # (share of the fit, its quality), in the order tried
+    offered: np.ndarray | None = None  # the whole fit, before any was given up (the benchmark scores it too)
 
 
 def served_quality(language_hint: str) -> Scorer:
@@ -71,5 +72,5 @@ def keep_quality(
         quality = score(candidate)
         tried.append((scale, quality))
         if quality >= start_quality - tolerance:
-            return GuardResult(candidate, scale, start_quality, quality, tuple(tried))
-    return GuardResult(start_pack.astype(np.float32), 0.0, start_quality, start_quality, tuple(tried))
+            return GuardResult(candidate, scale, start_quality, quality, tuple(tried), fitted_pack)
+    return GuardResult(start_pack.astype(np.float32), 0.0, start_quality, start_quality, tuple(tried), fitted_pack)

@@ -49,6 +49,7 @@ def test_when_no_share_sounds_clean_the_start_pack_is_kept() -> None:
     score, _ = scorer_by_offset({0.0: 3.2, 1.0: 2.0, 0.6: 2.1, 0.3: 2.2})
     result = keep_quality(start, fitted, score)
     assert result.scale == 0.0 and np.array_equal(result.pack, start)
+    assert result.offered is not None and np.array_equal(result.offered, fitted)  # what was given up, for the benchmark
 
 
 def test_out_of_time_it_keeps_only_what_was_shown_clean() -> None:
