@@ -18,6 +18,9 @@ from synth.voicestore import VoiceStore, load_or_create_deployment_key
 from tests.enroll.conftest import voice_path, wav_bytes
 from voxroom.identity import Account
 
+# The gateway's contract is the plain string key request["account"]; aiohttp merely prefers typed keys.
+pytestmark = pytest.mark.filterwarnings("ignore::aiohttp.web_exceptions.NotAppKeyWarning")
+
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 SERVICE = web.AppKey("service", EnrollmentService)
 FORGOTTEN = web.AppKey("forgotten", list)
