@@ -79,10 +79,10 @@ def window_failures(messages: list[tuple[float, list[Step]]], speed: float, long
                     ) -> list[tuple[float, float, int]]:
     """(t1, t2, failures) for every window that forces at least one failure: t1 an arrival, t2 a deadline."""
     windows = []
-    for i, (t1, _) in enumerate(messages):
+    for t1, _ in messages:
         # Every deadline of the messages sent from t1 on, in time order, with the message it belongs to.
-        events = sorted((deadline, j, work) for j in range(i, len(messages)) if messages[j][0] <= t1 + longest_s
-                        for deadline, work in messages[j][1] if deadline - t1 <= longest_s)
+        events = sorted((deadline, j, work) for j, (sent, steps) in enumerate(messages) if t1 <= sent <= t1 + longest_s
+                        for deadline, work in steps if deadline - t1 <= longest_s)
         due: dict[int, float] = {}
         total = 0.0
         for t2, j, work in events:

@@ -117,4 +117,3 @@ async def test_enroll_consent_speak_grant_withdraw_delete(voice_server: ServerPr
     finally:
         await alice.close()
         await bot.close()
-

@@ -51,6 +51,11 @@ def test_messages_that_fit_fail_none_and_a_burst_beyond_the_engine_must_fail() -
     assert bound_run(burst, 1.5, FIRST_PIECE_S, speed=1.0, longest_s=40)["must_fail"] == 6
     # A faster engine fits more of the same burst; cached replies (None) cost nothing.
     assert bound_run(burst + [(0.0, None)], 1.5, FIRST_PIECE_S, speed=2.0, longest_s=40)["must_fail"] == 2
+    # The order messages are listed in does not matter, only when they were sent.
+    mixed = spaced + [(31.0, message()) for _ in range(10)]
+    in_order = bound_run(sorted(mixed, key=lambda m: m[0]), 1.5, FIRST_PIECE_S, speed=1.0, longest_s=40)
+    assert in_order["must_fail"] >= 6
+    assert bound_run(mixed[::-1], 1.5, FIRST_PIECE_S, speed=1.0, longest_s=40) == in_order
 
 
 def test_the_bound_stays_below_what_the_servers_policy_fails_on_the_same_traffic() -> None:
