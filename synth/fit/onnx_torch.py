@@ -69,11 +69,11 @@ def _ints(t: Tensor) -> list[int]:
 class OnnxTorchGraph:
     """A differentiable executor for one ONNX graph (the ops Kokoro v1.0 int8 uses)."""
 
-    def __init__(self, model_path: str | Path, *, emulate_int8: bool = False) -> None:
+    def __init__(self, model_path: str | Path | onnx.ModelProto, *, emulate_int8: bool = False) -> None:
         # emulate_int8 quantises activations as ONNX Runtime does (no useful gradient):
         # used to check this executor against the runtime op for op.
         self._ops = dict(_OPS, DynamicQuantizeLinear=_dynamic_quantize_uint8) if emulate_int8 else _OPS
-        model = onnx.load(str(model_path))
+        model = model_path if isinstance(model_path, onnx.ModelProto) else onnx.load(str(model_path))
         graph = model.graph
         self.input_names = [i.name for i in graph.input]
         self.output_names = [o.name for o in graph.output]
