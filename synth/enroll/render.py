@@ -57,22 +57,33 @@ def _fallback_session():  # type: ignore[no-untyped-def]
     return session, vocab
 
 
-def render(pack: np.ndarray, lang: str = "ja", colour: np.ndarray | None = None) -> np.ndarray:
-    """The test sentence for `lang` spoken with style pack `pack` (and `colour`, see synth.voice_colour)."""
+def render(
+    pack: np.ndarray, lang: str = "ja", colour: np.ndarray | None = None, layers: np.ndarray | None = None
+) -> np.ndarray:
+    """The test sentence for `lang` spoken with style pack `pack` (`colour`: synth.voice_colour; `layers`: the
+    per-layer timbre, synth.engines.kokoro_layers)."""
     lang = lang if lang in TEST_SENTENCES else "ja"
-    return render_text(pack, TEST_SENTENCES[lang], lang, colour)
+    return render_text(pack, TEST_SENTENCES[lang], lang, colour, layers)
 
 
-def render_text(pack: np.ndarray, text: str, lang: str, colour: np.ndarray | None = None) -> np.ndarray:
-    """`text` in `lang` spoken with style pack `pack`, float32 mono at 24 kHz (Japanese only without the engine)."""
+def render_text(
+    pack: np.ndarray, text: str, lang: str, colour: np.ndarray | None = None, layers: np.ndarray | None = None
+) -> np.ndarray:
+    """`text` in `lang` spoken with style pack `pack`, float32 mono at 24 kHz (Japanese only without the engine,
+    which alone can speak per-layer timbre)."""
     from synth import voice_colour
 
     engine = _engine()
     if engine is not None:
         from synth.engines.base import ClauseRequest, Voice
 
-        voice = Voice(id="enroll:test", engine="kokoro", params=check_pack(pack), owner="enroll:test", colour=colour)
+        voice = Voice(
+            id="enroll:test", engine="kokoro", params=check_pack(pack), owner="enroll:test", colour=colour,
+            layers=layers,
+        )
         return np.asarray(engine.synthesize_batch([ClauseRequest(text, lang, voice)])[0], dtype=np.float32)
+    if layers is not None:
+        raise RuntimeError("per-layer timbre needs the project's Kokoro engine")
     text = text if lang == "ja" else TEST_SENTENCES["ja"]
     return voice_colour.apply(colour, _render_japanese(check_pack(pack), text))
 

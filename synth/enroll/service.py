@@ -23,6 +23,7 @@ import numpy as np
 from synth import voice_colour
 from synth.audio_io import ACCEPTED_CONTENT_TYPES
 from synth.engines.base import Voice
+from synth.engines.kokoro_layers import check_layers
 from synth.enroll.errors import RecordingRejected, UnsupportedAudioType, UploadTooLarge
 from synth.enroll.jobs import EnrollmentWorkers
 from synth.enroll.quality import GateLimits
@@ -245,6 +246,9 @@ class EnrollmentService:
                 meta.update(status="failed", error=error)
             else:
                 arrays["pack"] = result.pack
+                arrays.pop("layers", None)
+                if result.layers is not None:
+                    arrays["layers"] = result.layers
                 arrays.pop("colour", None)
                 if result.colour is not None:
                     arrays["colour"] = result.colour
@@ -397,6 +401,7 @@ def _voice_of(record: VoiceRecord) -> Voice:
         engine=ENGINE,
         params=record.arrays["pack"],
         colour=voice_colour.check_taps(record.arrays["colour"]) if "colour" in record.arrays else None,
+        layers=check_layers(record.arrays["layers"]) if "layers" in record.arrays else None,
         version=record.version,
         owner=record.owner,
     )

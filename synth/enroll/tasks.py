@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from synth.engines.kokoro_layers import check_layers
 from synth.enroll.contract import FitTarget, check_pack, load_fit_function
 from synth.enroll.quality import GateLimits, Progress
 
@@ -37,6 +38,7 @@ class AnalysisResult:
 @dataclasses.dataclass(frozen=True, eq=False)
 class FitResult:
     pack: np.ndarray
+    layers: np.ndarray | None  # per-layer timbre [58, 128] (synth.engines.kokoro_layers), None: zeros
     colour: np.ndarray | None  # FIR taps (synth.voice_colour), None when no colour sounded clean
     similarity_raw: float
     method: str
@@ -98,23 +100,23 @@ def fit_voice(
     started = time.process_time()
     fit, method = load_fit_function()
     target = FitTarget.from_arrays(target_arrays, language_hint)
-    pack = check_pack(
-        fit(
-            target,
-            check_pack(start_pack),
-            progress=lambda f, s: progress(0.85 * f, s),
-            cpu_budget_s=max(1.0, cpu_budget_s - COLOUR_CPU_S),
-        )
+    fitted = fit(
+        target,
+        check_pack(start_pack),
+        progress=lambda f, s: progress(0.85 * f, s),
+        cpu_budget_s=max(1.0, cpu_budget_s - COLOUR_CPU_S),
     )
+    pack = check_pack(fitted.pack)
+    layers = None if fitted.layers is None else check_layers(fitted.layers)
     colour, colour_share = None, None
     if time.process_time() + COLOUR_CPU_S <= started + cpu_budget_s:  # else no time to show it sounds clean
         progress(0.85, "matching the colour of the recording")
-        fitted_colour = fit_colour(target, pack, deadline=started + cpu_budget_s)
+        fitted_colour = fit_colour(target, pack, layers=layers, deadline=started + cpu_budget_s)
         colour = fitted_colour.taps
         colour_share = fitted_colour.guard.scale if fitted_colour.guard is not None else 0.0
     progress(0.95, "scoring the new voice")
     lang = language_hint if language_hint in render.TEST_SENTENCES else "ja"
-    rendered = render.render(pack, lang, colour)
+    rendered = render.render(pack, lang, colour, layers)
     similarity_raw = judge.cosine(judge.embed_speech_of(rendered, render.RATE), judge_print)
     progress(1.0, "done")
-    return FitResult(pack, colour, similarity_raw, method, colour_share, time.process_time() - started)
+    return FitResult(pack, layers, colour, similarity_raw, method, colour_share, time.process_time() - started)

@@ -44,13 +44,14 @@ class MeasuredColour:
         return voice_colour.design_filter(voice_colour.loudness_neutral(share * self.gains, self.render_mean))
 
 
-def measure_colour(target: FitTarget, pack: np.ndarray) -> MeasuredColour:
-    """The curve from `pack`'s renders of the training sentences to the recording (no quality check)."""
+def measure_colour(target: FitTarget, pack: np.ndarray, layers: np.ndarray | None = None) -> MeasuredColour:
+    """The curve from the renders of the training sentences (style `pack`, per-layer timbre `layers`) to the
+    recording (no quality check)."""
     from synth.enroll import render
 
     pack = check_pack(pack)
     renders = np.concatenate(
-        [render.render_text(pack, text, lang) for text, lang in training_texts(target.language_hint)]
+        [render.render_text(pack, text, lang, layers=layers) for text, lang in training_texts(target.language_hint)]
     )
     render_mean = voice_colour.speech_logmel_mean(renders)
     return MeasuredColour(voice_colour.colour_gains(target.logmel_mean, render_mean), render_mean, renders)
@@ -66,6 +67,7 @@ def fit_colour(
     target: FitTarget,
     pack: np.ndarray,
     *,
+    layers: np.ndarray | None = None,
     deadline: float | None = None,
     quality: Callable[[np.ndarray], float] = dnsmos_quality,
 ) -> ColourResult:
@@ -74,7 +76,7 @@ def fit_colour(
     `deadline` (process CPU time) bounds the quality checks: a share not shown to sound clean
     is not kept. `quality` scores 24 kHz audio (higher is cleaner).
     """
-    return keep_clean_share(measure_colour(target, pack), deadline=deadline, quality=quality)
+    return keep_clean_share(measure_colour(target, pack, layers), deadline=deadline, quality=quality)
 
 
 def keep_clean_share(

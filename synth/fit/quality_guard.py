@@ -16,31 +16,33 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from synth.enroll.contract import FittedStyle
+
 # Share of the fitted offset tried in turn; the first that sounds as clean as the start pack is kept.
 SCALES = (1.0, 0.6, 0.3)
 # DNSMOS points the fitted voice may fall below the start pack on one test sentence (the score's own
 # spread between two renders of the same voice is about this).
 TOLERANCE = 0.05
 
-Scorer = Callable[[np.ndarray], float]  # pack -> quality of the served engine speaking with it
+Scorer = Callable[[np.ndarray], float]  # candidate parameters -> quality of the served engine speaking with them
 
 
 @dataclass(frozen=True)
 class GuardResult:
-    pack: np.ndarray
+    kept: np.ndarray  # the candidate kept: start + scale * (fitted - start)
     scale: float  # share of the fitted offset kept (0: the start pack)
     start_quality: float
     quality: float
     tried: tuple[tuple[float, float], ...] = ()  # (share of the fit, its quality), in the order tried
-    offered: np.ndarray | None = None  # the whole fit, before any was given up (the benchmark scores it too)
 
 
-def served_quality(language_hint: str) -> Scorer:
-    """DNSMOS overall score of the test sentence spoken with a pack by the serving (int8) engine."""
+def served_quality(language_hint: str) -> Callable[[FittedStyle], float]:
+    """DNSMOS overall score of the test sentence spoken with a fitted style by the serving (int8) engine."""
     from synth.enroll import dnsmos, render, speech
 
-    def score(pack: np.ndarray) -> float:
-        return dnsmos.score(speech.to_16k(render.render(pack, language_hint), render.RATE)).ovrl
+    def score(fitted: FittedStyle) -> float:
+        audio = render.render(fitted.pack, language_hint, layers=fitted.layers)
+        return dnsmos.score(speech.to_16k(audio, render.RATE)).ovrl
 
     return score
 
@@ -72,5 +74,5 @@ def keep_quality(
         quality = score(candidate)
         tried.append((scale, quality))
         if quality >= start_quality - tolerance:
-            return GuardResult(candidate, scale, start_quality, quality, tuple(tried), fitted_pack)
-    return GuardResult(start_pack.astype(np.float32), 0.0, start_quality, start_quality, tuple(tried), fitted_pack)
+            return GuardResult(candidate, scale, start_quality, quality, tuple(tried))
+    return GuardResult(start_pack.astype(np.float32), 0.0, start_quality, start_quality, tuple(tried))

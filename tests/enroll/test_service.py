@@ -16,6 +16,7 @@ from synth.engines.base import ClauseRequest
 from synth.engines.kokoro import KokoroEngine
 from synth.enroll import quality, speech
 from synth.enroll.errors import RecordingRejected, UnsupportedAudioType, UploadTooLarge
+from synth.enroll.features import log_mel_24k
 from synth.enroll.jobs import EnrollmentWorkers
 from synth.enroll.render import stock_packs
 from synth.enroll.service import EnrollmentService
@@ -190,6 +191,37 @@ async def test_reenrolling_replaces_the_voice_atomically(
     assert [info["version"] for _, info in hooks.ready] == [(await service.voice_for("carol")).version]
     assert hooks.ready[0][1]["version"] > second.version
     assert [p.name for p in files_under(tmp_path / "voices")] == [service.store.path_for("carol").name]
+
+
+@pytest.mark.slow
+async def test_a_fits_per_layer_timbre_is_kept_encrypted_spoken_and_deleted(
+    service: EnrollmentService, tmp_path: Path, kokoro: KokoroEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The real fit, with per-layer timbre large enough to hear whatever the short budget reached.
+    layers = np.random.default_rng(7).normal(0.0, 0.3, (58, 128)).astype(np.float32)
+    real_fit = service.workers.fit
+
+    async def fit_with_layers(*args: Any, **kwargs: Any) -> Any:
+        return dataclasses.replace(await real_fit(*args, **kwargs), layers=layers)
+
+    monkeypatch.setattr(service.workers, "fit", fit_with_layers)
+    await service.enroll("gus", voice_path("en_533_enroll.wav").read_bytes(), "audio/wav", language_hint="en")
+    await service.wait_for_fit("gus")
+    voice = await service.voice_for("gus")
+    assert voice is not None and voice.layers is not None
+    np.testing.assert_array_equal(voice.layers, layers)
+    assert leaked_runs(tmp_path, array_needles({"layers": layers})) == []  # stored encrypted only
+
+    clause = "Every layer has its say."
+    spoken = kokoro.synthesize_batch([ClauseRequest(clause, "en", voice)])[0]
+    without = kokoro.synthesize_batch([ClauseRequest(clause, "en", dataclasses.replace(voice, layers=None))])[0]
+    # Lengths differ a little (the trim follows loudness): compare long-term spectra, not samples.
+    spectra = [log_mel_24k(audio).mean(axis=0) for audio in (spoken, without)]
+    assert float(np.abs(spectra[0] - spectra[1]).mean()) > 0.1
+
+    await service.delete("gus")
+    assert await service.voice_for("gus") is None
+    assert leaked_runs(tmp_path, array_needles({"layers": layers})) == []
 
 
 async def test_an_unfinished_fit_resumes_after_a_restart(

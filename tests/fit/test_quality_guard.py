@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from synth.enroll.contract import PACK_SHAPE
+from synth.enroll.contract import PACK_SHAPE, FittedStyle
 from synth.fit.quality_guard import TOLERANCE, keep_quality, served_quality
 from synth.fit.stock import stock_packs
 
@@ -31,7 +31,7 @@ def test_a_fit_that_sounds_as_clean_is_kept_whole() -> None:
     start, fitted = packs()
     score, seen = scorer_by_offset({0.0: 3.2, 1.0: 3.2 - TOLERANCE / 2})
     result = keep_quality(start, fitted, score)
-    assert result.scale == 1.0 and np.array_equal(result.pack, fitted)
+    assert result.scale == 1.0 and np.array_equal(result.kept, fitted)
     assert seen == [0.0, 1.0]
 
 
@@ -40,7 +40,7 @@ def test_a_fit_that_sounds_worse_is_scaled_back_until_it_does_not() -> None:
     score, seen = scorer_by_offset({0.0: 3.2, 1.0: 2.4, 0.6: 3.0, 0.3: 3.19})
     result = keep_quality(start, fitted, score)
     assert result.scale == 0.3 and result.quality == 3.19 and result.start_quality == 3.2
-    np.testing.assert_allclose(result.pack, start + 0.3)
+    np.testing.assert_allclose(result.kept, start + 0.3)
     assert seen == [0.0, 1.0, 0.6, 0.3]
 
 
@@ -48,8 +48,8 @@ def test_when_no_share_sounds_clean_the_start_pack_is_kept() -> None:
     start, fitted = packs()
     score, _ = scorer_by_offset({0.0: 3.2, 1.0: 2.0, 0.6: 2.1, 0.3: 2.2})
     result = keep_quality(start, fitted, score)
-    assert result.scale == 0.0 and np.array_equal(result.pack, start)
-    assert result.offered is not None and np.array_equal(result.offered, fitted)  # what was given up, for the benchmark
+    assert result.scale == 0.0 and np.array_equal(result.kept, start)
+    assert [share for share, _ in result.tried] == [1.0, 0.6, 0.3]
 
 
 def test_out_of_time_it_keeps_only_what_was_shown_clean() -> None:
@@ -68,8 +68,11 @@ def test_out_of_time_it_keeps_only_what_was_shown_clean() -> None:
 def test_served_quality_scores_real_speech_above_noise() -> None:
     score = served_quality("en")
     pack = next(iter(stock_packs().values()))
-    clean = score(pack)
+    clean = score(FittedStyle(pack))
     assert 2.0 < clean <= 5.0
     noisy = pack.copy()  # the timbre half scrambled; the prosody half (durations, pitch) left alone
     noisy[..., :128] += np.random.default_rng(0).normal(0, 1.5, noisy[..., :128].shape).astype(np.float32)
-    assert score(noisy) < clean - 0.3
+    assert score(FittedStyle(noisy)) < clean - 0.3
+    # The per-layer timbre is heard too: scrambled layers on the clean pack score worse as well.
+    scrambled = np.random.default_rng(1).normal(0, 1.5, (58, 128)).astype(np.float32)
+    assert score(FittedStyle(pack, scrambled)) < clean - 0.3

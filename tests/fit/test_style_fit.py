@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from synth.enroll.contract import PACK_SHAPE, FitTarget
+from synth.enroll.contract import PACK_SHAPE, FitTarget, FittedStyle
 from synth.fit import fit_style, kokoro_torch, nearest_stock_pack, resemblyzer_torch, style_fit
 from synth.fit.quality_guard import GuardResult
 from synth.fit.style_fit import TRAINING_SENTENCES, FitSettings
@@ -17,13 +17,14 @@ from synth.fit.style_fit import TRAINING_SENTENCES, FitSettings
 BUDGET_S = 40.0
 
 
-def speaker_similarity(pack: np.ndarray, target: FitTarget) -> float:
+def speaker_similarity(pack: np.ndarray, target: FitTarget, layers: np.ndarray | None = None) -> float:
     """Resemblyzer cosine of a torch render of one training sentence to the target voiceprint."""
     from synth.text.g2p import G2P
 
     tokens = kokoro_torch.token_ids(G2P().phonemize(TRAINING_SENTENCES["en"][0], "en"))
     with torch.no_grad():
-        render = kokoro_torch.run(tokens, kokoro_torch.style_row(pack, len(tokens)))
+        layers_t = None if layers is None else torch.from_numpy(layers)
+        render = kokoro_torch.run(tokens, kokoro_torch.style_row(pack, len(tokens)), layers=layers_t)
     return float(resemblyzer_torch.embed(render.audio) @ torch.as_tensor(target.voiceprint))
 
 
@@ -31,7 +32,7 @@ def speaker_similarity(pack: np.ndarray, target: FitTarget) -> float:
 def test_fit_improves_the_objective_within_budget(english_target: FitTarget, start_pack: np.ndarray) -> None:
     seen: list[float] = []
     begin = time.process_time()
-    pack = fit_style(
+    fitted = fit_style(
         english_target,
         start_pack,
         progress=lambda f, s: seen.append(f),
@@ -39,6 +40,7 @@ def test_fit_improves_the_objective_within_budget(english_target: FitTarget, sta
         settings=FitSettings(quality_guard=False),  # the gradient fit alone; the guard is tested below
     )
     spent = time.process_time() - begin
+    pack, layers = fitted.pack, fitted.layers
     assert pack.shape == PACK_SHAPE and pack.dtype == np.float32 and np.isfinite(pack).all()
     assert spent <= BUDGET_S * 1.1
     assert seen[0] == 0.0 and seen[-1] == 1.0 and seen == sorted(seen)
@@ -46,7 +48,12 @@ def test_fit_improves_the_objective_within_budget(english_target: FitTarget, sta
     # One offset for every row: the voice does not depend on sentence length.
     offsets = (pack - start_pack).reshape(510, 256)
     assert np.allclose(offsets, offsets[0], atol=1e-5)
-    assert speaker_similarity(pack, english_target) > speaker_similarity(start_pack, english_target) + 0.01
+    style_only = speaker_similarity(pack, english_target)
+    assert style_only > speaker_similarity(start_pack, english_target) + 0.01
+    # The last stage moved each decoder layer's timbre, and that moved the voice further toward the speaker.
+    assert layers is not None and layers.shape == (58, 128) and np.isfinite(layers).all()
+    assert (np.abs(layers).sum(axis=1) > 0).all()
+    assert speaker_similarity(pack, english_target, layers) > style_only
 
 
 def test_a_fit_the_quality_guard_rejects_leaves_the_start_pack(
@@ -57,8 +64,8 @@ def test_a_fit_the_quality_guard_rejects_leaves_the_start_pack(
     def worse_when_moved(language_hint: str):  # type: ignore[no-untyped-def]
         assert language_hint == english_target.language_hint
 
-        def score(pack: np.ndarray) -> float:
-            moved = not np.array_equal(pack, start_pack)
+        def score(fitted: FittedStyle) -> float:
+            moved = not np.array_equal(fitted.pack, start_pack) or fitted.layers is not None
             scored.append(moved)
             return 2.0 if moved else 3.0
 
@@ -67,14 +74,15 @@ def test_a_fit_the_quality_guard_rejects_leaves_the_start_pack(
     monkeypatch.setattr(style_fit, "served_quality", worse_when_moved)
     stages: list[str] = []
     decisions: list[GuardResult] = []
-    pack = fit_style(
+    fitted = fit_style(
         # Enough CPU for the fit to move on a CPU without VNNI beside another test (12 s once left it unmoved).
         english_target, start_pack, progress=lambda f, s: stages.append(s), cpu_budget_s=20.0,
-        on_guard=decisions.append,
+        on_guard=lambda guard, offered: decisions.append(guard),
     )
     assert "checking that the voice sounds clean" in stages
     assert scored == [False, True, True, True]  # the start pack, then the fit at 100%, 60% and 30%
-    np.testing.assert_array_equal(pack, start_pack)
+    np.testing.assert_array_equal(fitted.pack, start_pack)
+    assert fitted.layers is None  # none of the per-layer timbre is kept either
     (decision,) = decisions
     assert decision.scale == 0.0 and [share for share, _ in decision.tried] == [1.0, 0.6, 0.3]
 
