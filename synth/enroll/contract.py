@@ -67,10 +67,12 @@ class FittedStyle:
     pack: np.ndarray  # style pack PACK_SHAPE
     layers: np.ndarray | None = None  # per-layer timbre [58, 128] (synth.engines.kokoro_layers); None: zeros
 
-    def share_of_the_way(self, start_pack: np.ndarray, share: float) -> FittedStyle:
-        """`share` (0..1) of the way from the start pack (and no layers) to this fit."""
+    def share_of_the_way(self, start_pack: np.ndarray, share: float, layer_share: float | None = None) -> FittedStyle:
+        """`share` (0..1) of the way from the start pack to this fit's style, and `layer_share` (default: the same)
+        of the way from no layers to its per-layer timbre."""
+        layer_share = share if layer_share is None else layer_share
         pack = (start_pack + share * (self.pack - start_pack)).astype(np.float32)
-        layers = None if self.layers is None or share == 0.0 else (share * self.layers).astype(np.float32)
+        layers = None if self.layers is None or layer_share == 0.0 else (layer_share * self.layers).astype(np.float32)
         return FittedStyle(pack, layers)
 
 

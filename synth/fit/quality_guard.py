@@ -11,7 +11,7 @@ no worse than the start pack's; at worst the start pack itself is kept.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -62,17 +62,31 @@ def keep_quality(
     `deadline` (on `clock`) stops trying smaller shares once another score would pass it; what has
     not been shown to sound clean is not kept, so the start pack is the answer then.
     """
-    started = clock()
-    start_quality = score(start_pack)
-    cost = clock() - started
     offset = fitted_pack - start_pack
+    candidates = [(scale, (start_pack + scale * offset).astype(np.float32)) for scale in scales]
+    return keep_first_clean(start_pack, candidates, score, deadline=deadline, clock=clock, tolerance=tolerance)
+
+
+def keep_first_clean(
+    start: np.ndarray,
+    candidates: Sequence[tuple[float, np.ndarray]],
+    score: Scorer,
+    *,
+    deadline: float | None = None,
+    clock: Callable[[], float] = time.process_time,
+    tolerance: float = TOLERANCE,
+) -> GuardResult:
+    """The first of `candidates` ((label, parameters), most of the fit first) whose quality is within
+    `tolerance` of `start`'s; `start` itself when none is, or when no time is left to show it."""
+    started = clock()
+    start_quality = score(start)
+    cost = clock() - started
     tried: list[tuple[float, float]] = []
-    for scale in scales:
+    for label, candidate in candidates:
         if deadline is not None and clock() + cost > deadline:
             break
-        candidate = (start_pack + scale * offset).astype(np.float32)
         quality = score(candidate)
-        tried.append((scale, quality))
+        tried.append((label, quality))
         if quality >= start_quality - tolerance:
-            return GuardResult(candidate, scale, start_quality, quality, tuple(tried))
-    return GuardResult(start_pack.astype(np.float32), 0.0, start_quality, start_quality, tuple(tried))
+            return GuardResult(candidate, label, start_quality, quality, tuple(tried))
+    return GuardResult(start.astype(np.float32), 0.0, start_quality, start_quality, tuple(tried))

@@ -11,8 +11,8 @@ import torch
 
 from synth.enroll.contract import PACK_SHAPE, FitTarget, FittedStyle
 from synth.fit import fit_style, kokoro_torch, nearest_stock_pack, resemblyzer_torch, style_fit
-from synth.fit.quality_guard import GuardResult
-from synth.fit.style_fit import TRAINING_SENTENCES, FitSettings
+from synth.fit.quality_guard import SCALES, GuardResult
+from synth.fit.style_fit import GUARD_SHARES, TRAINING_SENTENCES, FitSettings
 
 BUDGET_S = 40.0
 
@@ -73,18 +73,21 @@ def test_a_fit_the_quality_guard_rejects_leaves_the_start_pack(
 
     monkeypatch.setattr(style_fit, "served_quality", worse_when_moved)
     stages: list[str] = []
-    decisions: list[GuardResult] = []
+    offered: list[tuple[GuardResult, FittedStyle]] = []
     fitted = fit_style(
         # Enough CPU for the fit to move on a CPU without VNNI beside another test (12 s once left it unmoved).
         english_target, start_pack, progress=lambda f, s: stages.append(s), cpu_budget_s=20.0,
-        on_guard=lambda guard, offered: decisions.append(guard),
+        on_guard=lambda guard, whole: offered.append((guard, whole)),
     )
     assert "checking that the voice sounds clean" in stages
-    assert scored == [False, True, True, True]  # the start pack, then the fit at 100%, 60% and 30%
     np.testing.assert_array_equal(fitted.pack, start_pack)
     assert fitted.layers is None  # none of the per-layer timbre is kept either
-    (decision,) = decisions
-    assert decision.scale == 0.0 and [share for share, _ in decision.tried] == [1.0, 0.6, 0.3]
+    ((decision, whole),) = offered
+    assert decision.scale == 0.0 and decision.kept.tolist() == [0.0, 0.0]
+    # The start pack, then every share of the fit (style, layers) until none is left.
+    shares = GUARD_SHARES if whole.layers is not None else [(share, 0.0) for share in SCALES]
+    assert scored == [False] + [True] * len(shares)
+    assert [share for share, _ in decision.tried] == [style for style, _ in shares]
 
 
 def test_nearest_stock_pack_is_a_real_pack(english_target: FitTarget) -> None:
