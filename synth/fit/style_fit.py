@@ -20,7 +20,7 @@ The timbre half stops gaining within half the budget (a fit of 110 CPU-s scored 
 well as one of 200), so the rest goes to the third stage: one timbre offset per
 decoder AdaIN layer (`synth.engines.kokoro_layers`), same losses. On four speakers at
 the same 200 CPU-s it raised the judge's similarity from 0.36 to 0.51 (0..1 scale)
-where the style alone had stalled, at the same DNSMOS. Last, `synth.fit.quality_guard`
+where the style alone had stalled, at a DNSMOS 0.05 lower (3.10 against 3.14). Last, `synth.fit.quality_guard`
 scales the whole fit back if the served engine's output scores worse on DNSMOS than
 the start pack's. The judge used by the benchmark never appears here.
 """
@@ -80,7 +80,7 @@ class FitSettings:
     style_budget_share: float = 0.55
     layer_lr: float = 0.2  # in stock-spread units of the timbre half, like the style offset
     w_layer_prior: float = 0.0002
-    # CPU seconds kept back for the quality guard (up to four renders and scores of a test sentence).
+    # CPU seconds kept back for the quality guard (up to seven renders and scores of a test sentence).
     guard_budget_share: float = 0.14
     guard_max_s: float = 32.0
     quality_guard: bool = True
