@@ -155,6 +155,58 @@ def _spectrum_loss(audio: torch.Tensor, target: FitTarget, s: FitSettings) -> to
     return ((shape - t_shape) ** 2).mean() + ((std[:top] - t_std) ** 2).mean()
 
 
+def _speaker_loss(
+    audio: torch.Tensor, target: FitTarget, voiceprint: torch.Tensor, s: FitSettings
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(1 - Resemblyzer cosine to the voiceprint, that plus the weighted spectrum loss) of a render."""
+    speaker = 1.0 - torch.dot(resemblyzer_torch.embed(audio), voiceprint)
+    return speaker, speaker + s.w_spectrum * _spectrum_loss(audio, target, s)
+
+
+class _SpeakerSteps:
+    """Gradient steps on a render's speaker loss, one training sentence each, kept within a CPU budget."""
+
+    def __init__(
+        self, sentences: list[list[int]], spent: Callable[[], float], progress: Progress, budget_s: float,
+        cost_per_token: float,
+    ) -> None:
+        self.sentences, self.spent, self.progress, self.budget_s = sentences, spent, progress, budget_s
+        self.cost_per_token = cost_per_token  # CPU-s per token of a step: a first guess, then measured
+        self.step = 0  # across stages, so each stage starts on the next sentence
+
+    def run(
+        self,
+        loss_of: Callable[[list[int]], tuple[torch.Tensor, torch.Tensor]],
+        param: torch.Tensor,
+        opt: torch.optim.Optimizer,
+        until_s: float,
+        grad_mask: torch.Tensor | None = None,
+    ) -> int:
+        """Steps until the next would end after `until_s` CPU-s of the fit; returns how many were taken."""
+        taken = 0
+        while True:
+            tokens = self.sentences[self.step % len(self.sentences)]
+            if self.spent() + 1.2 * self.cost_per_token * len(tokens) > until_s:
+                return taken
+            t0 = time.process_time()
+            opt.zero_grad()
+            speaker, loss = loss_of(tokens)
+            loss.backward()
+            if param.grad is not None and torch.isfinite(param.grad).all():
+                if grad_mask is not None:
+                    param.grad *= grad_mask
+                opt.step()
+            measured = (time.process_time() - t0) / len(tokens)
+            first = self.step == 0
+            self.cost_per_token = max(self.cost_per_token, measured) if first else (
+                0.7 * self.cost_per_token + 0.3 * measured
+            )
+            self.step += 1
+            taken += 1
+            similarity = 1.0 - float(speaker.detach())
+            self.progress(min(0.99, self.spent() / self.budget_s), f"shaping the voice (similarity {similarity:.2f})")
+
+
 def _apply(start_pack: np.ndarray, offset: np.ndarray) -> np.ndarray:
     return (start_pack.reshape(-1, 256) + offset[None, :]).reshape(PACK_SHAPE).astype(np.float32)
 
@@ -221,60 +273,25 @@ def fit_style(
     # Stage 2: the timbre half, one sentence per step, until its share of the budget would be exceeded.
     guard_s = min(settings.guard_max_s, settings.guard_budget_share * cpu_budget_s) if settings.quality_guard else 0.0
     fit_end = cpu_budget_s - guard_s
-    style_end = fit_end * settings.style_budget_share
-    opt = torch.optim.Adam([d], lr=settings.lr)
-    step = 0
-    while True:
-        tokens = sentences[step % len(sentences)]
-        if spent() + 1.2 * cost_per_token * len(tokens) > style_end:
-            break
-        t0 = time.process_time()
-        opt.zero_grad()
-        render = kokoro_torch.run(tokens, style_for(tokens))
-        speaker = 1.0 - torch.dot(resemblyzer_torch.embed(render.audio), voiceprint)
-        loss = (
-            speaker + settings.w_spectrum * _spectrum_loss(render.audio, target, settings) + _prior(d, space, settings)
-        )
-        loss.backward()
-        if d.grad is not None and torch.isfinite(d.grad).all():
-            d.grad *= timbre_mask
-            opt.step()
-        measured = (time.process_time() - t0) / len(tokens)
-        cost_per_token = max(cost_per_token, measured) if step == 0 else 0.7 * cost_per_token + 0.3 * measured
-        step += 1
-        progress(
-            min(0.99, spent() / cpu_budget_s), f"shaping the voice (similarity {1.0 - float(speaker.detach()):.2f})"
-        )
+    steps = _SpeakerSteps(sentences, spent, progress, cpu_budget_s, cost_per_token)
+
+    def style_loss(tokens: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
+        speaker, loss = _speaker_loss(kokoro_torch.run(tokens, style_for(tokens)).audio, target, voiceprint, settings)
+        return speaker, loss + _prior(d, space, settings)
+
+    steps.run(style_loss, d, torch.optim.Adam([d], lr=settings.lr), fit_end * settings.style_budget_share, timbre_mask)
 
     # Stage 3: one timbre offset per decoder layer on top of the fitted style, until the fit's budget is spent.
     fitted_pack = torch.from_numpy(_apply(pack, (space.sigma * d.detach()).numpy()).reshape(-1, 256))
     z = torch.zeros(LAYERS, TIMBRE_DIMS, requires_grad=True)  # in stock-spread units of the timbre half
-    layer_opt = torch.optim.Adam([z], lr=settings.layer_lr)
-    layer_steps = 0
-    while True:
-        tokens = sentences[step % len(sentences)]
-        if spent() + 1.2 * cost_per_token * len(tokens) > fit_end:
-            break
-        t0 = time.process_time()
-        layer_opt.zero_grad()
-        render = kokoro_torch.run(
-            tokens, kokoro_torch.style_row(fitted_pack, len(tokens)), layers=z * space.sigma[:TIMBRE_DIMS]
-        )
-        speaker = 1.0 - torch.dot(resemblyzer_torch.embed(render.audio), voiceprint)
-        loss = (
-            speaker
-            + settings.w_spectrum * _spectrum_loss(render.audio, target, settings)
-            + settings.w_layer_prior * (z**2).sum()
-        )
-        loss.backward()
-        if z.grad is not None and torch.isfinite(z.grad).all():
-            layer_opt.step()
-        cost_per_token = 0.7 * cost_per_token + 0.3 * (time.process_time() - t0) / len(tokens)
-        step += 1
-        layer_steps += 1
-        progress(
-            min(0.99, spent() / cpu_budget_s), f"shaping the voice (similarity {1.0 - float(speaker.detach()):.2f})"
-        )
+
+    def layer_loss(tokens: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
+        style = kokoro_torch.style_row(fitted_pack, len(tokens))
+        audio = kokoro_torch.run(tokens, style, layers=z * space.sigma[:TIMBRE_DIMS]).audio
+        speaker, loss = _speaker_loss(audio, target, voiceprint, settings)
+        return speaker, loss + settings.w_layer_prior * (z**2).sum()
+
+    layer_steps = steps.run(layer_loss, z, torch.optim.Adam([z], lr=settings.layer_lr), fit_end)
 
     layers = (z.detach() * space.sigma[:TIMBRE_DIMS]).numpy().astype(np.float32) if layer_steps else None
     fitted = FittedStyle(fitted_pack.numpy().reshape(PACK_SHAPE).copy(), layers)

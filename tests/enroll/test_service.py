@@ -275,7 +275,9 @@ async def test_a_fitted_voice_keeps_its_colour_encrypted_and_speaks_with_it(
         score = (await svc.status("fay"))["similarity"]
         assert metric(metrics, "voxroom_voice_fits_total", outcome="ready") == 1.0
         assert metric(metrics, "voxroom_voice_fit_similarity_sum") == pytest.approx(score, abs=1e-6)
-        assert 5.0 < metric(metrics, "voxroom_voice_fit_cpu_seconds_sum") < 3 * (COLOUR_CPU_S + 8.0)
+        # At least the colour's renders and scores; in a worker process that already loaded the models (another
+        # test's fit ran there first) the whole fit took 4.8 CPU-s, so the floor is lower than that.
+        assert 2.0 < metric(metrics, "voxroom_voice_fit_cpu_seconds_sum") < 3 * (COLOUR_CPU_S + 8.0)
         kept = [float(s) for s in SHARES if metric(metrics, "voxroom_voice_colours_total", share=f"{s:g}") == 1.0]
         assert len(kept) == 1 and kept[0] > 0.0
         record = store.load("fay")
