@@ -42,6 +42,9 @@ _SINE = "/decoder/decoder/generator/m_source/l_sin_gen/"
 _PHASE = _SINE + "CumSum_output_0"
 _PHASE_CONSUMER = _SINE + "Mul_2"
 PHASE_INPUT = "phase0"
+# What a stock voice feeds the per-layer timbre input: made once, not per decoder call.
+_NO_LAYERS = zero_layers()
+_NO_LAYERS.flags.writeable = False
 
 
 class GraphLayoutError(RuntimeError):
@@ -181,7 +184,7 @@ class SplitKokoro:
                 _ENERGY: features.energy[:, 2 * start : 2 * end],
                 "style": style,
                 PHASE_INPUT: phase0,
-                LAYER_STYLE_INPUT: zero_layers() if layers is None else layers,
+                LAYER_STYLE_INPUT: _NO_LAYERS if layers is None else layers,
             },
             self._run_options,
         )

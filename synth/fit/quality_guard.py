@@ -29,7 +29,7 @@ Scorer = Callable[[np.ndarray], float]  # candidate parameters -> quality of the
 
 @dataclass(frozen=True)
 class GuardResult:
-    kept: np.ndarray  # the candidate kept: start + scale * (fitted - start)
+    kept: np.ndarray  # the parameters kept: the first clean candidate, else the start
     scale: float  # share of the fitted offset kept (0: the start pack)
     start_quality: float
     quality: float
