@@ -113,7 +113,8 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--budget", type=float, default=240.0, help="fit CPU budget per voice, seconds")
     parser.add_argument("--out", default="voice_similarity", help="results name under bench/results/")
     parser.add_argument("--verbose", action="store_true", help="print the fit's progress messages")
-    parser.add_argument("--save-packs", type=Path, default=None, help="write each fitted pack here as SPEAKER.npy")
+    parser.add_argument("--save-packs", type=Path, default=None,
+                        help="write each served pack here as SPEAKER.npy, the whole fit as SPEAKER.offered.npy")
     parser.add_argument("--unguarded", action="store_true",
                         help="also score the fit before its quality checks (style and colour whole; never served)")
     parser.add_argument("--merge", default="", help="comma-separated shard names to merge into --out")
@@ -180,6 +181,11 @@ def main(argv: list[str]) -> None:
             np.save(args.save_packs / f"{speaker}.npy", fitted.pack)
             if fitted.layers is not None:
                 np.save(args.save_packs / f"{speaker}.layers.npy", fitted.layers)
+            if guards:  # the whole fit the guard was offered, to replay other guards on it
+                offered = guards[0][1]
+                np.save(args.save_packs / f"{speaker}.offered.npy", offered.pack)
+                if offered.layers is not None:
+                    np.save(args.save_packs / f"{speaker}.offered.layers.npy", offered.layers)
         # "fitted" is what is served (style, per-layer timbre and colour); "fitted_pack_only" shows what the colour
         # adds, "fitted_style_only" what the per-layer timbre adds, and "fitted_full_colour" what the colour's
         # quality check gives up (the whole curve, never served).

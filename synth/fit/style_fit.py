@@ -47,11 +47,12 @@ from synth.fit.torch_features import speech_log_mel_stats
 log = logging.getLogger(__name__)
 Progress = Callable[[float, str], None]
 
-# Short sentences (about 1.5-2.5 s): long enough for one Resemblyzer window, cheap to back-propagate.
+# Short sentences (about 1.5-2.5 s): long enough for one Resemblyzer window, cheap to back-propagate. None
+# shares words with the enrollment test sentence, which the similarity score and the quality guard hear.
 TRAINING_SENTENCES = {
-    "en": ("The weather is lovely today.", "Could you pass me that book?", "We will meet again next week."),
-    "zh": ("今天天气很好。", "请把那本书递给我。", "我们下周再见面吧。"),
-    "ja": ("今日はいい天気ですね。", "その本を取ってください。", "また来週会いましょう。"),
+    "en": ("Let me know when you get home.", "Could you pass me that book?", "We will meet again next week."),
+    "zh": ("我马上就到，请等一下。", "请把那本书递给我。", "我们下周再见面吧。"),
+    "ja": ("駅で待っています。", "その本を取ってください。", "また来週会いましょう。"),
 }
 # An unknown language trains on English and Japanese alike.
 _LANGS_FOR_HINT = {"en": ("en",), "zh": ("zh",), "ja": ("ja",), "unknown": ("en", "ja")}
@@ -59,7 +60,7 @@ _LANGS_FOR_HINT = {"en": ("en",), "zh": ("zh",), "ja": ("ja",), "unknown": ("en"
 
 # What the quality guard tries, in turn, as (share of the style fit, share of the per-layer timbre): the whole
 # fit, then less of both, then the style with less or none of the layers (a style-only fit passed the guard
-# more often than a whole fit does). Each try is a render and a DNSMOS score of the test sentence: ~4 CPU-s.
+# more often than a whole fit does). Each try is a render and a DNSMOS score of the guard's passage.
 GUARD_SHARES = ((1.0, 1.0), (0.6, 0.6), (1.0, 0.0), (0.3, 0.3), (0.6, 0.0), (0.3, 0.0))
 
 
@@ -80,7 +81,7 @@ class FitSettings:
     style_budget_share: float = 0.55
     layer_lr: float = 0.2  # in stock-spread units of the timbre half, like the style offset
     w_layer_prior: float = 0.0002
-    # CPU seconds kept back for the quality guard (up to seven renders and scores of a test sentence).
+    # CPU seconds kept back for the quality guard (up to seven renders and scores of its passage).
     guard_budget_share: float = 0.14
     guard_max_s: float = 32.0
     quality_guard: bool = True
