@@ -185,6 +185,8 @@ _unary("Cos", torch.cos)
 _unary("Exp", torch.exp)
 _unary("Tanh", torch.tanh)
 _unary("Sigmoid", torch.sigmoid)
+_unary("Relu", torch.relu)
+_unary("Log", torch.log)
 _unary("Round", torch.round)
 _unary("Sqrt", lambda x: torch.sqrt(x.clamp_min(_SQRT_FLOOR)) if x.is_floating_point() else torch.sqrt(x))
 _unary(
@@ -293,7 +295,8 @@ def _gather(node: _Node, a: list) -> list:
 @_op("Unsqueeze")
 def _unsqueeze(node: _Node, a: list) -> list:
     x = a[0]
-    axes = sorted(v % (x.dim() + len(_ints(a[1]))) for v in _ints(a[1]))
+    given = _ints(a[1]) if len(a) > 1 and a[1] is not None else list(node.attrs["axes"])  # opset < 13: attribute
+    axes = sorted(v % (x.dim() + len(given)) for v in given)
     for ax in axes:
         x = x.unsqueeze(ax)
     return [x]
@@ -511,6 +514,8 @@ def _matmul_integer(node: _Node, a: list) -> list:
 
 def _conv_padding(node: _Node, x: Tensor) -> tuple[Tensor, int]:
     pads = node.attrs.get("pads", [0, 0])
+    if node.attrs.get("auto_pad", "NOTSET") == "VALID" and pads == [0, 0]:
+        return x, 0
     if node.attrs.get("auto_pad", "NOTSET") != "NOTSET" or len(pads) != 2:
         raise UnsupportedGraph("only explicit 1-D conv padding")
     if pads[0] == pads[1]:
@@ -533,7 +538,51 @@ def _conv1d(node: _Node, x: Tensor, w: Tensor, b: Tensor | None) -> Tensor:
 
 @_op("Conv")
 def _conv(node: _Node, a: list) -> list:
+    if a[1].dim() == 4:
+        return [_conv2d(node, a[0], a[1], a[2] if len(a) > 2 else None)]
     return [_conv1d(node, a[0], a[1], a[2] if len(a) > 2 else None)]
+
+
+def _symmetric_2d_pads(node: _Node) -> tuple[int, int]:
+    """(height, width) padding of a 2-D conv or pool; only symmetric explicit pads, or none."""
+    pads = node.attrs.get("pads", [0, 0, 0, 0])
+    auto_pad = node.attrs.get("auto_pad", "NOTSET")
+    if auto_pad not in ("NOTSET", "VALID") or (auto_pad == "VALID" and any(pads)):
+        raise UnsupportedGraph(f"2-D padding {auto_pad} {pads}")
+    if len(pads) != 4 or pads[0] != pads[2] or pads[1] != pads[3]:
+        raise UnsupportedGraph(f"asymmetric 2-D padding {pads}")
+    return pads[0], pads[1]
+
+
+def _conv2d(node: _Node, x: Tensor, w: Tensor, b: Tensor | None) -> Tensor:
+    # Used by the DNSMOS quality model (a small spectrogram CNN), not by Kokoro.
+    return F.conv2d(
+        x, w, b, stride=tuple(node.attrs.get("strides", [1, 1])), padding=_symmetric_2d_pads(node),
+        dilation=tuple(node.attrs.get("dilations", [1, 1])), groups=node.attrs.get("group", 1),
+    )
+
+
+@_op("MaxPool")
+def _max_pool(node: _Node, a: list) -> list:
+    if node.attrs.get("ceil_mode", 0) or len(node.attrs["kernel_shape"]) != 2:
+        raise UnsupportedGraph("only 2-D max pooling without ceil mode")
+    kernel = tuple(node.attrs["kernel_shape"])
+    return [F.max_pool2d(a[0], kernel, tuple(node.attrs.get("strides", kernel)), _symmetric_2d_pads(node))]
+
+
+@_op("Max")
+def _max(node: _Node, a: list) -> list:
+    out = a[0]
+    for other in a[1:]:
+        out = torch.maximum(out, other)
+    return [out]
+
+
+@_op("ReduceMax")
+def _reduce_max(node: _Node, a: list) -> list:
+    x = a[0]
+    axes = _axes_arg(a, x) or node.attrs.get("axes") or list(range(x.dim()))
+    return [x.amax(dim=[v % x.dim() for v in axes], keepdim=bool(node.attrs.get("keepdims", 1)))]
 
 
 def _centred_weight(node: _Node, w: Tensor, zero: Tensor | None, per_row_shape: tuple[int, ...]) -> Tensor:
