@@ -93,16 +93,22 @@ def guard_record(guard) -> dict[str, object]:  # type: ignore[no-untyped-def]
 
 
 def score_output(audio: np.ndarray, probes: dict[str, np.ndarray], speaker: str) -> dict[str, object]:
+    from speechmos import dnsmos as speechmos_dnsmos
+
     from synth.enroll import dnsmos, judge, speech
 
     print_ = judge.embed_speech_of(audio, 24000)
     sims = {name: judge.cosine(print_, p) for name, p in probes.items()}
     v = sims[speaker]
+    audio_16k = np.clip(speech.to_16k(audio, 24000), -1.0, 1.0)
     return {
         "judge_raw": round(v, 4),
         "top1": max(sims, key=sims.__getitem__) == speaker,
         "nearest_probe": max(sims, key=sims.__getitem__),
-        "dnsmos_ovrl": round(dnsmos.score(speech.to_16k(audio, 24000)).ovrl, 3),
+        "dnsmos_ovrl": round(dnsmos.score(audio_16k).ovrl, 3),
+        # A second opinion on quality: DNSMOS's P.808 network (log-mel input, trained on other ratings), which
+        # the fit and its guards never run.
+        "dnsmos_p808": round(float(speechmos_dnsmos.run(audio_16k, sr=16000)["p808_mos"]), 3),
     }
 
 
@@ -247,13 +253,16 @@ def summarise(rows: list[dict]) -> dict[str, object]:  # type: ignore[type-arg]
                   "unguarded_pack_only", "unguarded_full_colour"):
         if not all(label in r for r in rows):
             continue
-        out[label] = {
+        figures: dict[str, object] = {
             "mean_judge_raw": round(float(np.mean([r[label]["judge_raw"] for r in rows])), 4),
             "mean_normalised": round(float(np.mean([r[label]["normalised"] for r in rows])), 4),
             "mean_normalised_remeasured": round(float(np.mean([r[label]["normalised_remeasured"] for r in rows])), 4),
             "top1": f"{sum(bool(r[label]['top1']) for r in rows)}/{len(rows)}",
             "mean_dnsmos_ovrl": round(float(np.mean([r[label]["dnsmos_ovrl"] for r in rows])), 3),
         }
+        if all("dnsmos_p808" in r[label] for r in rows):
+            figures["mean_dnsmos_p808"] = round(float(np.mean([r[label]["dnsmos_p808"] for r in rows])), 3)
+        out[label] = figures
     out["mean_fit_cpu_s"] = round(float(np.mean([r["fit_cpu_s"] for r in rows])), 1)
     out["max_fit_cpu_s"] = round(float(np.max([r["fit_cpu_s"] for r in rows])), 1)
     return out

@@ -1,0 +1,123 @@
+"""Replay the fit's quality guard on saved whole fits, at several tolerances, without fitting again.
+
+For every speaker of a voice_similarity run made with --save-packs: the start pack and each
+(style, layers) share in GUARD_SHARES, scored twice: by the guard (DNSMOS of its passage) and
+by the benchmark (judge similarity to the probe, top-1 and DNSMOS of the three evaluation
+sentences; no colour). Then each tolerance is replayed: the share the guard would keep, and
+what that share scores on the benchmark's sentences. Shows how well the guard's score foresees
+the benchmark's and what a tolerance trades.
+
+    python bench/voice_similarity.py --unguarded --save-packs DIR --out NAME
+    python bench/guard_replay.py --packs DIR --results NAME [--tolerances 0,0.03,0.05] [--speakers A,B]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.voice_similarity import RESULTS, normalised, read_24k, score_output, speak  # noqa: E402
+
+
+def replay(table: list[dict], tolerance: float) -> dict[str, object]:  # type: ignore[type-arg]
+    """What a guard with `tolerance` keeps for every speaker (the first clean share, else the start)."""
+    kept = []
+    for row in table:
+        start = row["shares"][0]
+        choice = next(
+            (c for c in row["shares"][1:] if c["guard_dnsmos"] >= start["guard_dnsmos"] - tolerance), start
+        )
+        kept.append({"speaker": row["speaker"], "kept": choice["share"], **choice["bench"]})
+    return {
+        "tolerance": tolerance,
+        "mean_normalised": round(float(np.mean([k["normalised"] for k in kept])), 4),
+        "top1": f"{sum(bool(k['top1']) for k in kept)}/{len(kept)}",
+        "mean_dnsmos_ovrl": round(float(np.mean([k["dnsmos_ovrl"] for k in kept])), 3),
+        "start_mean_dnsmos_ovrl": round(float(np.mean([r["shares"][0]["bench"]["dnsmos_ovrl"] for r in table])), 3),
+        "kept": kept,
+    }
+
+
+def main(argv: list[str]) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--packs", type=Path, required=True, help="the --save-packs folder of a voice_similarity run")
+    parser.add_argument("--results", required=True, help="that run's results name under bench/results/")
+    parser.add_argument("--voices", type=Path, default=Path(__file__).resolve().parents[1] / "tests/data/voices")
+    parser.add_argument("--speakers", default="", help="comma-separated subset (default: all in the results)")
+    parser.add_argument("--tolerances", default="0,0.02,0.05")
+    parser.add_argument("--out", default="guard_replay")
+    args = parser.parse_args(argv)
+
+    import torch
+
+    torch.set_num_threads(1)
+    from synth.engines.kokoro import KokoroEngine
+    from synth.enroll import judge
+    from synth.enroll.contract import FittedStyle
+    from synth.fit.quality_guard import served_quality
+    from synth.fit.stock import stock_packs
+    from synth.fit.style_fit import GUARD_SHARES
+
+    rows = json.loads((RESULTS / f"{args.results}.json").read_text())["speakers"]
+    chosen = [s for s in args.speakers.split(",") if s]
+    speakers = sorted(p.name[: -len("_enroll.wav")] for p in args.voices.glob("*_enroll.wav"))
+    probes = {s: judge.embed_speech_of(read_24k(args.voices / f"{s}_probe.wav"), 24000) for s in speakers}
+    engine = KokoroEngine(threads=1)
+    table = []
+    for row in rows:
+        speaker = row["speaker"]
+        if chosen and speaker not in chosen:
+            continue
+        offered_path = args.packs / f"{speaker}.offered.npy"
+        if not offered_path.exists():
+            print(f"{speaker}: no whole fit saved, skipped", file=sys.stderr)
+            continue
+        lang = speaker.split("_", 1)[0]
+        start_pack = stock_packs()[row["stock_voice"]]
+        layers_path = args.packs / f"{speaker}.offered.layers.npy"
+        offered = FittedStyle(np.load(offered_path), np.load(layers_path) if layers_path.exists() else None)
+        guard_score = served_quality(lang)
+        shares = []
+        for style_share, layer_share in ((0.0, 0.0), *GUARD_SHARES):
+            candidate = offered.share_of_the_way(start_pack, style_share, layer_share)
+            bench = score_output(speak(engine, candidate, lang), probes, speaker)
+            bench["normalised"] = round(normalised(float(bench["judge_raw"])), 4)  # type: ignore[arg-type]
+            shares.append({
+                "share": [style_share, layer_share],
+                "guard_dnsmos": round(guard_score(candidate), 3),
+                "bench": bench,
+            })
+        table.append({"speaker": speaker, "stock_voice": row["stock_voice"], "shares": shares})
+        print(json.dumps(table[-1]), flush=True)
+
+    guard = np.array([c["guard_dnsmos"] - r["shares"][0]["guard_dnsmos"] for r in table for c in r["shares"][1:]])
+    bench = np.array([
+        c["bench"]["dnsmos_ovrl"] - r["shares"][0]["bench"]["dnsmos_ovrl"] for r in table for c in r["shares"][1:]
+    ])
+    result = {
+        "results": args.results,
+        "guard_shares": GUARD_SHARES,
+        # How well the guard's DNSMOS change (share vs start) foresees the benchmark's on other sentences.
+        "guard_vs_bench_dnsmos_change": {
+            "correlation": round(float(np.corrcoef(guard, bench)[0, 1]), 3),
+            "mean_guard_change": round(float(guard.mean()), 3),
+            "mean_bench_change": round(float(bench.mean()), 3),
+        },
+        "policies": [replay(table, float(t)) for t in args.tolerances.split(",")],
+        "speakers": table,
+    }
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / f"{args.out}.json").write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n")
+    print(json.dumps({k: v for k, v in result.items() if k != "speakers"} | {
+        "policies": [{k: v for k, v in p.items() if k != "kept"} for p in result["policies"]]  # type: ignore[union-attr]
+    }, indent=2))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
