@@ -42,3 +42,15 @@ def test_the_deployment_key_answers_to_both_its_names(tmp_path: Path, variable: 
 def test_the_main_name_of_the_deployment_key_wins_over_its_alias(tmp_path: Path) -> None:
     environ = {"VOXROOM_DATA_DIR": str(tmp_path), "VOXROOM_VOICE_KEY": "ab" * 32, "VOXROOM_SECRET_KEY": "cd" * 32}
     assert load_settings(None, environ).voice_key == "ab" * 32
+
+
+@pytest.mark.parametrize(("value", "expected"), [(None, True), ("off", False), ("on", True)])
+def test_the_per_layer_timbre_switch_reaches_the_enrollment_service(
+    tmp_path: Path, value: str | None, expected: bool
+) -> None:
+    from voxroom.app import build_enrollment
+
+    environ = {"VOXROOM_DATA_DIR": str(tmp_path)} | ({"VOXROOM_FIT_LAYERS": value} if value else {})
+    settings = load_settings(None, environ)
+    assert settings.fit_layers is expected
+    assert build_enrollment(settings).fit_per_layer_timbre is expected

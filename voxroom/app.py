@@ -98,6 +98,7 @@ def build_enrollment(settings: Settings) -> EnrollmentService:
         store,
         EnrollmentWorkers(niceness=settings.enroll_nice),
         fit_cpu_budget_s=settings.fit_cpu_s,
+        fit_per_layer_timbre=settings.fit_layers,
         max_upload_bytes=settings.enroll_max_mb * 1024 * 1024,
     )
 

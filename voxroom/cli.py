@@ -83,6 +83,7 @@ def main(argv: list[str] | None = None) -> int:
             voice_key=settings.voice_key,
             language=args.lang or "unknown",
             fit_cpu_budget_s=settings.fit_cpu_s,
+            fit_per_layer_timbre=settings.fit_layers,
             wait=not args.no_wait,
         )
     if args.command == "token":

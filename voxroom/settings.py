@@ -70,6 +70,7 @@ class Settings:
     watermark: bool = True
     voice_key: str = ""
     fit_cpu_s: float = 240.0
+    fit_layers: bool = True
     enroll_max_mb: int = 32
     enroll_nice: int = 10
     demo: bool = False
@@ -181,6 +182,12 @@ SETTING_SPECS: list[tuple[str, str, Any, str]] = [
         "key wrapping every voice key (64 hex digits or base64 of 32 bytes); unset: a 0600 file in the data dir",
     ),
     ("fit_cpu_s", "VOXROOM_FIT_CPU_S", float, "CPU seconds a voice fit may take"),
+    (
+        "fit_layers",
+        "VOXROOM_FIT_LAYERS",
+        _bool,
+        "fit a per-layer timbre after the style: nearer the speaker, a little less clean (off: the style alone)",
+    ),
     ("enroll_max_mb", "VOXROOM_ENROLL_MAX_MB", int, "largest enrollment upload"),
     (
         "enroll_nice",

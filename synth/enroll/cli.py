@@ -30,11 +30,15 @@ CONTENT_TYPES = {
 VOICES_SUBDIR = "voices"
 
 
-def open_service(data_dir: Path, voice_key: str = "", fit_cpu_budget_s: float = 240.0) -> EnrollmentService:
+def open_service(
+    data_dir: Path, voice_key: str = "", fit_cpu_budget_s: float = 240.0, fit_per_layer_timbre: bool = True
+) -> EnrollmentService:
     """The enrollment service over `<data_dir>/voices`, keyed by the configured or stored deployment key."""
     key = load_or_create_deployment_key(data_dir, voice_key)
     store = VoiceStore(data_dir / VOICES_SUBDIR, key)
-    return EnrollmentService(store, EnrollmentWorkers(), fit_cpu_budget_s=fit_cpu_budget_s)
+    return EnrollmentService(
+        store, EnrollmentWorkers(), fit_cpu_budget_s=fit_cpu_budget_s, fit_per_layer_timbre=fit_per_layer_timbre
+    )
 
 
 def enroll_file_command(
@@ -45,6 +49,7 @@ def enroll_file_command(
     voice_key: str = "",
     language: str = "unknown",
     fit_cpu_budget_s: float = 240.0,
+    fit_per_layer_timbre: bool = True,
     wait: bool = True,
     out: TextIO = sys.stderr,
 ) -> int:
@@ -59,21 +64,13 @@ def enroll_file_command(
     except OSError as exc:
         print(f"error: cannot read {path}: {exc.strerror}", file=out)
         return 1
-    return asyncio.run(_enroll(data, content_type, user, data_dir, voice_key, language, fit_cpu_budget_s, wait, out))
+    service = open_service(data_dir, voice_key, fit_cpu_budget_s, fit_per_layer_timbre)
+    return asyncio.run(_enroll(service, data, content_type, user, language, wait, out))
 
 
 async def _enroll(
-    data: bytes,
-    content_type: str,
-    user: str,
-    data_dir: Path,
-    voice_key: str,
-    language: str,
-    fit_cpu_budget_s: float,
-    wait: bool,
-    out: TextIO,
+    service: EnrollmentService, data: bytes, content_type: str, user: str, language: str, wait: bool, out: TextIO
 ) -> int:
-    service = open_service(data_dir, voice_key, fit_cpu_budget_s)
     shown = _ProgressLine(out)
     try:
         try:

@@ -78,12 +78,14 @@ class FittedStyle:
 
 class FitFunction(Protocol):
     def __call__(
-        self, target: FitTarget, start_pack: np.ndarray, *, progress: FitProgress, cpu_budget_s: float
+        self, target: FitTarget, start_pack: np.ndarray, *, progress: FitProgress, cpu_budget_s: float,
+        per_layer_timbre: bool = True,
     ) -> FittedStyle: ...
 
 
 def keep_start_pack(
-    target: FitTarget, start_pack: np.ndarray, *, progress: FitProgress, cpu_budget_s: float
+    target: FitTarget, start_pack: np.ndarray, *, progress: FitProgress, cpu_budget_s: float,
+    per_layer_timbre: bool = True,
 ) -> FittedStyle:
     """The stand-in fit: the nearest stock pack, unchanged."""
     progress(1.0, "using the nearest built-in voice")

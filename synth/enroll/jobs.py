@@ -74,10 +74,14 @@ def _run_fit(
     start_pack: Any,
     judge_print: Any,
     cpu_budget_s: float,
+    per_layer_timbre: bool,
 ) -> Any:
     from synth.enroll.tasks import fit_voice
 
-    return fit_voice(target_arrays, language_hint, start_pack, judge_print, cpu_budget_s, progress=_report(job_id))
+    return fit_voice(
+        target_arrays, language_hint, start_pack, judge_print, cpu_budget_s, progress=_report(job_id),
+        per_layer_timbre=per_layer_timbre,
+    )
 
 
 class EnrollmentWorkers:
@@ -106,9 +110,11 @@ class EnrollmentWorkers:
         judge_print: Any,
         cpu_budget_s: float,
         progress: ProgressCallback | None = None,
+        per_layer_timbre: bool = True,
     ) -> Any:
         return await self._submit(
-            "fit", _run_fit, progress, target_arrays, language_hint, start_pack, judge_print, cpu_budget_s
+            "fit", _run_fit, progress, target_arrays, language_hint, start_pack, judge_print, cpu_budget_s,
+            per_layer_timbre,
         )
 
     async def _submit(

@@ -112,6 +112,7 @@ class EnrollmentService:
         limits: GateLimits | None = None,
         max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES,
         fit_cpu_budget_s: float = 240.0,
+        fit_per_layer_timbre: bool = True,
         baselines: Baselines | None = None,
         forget_voice: OwnerHook | None = None,
         purge_cached_audio: PurgeHook | None = None,
@@ -124,6 +125,7 @@ class EnrollmentService:
         self.limits = limits or GateLimits()
         self.max_upload_bytes = max_upload_bytes
         self.fit_cpu_budget_s = fit_cpu_budget_s
+        self.fit_per_layer_timbre = fit_per_layer_timbre  # off: the style alone, cleaner and less like the speaker
         self.baselines = baselines or Baselines.load()
         # Hooks the policy layer, the phrase cache and the gateway set.
         self.forget_voice = forget_voice
@@ -223,6 +225,7 @@ class EnrollmentService:
                 record.arrays["judge_print"],
                 self.fit_cpu_budget_s,
                 progress,
+                per_layer_timbre=self.fit_per_layer_timbre,
             )
         except asyncio.CancelledError:
             raise

@@ -90,6 +90,7 @@ def fit_voice(
     judge_print: np.ndarray,
     cpu_budget_s: float,
     progress: Callable[[float, str], None],
+    per_layer_timbre: bool = True,
 ) -> FitResult:
     """Fit a style pack and a colour to the target, then score them with the judge (which the fit never sees)."""
     import time
@@ -105,6 +106,7 @@ def fit_voice(
         check_pack(start_pack),
         progress=lambda f, s: progress(0.85 * f, s),
         cpu_budget_s=max(1.0, cpu_budget_s - COLOUR_CPU_S),
+        per_layer_timbre=per_layer_timbre,
     )
     pack = check_pack(fitted.pack)
     layers = None if fitted.layers is None else check_layers(fitted.layers)

@@ -32,7 +32,7 @@ import logging
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -220,14 +220,20 @@ def fit_style(
     cpu_budget_s: float = 240.0,
     settings: FitSettings = FitSettings(),
     on_guard: Callable[[GuardResult, FittedStyle], None] | None = None,
+    per_layer_timbre: bool = True,
 ) -> FittedStyle:
     """A style pack [510, 1, 256] and per-layer timbre fitted to `target`, from `start_pack`, within the budget.
+
+    `per_layer_timbre=False` fits the style alone, with the whole budget: a voice less like its speaker that
+    sounds as clean as the stock voices (the deployment's choice; see README "Your voice").
 
     `on_guard` is told what the quality guard decided and the whole fit it was offered (the benchmark
     records both).
     """
     start = time.process_time()
     pack = check_pack(start_pack)
+    if not per_layer_timbre:
+        settings = replace(settings, style_budget_share=1.0)
     if cpu_budget_s <= 0 or not math.isfinite(cpu_budget_s):
         raise ValueError("cpu_budget_s must be a positive number of seconds")
     voiceprint = torch.as_tensor(target.voiceprint, dtype=torch.float32)

@@ -294,6 +294,36 @@ async def test_a_fitted_voice_keeps_its_colour_encrypted_and_speaks_with_it(
         await svc.close()
 
 
+class RecordsFitOptions:
+    """The real workers, noting the options each fit is asked for."""
+
+    def __init__(self, workers: EnrollmentWorkers) -> None:
+        self.workers = workers
+        self.per_layer_timbre: list[bool] = []
+
+    async def analyse(self, *args: Any, **kwargs: Any) -> Any:
+        return await self.workers.analyse(*args, **kwargs)
+
+    async def fit(self, *args: Any, per_layer_timbre: bool = True, **kwargs: Any) -> Any:
+        self.per_layer_timbre.append(per_layer_timbre)
+        return await self.workers.fit(*args, per_layer_timbre=per_layer_timbre, **kwargs)
+
+
+async def test_a_deployment_can_fit_the_style_alone(tmp_path: Path, workers: EnrollmentWorkers) -> None:
+    store = VoiceStore(tmp_path / "voices", load_or_create_deployment_key(tmp_path))
+    recording = RecordsFitOptions(workers)
+    svc = EnrollmentService(store, recording, fit_cpu_budget_s=1.0, fit_per_layer_timbre=False)  # type: ignore[arg-type]
+    try:
+        await svc.enroll("hal", voice_path("en_533_enroll.wav").read_bytes(), "audio/wav")
+        await svc.wait_for_fit("hal")
+        assert (await svc.status("hal"))["status"] == "ready"
+        assert recording.per_layer_timbre == [False]
+        voice = await svc.voice_for("hal")
+        assert voice is not None and voice.layers is None
+    finally:
+        await svc.close()
+
+
 class FitFails:
     """The real workers, but every fit dies (as a worker killed mid-fit would)."""
 

@@ -91,6 +91,19 @@ def test_a_fit_the_quality_guard_rejects_leaves_the_start_pack(
     assert [share for share, _ in decision.tried] == [style for style, _ in shares]
 
 
+def test_without_per_layer_timbre_the_style_takes_the_whole_budget(
+    english_target: FitTarget, start_pack: np.ndarray
+) -> None:
+    stages: list[str] = []
+    fitted = fit_style(
+        english_target, start_pack, progress=lambda f, s: stages.append(s), cpu_budget_s=15.0,
+        settings=FitSettings(quality_guard=False), per_layer_timbre=False,
+    )
+    assert fitted.layers is None
+    assert not np.array_equal(fitted.pack, start_pack)  # the style did move
+    assert any(stage.startswith("shaping the voice") for stage in stages)
+
+
 def test_nearest_stock_pack_is_a_real_pack(english_target: FitTarget) -> None:
     name, pack = nearest_stock_pack(english_target)
     assert name in ("jf_alpha", "jf_gongitsune", "jf_nezumi", "jf_tebukuro", "jm_kumo")
