@@ -9,6 +9,7 @@ the benchmark's and what a tolerance trades.
 
     python bench/voice_similarity.py --unguarded --save-packs DIR --out NAME
     python bench/guard_replay.py --packs DIR --results NAME [--tolerances 0,0.03,0.05] [--speakers A,B]
+    python bench/guard_replay.py --packs DIR --results NAME --merge SHARD1,SHARD2 --out NAME2
 """
 
 from __future__ import annotations
@@ -44,6 +45,23 @@ def replay(table: list[dict], tolerance: float) -> dict[str, object]:  # type: i
     }
 
 
+def oracle(table: list[dict]) -> dict[str, object]:  # type: ignore[type-arg]
+    """What no guard can beat: per speaker, the most similar share whose DNSMOS on the benchmark's own sentences
+    is no worse than the start's (a guard would have to hear those sentences to choose it)."""
+    kept = []
+    for row in table:
+        start = row["shares"][0]["bench"]["dnsmos_ovrl"]
+        clean = [c for c in row["shares"] if c["bench"]["dnsmos_ovrl"] >= start]
+        best = max(clean, key=lambda c: c["bench"]["normalised"])
+        kept.append({"speaker": row["speaker"], "kept": best["share"], **best["bench"]})
+    return {
+        "mean_normalised": round(float(np.mean([k["normalised"] for k in kept])), 4),
+        "top1": f"{sum(bool(k['top1']) for k in kept)}/{len(kept)}",
+        "mean_dnsmos_ovrl": round(float(np.mean([k["dnsmos_ovrl"] for k in kept])), 3),
+        "kept": kept,
+    }
+
+
 def main(argv: list[str]) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--packs", type=Path, required=True, help="the --save-packs folder of a voice_similarity run")
@@ -52,7 +70,13 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--speakers", default="", help="comma-separated subset (default: all in the results)")
     parser.add_argument("--tolerances", default="0,0.02,0.05")
     parser.add_argument("--out", default="guard_replay")
+    parser.add_argument("--merge", default="", help="comma-separated shard names (runs of this script) to merge")
     args = parser.parse_args(argv)
+    if args.merge:
+        shards = [json.loads((RESULTS / f"{name}.json").read_text()) for name in args.merge.split(",")]
+        table = sorted((row for shard in shards for row in shard["speakers"]), key=lambda r: r["speaker"])
+        write(summarise(table, args.tolerances, shards[0]["results"]), args.out)
+        return
 
     import torch
 
@@ -96,12 +120,18 @@ def main(argv: list[str]) -> None:
         table.append({"speaker": speaker, "stock_voice": row["stock_voice"], "shares": shares})
         print(json.dumps(table[-1]), flush=True)
 
+    write(summarise(table, args.tolerances, args.results), args.out)
+
+
+def summarise(table: list[dict], tolerances: str, results: str) -> dict[str, object]:  # type: ignore[type-arg]
+    from synth.fit.style_fit import GUARD_SHARES
+
     guard = np.array([c["guard_dnsmos"] - r["shares"][0]["guard_dnsmos"] for r in table for c in r["shares"][1:]])
     bench = np.array([
         c["bench"]["dnsmos_ovrl"] - r["shares"][0]["bench"]["dnsmos_ovrl"] for r in table for c in r["shares"][1:]
     ])
-    result = {
-        "results": args.results,
+    return {
+        "results": results,
         "guard_shares": GUARD_SHARES,
         # How well the guard's DNSMOS change (share vs start) foresees the benchmark's on other sentences.
         "guard_vs_bench_dnsmos_change": {
@@ -109,13 +139,20 @@ def main(argv: list[str]) -> None:
             "mean_guard_change": round(float(guard.mean()), 3),
             "mean_bench_change": round(float(bench.mean()), 3),
         },
-        "policies": [replay(table, float(t)) for t in args.tolerances.split(",")],
+        "policies": [replay(table, float(t)) for t in tolerances.split(",")],
+        "best_share_sounding_as_clean_on_the_benchmark": oracle(table),
         "speakers": table,
     }
+
+
+def write(result: dict[str, object], out: str) -> None:
     RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / f"{args.out}.json").write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n")
+    (RESULTS / f"{out}.json").write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n")
     print(json.dumps({k: v for k, v in result.items() if k != "speakers"} | {
-        "policies": [{k: v for k, v in p.items() if k != "kept"} for p in result["policies"]]  # type: ignore[union-attr]
+        "policies": [{k: v for k, v in p.items() if k != "kept"} for p in result["policies"]],  # type: ignore[union-attr]
+        "best_share_sounding_as_clean_on_the_benchmark": {
+            k: v for k, v in result["best_share_sounding_as_clean_on_the_benchmark"].items() if k != "kept"  # type: ignore[union-attr]
+        },
     }, indent=2))
 
 
