@@ -21,6 +21,7 @@ On a shared machine the speakers can run as shards in parallel processes and be 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import sys
@@ -124,6 +125,9 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--unguarded", action="store_true",
                         help="also score the fit before its quality checks (style and colour whole; never served)")
     parser.add_argument("--merge", default="", help="comma-separated shard names to merge into --out")
+    parser.add_argument("--layer-lr", type=float, default=None, help="override FitSettings.layer_lr (experiments)")
+    parser.add_argument("--layer-prior", type=float, default=None,
+                        help="override FitSettings.w_layer_prior (experiments)")
     args = parser.parse_args(argv)
     if args.merge:
         merge([RESULTS / f"{name}.json" for name in args.merge.split(",")], args.out)
@@ -139,7 +143,10 @@ def main(argv: list[str]) -> None:
     from synth.fit import fit_style, nearest_stock_pack
     from synth.fit.colour_fit import keep_clean_share, measure_colour
     from synth.fit.quality_guard import GuardResult
+    from synth.fit.style_fit import FitSettings
 
+    overrides = {"layer_lr": args.layer_lr, "w_layer_prior": args.layer_prior}
+    settings = FitSettings(**{name: value for name, value in overrides.items() if value is not None})
     speakers = sorted(p.name[: -len("_enroll.wav")] for p in args.voices.glob("*_enroll.wav"))
     chosen = [s for s in args.speakers.split(",") if s] or speakers
     probes = {s: judge.embed_speech_of(read_24k(args.voices / f"{s}_probe.wav"), 24000) for s in speakers}
@@ -164,6 +171,7 @@ def main(argv: list[str]) -> None:
             progress=report if args.verbose else lambda f, s: None,
             cpu_budget_s=args.budget - COLOUR_CPU_S,  # as the enrollment job splits its budget
             on_guard=lambda guard, offered, into=guards: into.append((guard, offered)),
+            settings=settings,
         )
         # fit_colour, in two steps: the whole curve is scored too
         measured = measure_colour(target, fitted.pack, fitted.layers)
@@ -225,6 +233,7 @@ def main(argv: list[str]) -> None:
         f"({remeasured['different_speaker']}, {remeasured['same_speaker']})",
         "gate": "bypassed: features extracted from every enroll file, including clips under the gate's minimum",
         "budget_cpu_s": args.budget,
+        "fit_settings": dataclasses.asdict(settings),
         "eval_sentences": EVAL_SENTENCES,
         "cpu": os.cpu_count(),
         "speakers": rows,
