@@ -18,9 +18,9 @@ RATE = 16000
 WINDOW = int(9.01 * RATE)
 MAX_WINDOWS = 3
 # Polynomials that map the network's raw outputs onto the P.835 scale (DNSMOS, non-personalised).
-_SIG = np.poly1d([-0.08397278, 1.22083953, 0.0052439])
-_BAK = np.poly1d([-0.13166888, 1.60915514, -0.39604546])
-_OVRL = np.poly1d([-0.06766283, 1.11546468, 0.04602535])
+SIG_SCALE = np.poly1d([-0.08397278, 1.22083953, 0.0052439])
+BAK_SCALE = np.poly1d([-0.13166888, 1.60915514, -0.39604546])
+OVRL_SCALE = np.poly1d([-0.06766283, 1.11546468, 0.04602535])
 
 
 @dataclasses.dataclass(frozen=True)
@@ -51,4 +51,5 @@ def score(pcm16k: np.ndarray, max_windows: int = MAX_WINDOWS) -> MosScores:
     count = min(max_windows, 1 + last // RATE)
     starts = np.linspace(0, last, count).astype(int)
     raw = np.array([_session().run(None, {"input_1": audio[s : s + WINDOW][None]})[0][0] for s in starts])
-    return MosScores(float(_SIG(raw[:, 0]).mean()), float(_BAK(raw[:, 1]).mean()), float(_OVRL(raw[:, 2]).mean()))
+    sig, bak, ovrl = (float(scale(raw[:, i]).mean()) for i, scale in enumerate((SIG_SCALE, BAK_SCALE, OVRL_SCALE)))
+    return MosScores(sig, bak, ovrl)

@@ -17,7 +17,7 @@ from synth.enroll import dnsmos
 from synth.fit.onnx_torch import OnnxTorchGraph
 
 _TAPS = 95  # the 24 -> 16 kHz low-pass: a windowed sinc at 48 kHz, 95 taps (about 1 ms each side)
-_OVRL = 2  # the network's outputs: SIG, BAK, OVRL (raw, before the P.835 polynomial)
+_OVRL_OUTPUT = 2  # the network's outputs: SIG, BAK, OVRL (raw, before the P.835 polynomial)
 
 
 @functools.lru_cache(maxsize=1)
@@ -50,6 +50,6 @@ def overall(audio_24k: torch.Tensor) -> torch.Tensor:
     if x.numel() == 0:
         raise ValueError("no audio to score")
     x = x.repeat(-(-dnsmos.WINDOW // x.numel()))[: dnsmos.WINDOW]
-    raw = next(iter(_graph().run({"input_1": x.reshape(1, -1)}).values())).reshape(-1)[_OVRL]
-    a, b, c = (float(v) for v in dnsmos._OVRL.coeffs)
+    raw = next(iter(_graph().run({"input_1": x.reshape(1, -1)}).values())).reshape(-1)[_OVRL_OUTPUT]
+    a, b, c = (float(v) for v in dnsmos.OVRL_SCALE.coeffs)
     return a * raw**2 + b * raw + c

@@ -20,9 +20,11 @@ The timbre half stops gaining within half the budget (a fit of 110 CPU-s scored 
 well as one of 200), so the rest goes to the third stage: one timbre offset per
 decoder AdaIN layer (`synth.engines.kokoro_layers`), same losses. On four speakers at
 the same 200 CPU-s it raised the judge's similarity from 0.36 to 0.51 (0..1 scale)
-where the style alone had stalled, at a DNSMOS 0.05 lower (3.10 against 3.14). Last, `synth.fit.quality_guard`
-scales the whole fit back if the served engine's output scores worse on DNSMOS than
-the start pack's. The judge used by the benchmark never appears here.
+where the style alone had stalled, at a DNSMOS 0.05 lower (3.10 against 3.14); a deployment
+can turn this stage off (`per_layer_timbre=False`). Last, `synth.fit.quality_guard` keeps
+the first of a few shares of the style and of the layers (GUARD_SHARES) whose served output
+scores no worse on DNSMOS than the start pack's. The judge used by the benchmark never
+appears here.
 """
 
 from __future__ import annotations
