@@ -128,6 +128,8 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--layer-lr", type=float, default=None, help="override FitSettings.layer_lr (experiments)")
     parser.add_argument("--layer-prior", type=float, default=None,
                         help="override FitSettings.w_layer_prior (experiments)")
+    parser.add_argument("--layer-groups", default=None,
+                        help="comma-separated LAYER_GROUPS to fit (FitSettings.layer_groups; experiments)")
     args = parser.parse_args(argv)
     if args.merge:
         merge([RESULTS / f"{name}.json" for name in args.merge.split(",")], args.out)
@@ -145,7 +147,10 @@ def main(argv: list[str]) -> None:
     from synth.fit.quality_guard import GuardResult
     from synth.fit.style_fit import FitSettings
 
-    overrides = {"layer_lr": args.layer_lr, "w_layer_prior": args.layer_prior}
+    overrides = {
+        "layer_lr": args.layer_lr, "w_layer_prior": args.layer_prior,
+        "layer_groups": tuple(args.layer_groups.split(",")) if args.layer_groups else None,
+    }
     settings = FitSettings(**{name: value for name, value in overrides.items() if value is not None})
     speakers = sorted(p.name[: -len("_enroll.wav")] for p in args.voices.glob("*_enroll.wav"))
     chosen = [s for s in args.speakers.split(",") if s] or speakers

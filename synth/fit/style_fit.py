@@ -39,7 +39,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 import torch
 
-from synth.engines.kokoro_layers import LAYERS, TIMBRE_DIMS
+from synth.engines.kokoro_layers import LAYER_GROUPS, LAYERS, TIMBRE_DIMS
 from synth.enroll.contract import PACK_SHAPE, FitTarget, FittedStyle, check_pack
 from synth.fit import kokoro_torch, resemblyzer_torch
 from synth.fit.quality_guard import SCALES, GuardResult, keep_first_clean, served_quality
@@ -83,6 +83,8 @@ class FitSettings:
     style_budget_share: float = 0.55
     layer_lr: float = 0.2  # in stock-spread units of the timbre half, like the style offset
     w_layer_prior: float = 0.0002
+    # Decoder parts (kokoro_layers.LAYER_GROUPS) whose per-layer timbre is fitted; the other rows stay zero.
+    layer_groups: tuple[str, ...] = tuple(LAYER_GROUPS)
     # CPU seconds kept back for the quality guard (up to seven renders and scores of its passage).
     guard_budget_share: float = 0.14
     guard_max_s: float = 32.0
@@ -128,6 +130,17 @@ def _training_tokens(language_hint: str) -> list[list[int]]:
         if ids:
             tokens.append(ids)
     return tokens
+
+
+def _layer_rows(groups: tuple[str, ...]) -> torch.Tensor:
+    """[58, 1]: 1 for the rows of the per-layer timbre in `groups`, else 0."""
+    unknown = set(groups) - set(LAYER_GROUPS)
+    if unknown or not groups:
+        raise ValueError(f"layer groups must be some of {sorted(LAYER_GROUPS)}, got {sorted(groups)}")
+    rows = torch.zeros(LAYERS, 1)
+    for group in groups:
+        rows[list(LAYER_GROUPS[group])] = 1.0
+    return rows
 
 
 def _prior(d: torch.Tensor, space: StockSpace, s: FitSettings) -> torch.Tensor:
@@ -238,6 +251,7 @@ def fit_style(
         settings = replace(settings, style_budget_share=1.0)
     if cpu_budget_s <= 0 or not math.isfinite(cpu_budget_s):
         raise ValueError("cpu_budget_s must be a positive number of seconds")
+    fitted_rows = _layer_rows(settings.layer_groups)
     voiceprint = torch.as_tensor(target.voiceprint, dtype=torch.float32)
     if voiceprint.shape != (256,) or not torch.isfinite(voiceprint).all():
         raise ValueError("the target voiceprint must be a finite 256-d vector")
@@ -296,13 +310,13 @@ def fit_style(
 
     def layer_loss(tokens: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
         style = kokoro_torch.style_row(fitted_pack, len(tokens))
-        audio = kokoro_torch.run(tokens, style, layers=z * space.sigma[:TIMBRE_DIMS]).audio
+        audio = kokoro_torch.run(tokens, style, layers=z * fitted_rows * space.sigma[:TIMBRE_DIMS]).audio
         speaker, loss = _speaker_loss(audio, target, voiceprint, settings)
         return speaker, loss + settings.w_layer_prior * (z**2).sum()
 
     layer_steps = steps.run(layer_loss, z, torch.optim.Adam([z], lr=settings.layer_lr), fit_end)
 
-    layers = (z.detach() * space.sigma[:TIMBRE_DIMS]).numpy().astype(np.float32) if layer_steps else None
+    layers = (z.detach() * fitted_rows * space.sigma[:TIMBRE_DIMS]).numpy().astype(np.float32) if layer_steps else None
     fitted = FittedStyle(fitted_pack.numpy().reshape(PACK_SHAPE).copy(), layers)
     moved = layers is not None or not np.array_equal(fitted.pack, pack)
     if settings.quality_guard and moved:

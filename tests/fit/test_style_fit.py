@@ -104,6 +104,20 @@ def test_without_per_layer_timbre_the_style_takes_the_whole_budget(
     assert any(stage.startswith("shaping the voice") for stage in stages)
 
 
+def test_the_per_layer_timbre_can_be_fitted_in_some_decoder_parts_only(
+    english_target: FitTarget, start_pack: np.ndarray
+) -> None:
+    from synth.engines.kokoro_layers import LAYER_GROUPS
+
+    fitted = fit_style(
+        english_target, start_pack, progress=lambda f, s: None, cpu_budget_s=20.0,
+        settings=FitSettings(quality_guard=False, layer_groups=("upsample2",)),
+    )
+    assert fitted.layers is not None
+    moved = np.abs(fitted.layers).sum(axis=1) > 0
+    assert moved.tolist() == [row in LAYER_GROUPS["upsample2"] for row in range(58)]
+
+
 def test_nearest_stock_pack_is_a_real_pack(english_target: FitTarget) -> None:
     name, pack = nearest_stock_pack(english_target)
     assert name in ("jf_alpha", "jf_gongitsune", "jf_nezumi", "jf_tebukuro", "jm_kumo")
@@ -118,6 +132,8 @@ def test_bad_inputs_are_refused(english_target: FitTarget, start_pack: np.ndarra
         fit_style(english_target, start_pack[:100], progress=quiet)
     with pytest.raises(ValueError, match="cpu_budget_s"):
         fit_style(english_target, start_pack, progress=quiet, cpu_budget_s=0.0)
+    with pytest.raises(ValueError, match="layer groups"):
+        fit_style(english_target, start_pack, progress=quiet, settings=FitSettings(layer_groups=("vocoder",)))
     broken = dataclasses.replace(english_target, voiceprint=np.full(256, np.nan, np.float32))
     with pytest.raises(ValueError, match="voiceprint"):
         fit_style(broken, start_pack, progress=quiet)
