@@ -1,7 +1,7 @@
 """Which decoder layers carry a fitted voice's likeness, and which its loss of quality? Replayed on saved fits.
 
-The per-layer timbre (synth.engines.kokoro_layers) moves all 58 AdaIN layers; the whole fit is much
-closer to the speaker than what the quality guard keeps, and scores lower on DNSMOS. Here every saved
+The per-layer timbre (synth.engines.kokoro_layers) can move all 58 AdaIN layers; a whole fit of them is
+much closer to the speaker than what the quality guard keeps, and scores lower on DNSMOS. Here every saved
 whole fit (voice_similarity --save-packs) is served with its fitted style and the per-layer timbre of
 some layer groups only (the others at zero), and each variant is scored by the benchmark (judge
 similarity to the probe, top-1, DNSMOS P.835 and P.808 of the three evaluation sentences, no colour)
