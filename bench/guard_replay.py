@@ -23,7 +23,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.voice_similarity import RESULTS, normalised, read_24k, score_output, speak  # noqa: E402
+from bench.voice_similarity import RESULTS, normalised, saved_run, score_output, speak  # noqa: E402
 
 
 def replay(table: list[dict], tolerance: float) -> dict[str, object]:  # type: ignore[type-arg]
@@ -78,26 +78,15 @@ def main(argv: list[str]) -> None:
         write(summarise(table, args.tolerances, shards[0]["results"]), args.out)
         return
 
-    import torch
-
-    torch.set_num_threads(1)
-    from synth.engines.kokoro import KokoroEngine
-    from synth.enroll import judge
+    rows, probes, engine = saved_run(args.results, args.voices, args.speakers)
     from synth.enroll.contract import FittedStyle
     from synth.fit.quality_guard import served_quality
     from synth.fit.stock import stock_packs
     from synth.fit.style_fit import GUARD_SHARES
 
-    rows = json.loads((RESULTS / f"{args.results}.json").read_text())["speakers"]
-    chosen = [s for s in args.speakers.split(",") if s]
-    speakers = sorted(p.name[: -len("_enroll.wav")] for p in args.voices.glob("*_enroll.wav"))
-    probes = {s: judge.embed_speech_of(read_24k(args.voices / f"{s}_probe.wav"), 24000) for s in speakers}
-    engine = KokoroEngine(threads=1)
     table = []
     for row in rows:
         speaker = row["speaker"]
-        if chosen and speaker not in chosen:
-            continue
         offered_path = args.packs / f"{speaker}.offered.npy"
         if not offered_path.exists():
             print(f"{speaker}: no whole fit saved, skipped", file=sys.stderr)

@@ -24,7 +24,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.voice_similarity import RESULTS, normalised, read_24k, score_output, speak  # noqa: E402
+from bench.voice_similarity import RESULTS, normalised, saved_run, score_output, speak  # noqa: E402
 from synth.engines.kokoro_layers import LAYER_GROUPS  # noqa: E402
 
 # Each variant: the layer groups whose fitted timbre is kept (style always fitted, except "start").
@@ -83,25 +83,16 @@ def main(argv: list[str]) -> None:
     if args.packs is None or args.results is None:
         parser.error("--packs and --results are needed unless --merge is given")
 
-    import torch
-
-    torch.set_num_threads(1)
-    from synth.engines.kokoro import KokoroEngine
-    from synth.enroll import judge
+    rows, probes, engine = saved_run(args.results, args.voices, args.speakers)
     from synth.enroll.contract import FittedStyle
     from synth.fit.quality_guard import served_quality
     from synth.fit.stock import stock_packs
 
-    rows = json.loads((RESULTS / f"{args.results}.json").read_text())["speakers"]
-    chosen = [s for s in args.speakers.split(",") if s]
-    speakers = sorted(p.name[: -len("_enroll.wav")] for p in args.voices.glob("*_enroll.wav"))
-    probes = {s: judge.embed_speech_of(read_24k(args.voices / f"{s}_probe.wav"), 24000) for s in speakers}
-    engine = KokoroEngine(threads=1)
     table = []
     for row in rows:
         speaker = row["speaker"]
         layers_path = args.packs / f"{speaker}.offered.layers.npy"
-        if (chosen and speaker not in chosen) or not layers_path.exists():
+        if not layers_path.exists():
             continue
         lang = speaker.split("_", 1)[0]
         start_pack = stock_packs()[row["stock_voice"]]

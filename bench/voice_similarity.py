@@ -82,6 +82,23 @@ def speak(engine, fitted, lang: str, colour: np.ndarray | None = None) -> np.nda
     return np.concatenate(parts[:-1])
 
 
+def saved_run(results: str, voices: Path, speakers: str) -> tuple[list[dict], dict[str, np.ndarray], object]:  # type: ignore[type-arg]
+    """For the scripts that replay a saved run: its rows (of the comma-separated `speakers`, default all), every
+    speaker's probe print by the judge, and a one-thread engine."""
+    import torch
+
+    torch.set_num_threads(1)
+    from synth.engines.kokoro import KokoroEngine
+    from synth.enroll import judge
+
+    chosen = [s for s in speakers.split(",") if s]
+    rows = [r for r in json.loads((RESULTS / f"{results}.json").read_text())["speakers"]
+            if not chosen or r["speaker"] in chosen]
+    names = sorted(p.name[: -len("_enroll.wav")] for p in voices.glob("*_enroll.wav"))
+    probes = {s: judge.embed_speech_of(read_24k(voices / f"{s}_probe.wav"), 24000) for s in names}
+    return rows, probes, KokoroEngine(threads=1)
+
+
 def guard_record(guard) -> dict[str, object]:  # type: ignore[no-untyped-def]
     """What the fit's quality guard decided, for the results (DNSMOS of its test sentence)."""
     return {
