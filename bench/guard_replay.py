@@ -23,7 +23,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.voice_similarity import RESULTS, normalised, saved_run, score_output, speak  # noqa: E402
+from bench.voice_similarity import RESULTS, normalised, saved_fits, saved_run, score_output, speak  # noqa: E402
 
 
 def replay(table: list[dict], tolerance: float) -> dict[str, object]:  # type: ignore[type-arg]
@@ -79,22 +79,12 @@ def main(argv: list[str]) -> None:
         return
 
     rows, probes, engine = saved_run(args.results, args.voices, args.speakers)
-    from synth.enroll.contract import FittedStyle
     from synth.fit.quality_guard import served_quality
-    from synth.fit.stock import stock_packs
     from synth.fit.style_fit import GUARD_SHARES
 
     table = []
-    for row in rows:
+    for row, lang, start_pack, offered in saved_fits(args.packs, rows):
         speaker = row["speaker"]
-        offered_path = args.packs / f"{speaker}.offered.npy"
-        if not offered_path.exists():
-            print(f"{speaker}: no whole fit saved, skipped", file=sys.stderr)
-            continue
-        lang = speaker.split("_", 1)[0]
-        start_pack = stock_packs()[row["stock_voice"]]
-        layers_path = args.packs / f"{speaker}.offered.layers.npy"
-        offered = FittedStyle(np.load(offered_path), np.load(layers_path) if layers_path.exists() else None)
         guard_score = served_quality(lang)
         shares = []
         for style_share, layer_share in ((0.0, 0.0), *GUARD_SHARES):

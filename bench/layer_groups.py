@@ -24,7 +24,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.voice_similarity import RESULTS, normalised, saved_run, score_output, speak  # noqa: E402
+from bench.voice_similarity import RESULTS, normalised, saved_fits, saved_run, score_output, speak  # noqa: E402
 from synth.engines.kokoro_layers import LAYER_GROUPS  # noqa: E402
 
 # Each variant: the layer groups whose fitted timbre is kept (style always fitted, except "start").
@@ -86,22 +86,17 @@ def main(argv: list[str]) -> None:
     rows, probes, engine = saved_run(args.results, args.voices, args.speakers)
     from synth.enroll.contract import FittedStyle
     from synth.fit.quality_guard import served_quality
-    from synth.fit.stock import stock_packs
 
     table = []
-    for row in rows:
+    for row, lang, start_pack, offered in saved_fits(args.packs, rows):
         speaker = row["speaker"]
-        layers_path = args.packs / f"{speaker}.offered.layers.npy"
-        if not layers_path.exists():
+        layers = offered.layers
+        if layers is None:
             continue
-        lang = speaker.split("_", 1)[0]
-        start_pack = stock_packs()[row["stock_voice"]]
-        style = np.load(args.packs / f"{speaker}.offered.npy")
-        layers = np.load(layers_path)
         guard_score = served_quality(lang)
         variants = {}
         for name, groups in VARIANTS.items():
-            fitted = FittedStyle(start_pack) if groups is None else FittedStyle(style, masked(layers, groups))
+            fitted = FittedStyle(start_pack) if groups is None else FittedStyle(offered.pack, masked(layers, groups))
             scores = score_output(speak(engine, fitted, lang), probes, speaker)
             scores["normalised"] = round(normalised(float(scores["judge_raw"])), 4)  # type: ignore[arg-type]
             scores["guard_dnsmos"] = round(guard_score(fitted), 3)

@@ -99,6 +99,23 @@ def saved_run(results: str, voices: Path, speakers: str) -> tuple[list[dict], di
     return rows, probes, KokoroEngine(threads=1)
 
 
+def saved_fits(packs: Path, rows: list[dict]):  # type: ignore[no-untyped-def, type-arg]
+    """(row, language, start pack, whole fit offered to the guard) of every speaker whose whole fit was saved
+    by --save-packs in `packs`."""
+    from synth.enroll.contract import FittedStyle
+    from synth.fit.stock import stock_packs
+
+    for row in rows:
+        speaker = row["speaker"]
+        offered_path = packs / f"{speaker}.offered.npy"
+        if not offered_path.exists():
+            print(f"{speaker}: no whole fit saved, skipped", file=sys.stderr)
+            continue
+        layers_path = packs / f"{speaker}.offered.layers.npy"
+        offered = FittedStyle(np.load(offered_path), np.load(layers_path) if layers_path.exists() else None)
+        yield row, speaker.split("_", 1)[0], stock_packs()[row["stock_voice"]], offered
+
+
 def guard_record(guard) -> dict[str, object]:  # type: ignore[no-untyped-def]
     """What the fit's quality guard decided, for the results (DNSMOS of its test sentence)."""
     return {
