@@ -23,7 +23,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.voice_similarity import RESULTS, normalised, read_24k, score_output, speak  # noqa: E402
+from bench.voice_similarity import RESULTS, read_24k, saved_fits, saved_run, score_output, speak  # noqa: E402
 
 
 def main(argv: list[str]) -> None:
@@ -38,44 +38,35 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--out", default="dnsmos_in_loss")
     args = parser.parse_args(argv)
 
+    saved, probes, engine = saved_run(args.results, args.voices, args.speakers)
     import torch
 
-    torch.set_num_threads(1)
-    from synth.engines.kokoro import KokoroEngine
-    from synth.enroll import features, judge, quality
+    from synth.enroll import features, quality
     from synth.enroll.contract import FittedStyle
     from synth.fit import kokoro_torch, quality_torch
-    from synth.fit.stock import stock_packs
     from synth.fit.style_fit import FitSettings, _speaker_loss, _training_tokens, stock_space
 
-    stock_voice = {r["speaker"]: r["stock_voice"] for r in json.loads((RESULTS / f"{args.results}.json").read_text())[
-        "speakers"]}
-    speakers = sorted(p.name[: -len("_enroll.wav")] for p in args.voices.glob("*_enroll.wav"))
-    probes = {s: judge.embed_speech_of(read_24k(args.voices / f"{s}_probe.wav"), 24000) for s in speakers}
-    engine = KokoroEngine(threads=1)
     settings = FitSettings()
     sigma = stock_space(settings.principal_dims).sigma[:128]
 
     def evaluate(fitted: FittedStyle, speaker: str, lang: str) -> dict[str, object]:
-        scores = score_output(speak(engine, fitted, lang), probes, speaker)
-        scores["normalised"] = round(normalised(float(scores["judge_raw"])), 4)  # type: ignore[arg-type]
-        return scores
+        return score_output(speak(engine, fitted, lang), probes, speaker)
 
     rows = []
-    for speaker in args.speakers.split(","):
-        lang = speaker.split("_", 1)[0]
+    for saved_row, lang, start_pack, offered in saved_fits(args.packs, saved):
+        speaker = saved_row["speaker"]
+        if offered.layers is None:
+            continue
         _, analysis = quality.assess(read_24k(args.voices / f"{speaker}_enroll.wav"))
         target = features.extract(analysis, lang)
         voiceprint = torch.as_tensor(target.voiceprint, dtype=torch.float32)
         voiceprint = voiceprint / voiceprint.norm()
-        pack = np.load(args.packs / f"{speaker}.offered.npy")
-        layers = np.load(args.packs / f"{speaker}.offered.layers.npy")
+        pack, layers = offered.pack, offered.layers
         z = torch.tensor(layers / sigma.numpy(), requires_grad=True)
         opt = torch.optim.Adam([z], lr=args.lr)
         sentences = _training_tokens(lang)
-        stock = FittedStyle(stock_packs()[stock_voice[speaker]])
-        row: dict[str, object] = {"speaker": speaker, "stock": evaluate(stock, speaker, lang)}
-        row["whole_fit"] = evaluate(FittedStyle(pack, layers), speaker, lang)
+        row: dict[str, object] = {"speaker": speaker, "stock": evaluate(FittedStyle(start_pack), speaker, lang)}
+        row["whole_fit"] = evaluate(offered, speaker, lang)
         started, trained_ovrl = time.process_time(), []
         for step in range(args.steps):
             tokens = sentences[step % len(sentences)]

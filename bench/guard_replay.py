@@ -23,7 +23,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.voice_similarity import RESULTS, normalised, saved_fits, saved_run, score_output, speak  # noqa: E402
+from bench.voice_similarity import RESULTS, saved_fits, saved_run, score_output, speak  # noqa: E402
 
 
 def replay(table: list[dict], tolerance: float) -> dict[str, object]:  # type: ignore[type-arg]
@@ -90,7 +90,6 @@ def main(argv: list[str]) -> None:
         for style_share, layer_share in ((0.0, 0.0), *GUARD_SHARES):
             candidate = offered.share_of_the_way(start_pack, style_share, layer_share)
             bench = score_output(speak(engine, candidate, lang), probes, speaker)
-            bench["normalised"] = round(normalised(float(bench["judge_raw"])), 4)  # type: ignore[arg-type]
             shares.append({
                 "share": [style_share, layer_share],
                 "guard_dnsmos": round(guard_score(candidate), 3),

@@ -24,7 +24,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.voice_similarity import RESULTS, normalised, saved_fits, saved_run, score_output, speak  # noqa: E402
+from bench.voice_similarity import RESULTS, saved_fits, saved_run, score_output, speak  # noqa: E402
 from synth.engines.kokoro_layers import LAYER_GROUPS  # noqa: E402
 
 # Each variant: the layer groups whose fitted timbre is kept (style always fitted, except "start").
@@ -98,7 +98,6 @@ def main(argv: list[str]) -> None:
         for name, groups in VARIANTS.items():
             fitted = FittedStyle(start_pack) if groups is None else FittedStyle(offered.pack, masked(layers, groups))
             scores = score_output(speak(engine, fitted, lang), probes, speaker)
-            scores["normalised"] = round(normalised(float(scores["judge_raw"])), 4)  # type: ignore[arg-type]
             scores["guard_dnsmos"] = round(guard_score(fitted), 3)
             variants[name] = scores
         table.append({"speaker": speaker, "stock_voice": row["stock_voice"], "variants": variants})

@@ -138,6 +138,7 @@ def score_output(audio: np.ndarray, probes: dict[str, np.ndarray], speaker: str)
     audio_16k = np.clip(speech.to_16k(audio, 24000), -1.0, 1.0)
     return {
         "judge_raw": round(v, 4),
+        "normalised": round(normalised(v), 4),
         "top1": max(sims, key=sims.__getitem__) == speaker,
         "nearest_probe": max(sims, key=sims.__getitem__),
         "dnsmos_ovrl": round(dnsmos.score(audio_16k).ovrl, 3),
@@ -254,7 +255,6 @@ def main(argv: list[str]) -> None:
             variants += [("unguarded_pack_only", offered, None), ("unguarded_full_colour", offered, whole_colour)]
         for label, variant, taps in variants:
             scores = score_output(speak(engine, variant, lang, taps), probes, speaker)
-            scores["normalised"] = round(normalised(float(scores["judge_raw"])), 4)  # type: ignore[arg-type]
             scores["normalised_remeasured"] = round(
                 normalised(float(scores["judge_raw"]), remeasured["different_speaker"], remeasured["same_speaker"]),
                 4,  # type: ignore[arg-type]
