@@ -136,12 +136,14 @@ def score_output(audio: np.ndarray, probes: dict[str, np.ndarray], speaker: str)
     sims = {name: judge.cosine(print_, p) for name, p in probes.items()}
     v = sims[speaker]
     audio_16k = np.clip(speech.to_16k(audio, 24000), -1.0, 1.0)
+    mos = dnsmos.score(audio_16k)
     return {
         "judge_raw": round(v, 4),
         "normalised": round(normalised(v), 4),
         "top1": max(sims, key=sims.__getitem__) == speaker,
         "nearest_probe": max(sims, key=sims.__getitem__),
-        "dnsmos_ovrl": round(dnsmos.score(audio_16k).ovrl, 3),
+        # P.835's overall score and its two parts: speech distortion (SIG) and background noise (BAK).
+        **{f"dnsmos_{part}": round(getattr(mos, part), 3) for part in ("ovrl", "sig", "bak")},
         # A second opinion on quality: DNSMOS's P.808 network (log-mel input, trained on other ratings), which
         # the fit and its guards never run.
         "dnsmos_p808": round(float(speechmos_dnsmos.run(audio_16k, sr=16000)["p808_mos"]), 3),
@@ -163,6 +165,8 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--layer-lr", type=float, default=None, help="override FitSettings.layer_lr (experiments)")
     parser.add_argument("--layer-prior", type=float, default=None,
                         help="override FitSettings.w_layer_prior (experiments)")
+    parser.add_argument("--spectrum-weight", type=float, default=None,
+                        help="override FitSettings.w_spectrum (experiments; 0 = no long-term spectrum loss)")
     parser.add_argument("--layer-groups", default=None,
                         help="comma-separated LAYER_GROUPS to fit (FitSettings.layer_groups; experiments)")
     args = parser.parse_args(argv)
@@ -183,7 +187,7 @@ def main(argv: list[str]) -> None:
     from synth.fit.style_fit import FitSettings
 
     overrides = {
-        "layer_lr": args.layer_lr, "w_layer_prior": args.layer_prior,
+        "layer_lr": args.layer_lr, "w_layer_prior": args.layer_prior, "w_spectrum": args.spectrum_weight,
         "layer_groups": tuple(args.layer_groups.split(",")) if args.layer_groups else None,
     }
     settings = FitSettings(**{name: value for name, value in overrides.items() if value is not None})
@@ -308,8 +312,9 @@ def summarise(rows: list[dict]) -> dict[str, object]:  # type: ignore[type-arg]
             "top1": f"{sum(bool(r[label]['top1']) for r in rows)}/{len(rows)}",
             "mean_dnsmos_ovrl": round(float(np.mean([r[label]["dnsmos_ovrl"] for r in rows])), 3),
         }
-        if all("dnsmos_p808" in r[label] for r in rows):
-            figures["mean_dnsmos_p808"] = round(float(np.mean([r[label]["dnsmos_p808"] for r in rows])), 3)
+        for score in ("dnsmos_sig", "dnsmos_bak", "dnsmos_p808"):  # not in the oldest saved runs
+            if all(score in r[label] for r in rows):
+                figures[f"mean_{score}"] = round(float(np.mean([r[label][score] for r in rows])), 3)
         out[label] = figures
     out["mean_fit_cpu_s"] = round(float(np.mean([r["fit_cpu_s"] for r in rows])), 1)
     out["max_fit_cpu_s"] = round(float(np.max([r["fit_cpu_s"] for r in rows])), 1)
