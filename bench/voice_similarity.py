@@ -167,6 +167,9 @@ def main(argv: list[str]) -> None:
                         help="override FitSettings.w_layer_prior (experiments)")
     parser.add_argument("--spectrum-weight", type=float, default=None,
                         help="override FitSettings.w_spectrum (experiments; 0 = no long-term spectrum loss)")
+    parser.add_argument("--spectrum-in-room", action="store_true",
+                        help="FitSettings.spectrum_in_room: the spectrum loss hears the render with the recording's "
+                             "noise floor added (experiments)")
     parser.add_argument("--layer-groups", default=None,
                         help="comma-separated LAYER_GROUPS to fit (FitSettings.layer_groups; experiments)")
     args = parser.parse_args(argv)
@@ -188,6 +191,7 @@ def main(argv: list[str]) -> None:
 
     overrides = {
         "layer_lr": args.layer_lr, "w_layer_prior": args.layer_prior, "w_spectrum": args.spectrum_weight,
+        "spectrum_in_room": args.spectrum_in_room or None,
         "layer_groups": tuple(args.layer_groups.split(",")) if args.layer_groups else None,
     }
     settings = FitSettings(**{name: value for name, value in overrides.items() if value is not None})

@@ -31,6 +31,9 @@ class FitTarget:
     f0_p10_hz: float
     f0_p90_hz: float
     language_hint: str  # "zh" | "en" | "ja" | "unknown"
+    # [80] the recording's noise floor: mel magnitude, low percentile per band of its quiet frames (None in
+    # targets stored before it existed)
+    noise_mel: np.ndarray | None = None
 
     def arrays(self) -> dict[str, np.ndarray]:
         """Flat name -> array form, for encrypted storage and for passing to the fit process."""
@@ -40,7 +43,7 @@ class FitTarget:
             "logmel_mean": self.logmel_mean,
             "logmel_std": self.logmel_std,
             "f0": np.array([self.f0_median_hz, self.f0_p10_hz, self.f0_p90_hz], dtype=np.float64),
-        }
+        } | ({} if self.noise_mel is None else {"noise_mel": self.noise_mel})
 
     @classmethod
     def from_arrays(cls, arrays: dict[str, np.ndarray], language_hint: str) -> FitTarget:
@@ -54,6 +57,7 @@ class FitTarget:
             f0_p10_hz=float(f0[1]),
             f0_p90_hz=float(f0[2]),
             language_hint=language_hint,
+            noise_mel=np.asarray(arrays["noise_mel"], dtype=np.float32) if "noise_mel" in arrays else None,
         )
 
 

@@ -15,6 +15,9 @@ RATE = 24000
 N_FFT = 1024
 HOP = 256
 N_MELS = 80
+# The noise floor of a band: this percentile of its mel magnitude over the whole recording (its pauses, where
+# the room's noise is what is left), digital silence (joined clips) left out.
+NOISE_PERCENTILE = 5
 
 
 @functools.cache
@@ -104,4 +107,13 @@ def extract(analysis: Analysis, language_hint: str = "unknown") -> FitTarget:
         f0_p10_hz=p10,
         f0_p90_hz=p90,
         language_hint=language_hint,
+        noise_mel=noise_floor(analysis.pcm24k),
     )
+
+
+def noise_floor(pcm24k: np.ndarray) -> np.ndarray:
+    """[80] the recording's noise floor per mel band (magnitude), from its quietest frames."""
+    logmel = log_mel_24k(pcm24k)
+    live = logmel.mean(axis=1) > np.log(1e-5) + 1.0  # not digital silence
+    frames = logmel[live] if live.sum() >= 20 else logmel
+    return np.percentile(np.exp(frames), NOISE_PERCENTILE, axis=0).astype(np.float32)

@@ -78,6 +78,9 @@ class FitSettings:
     pitch_budget_share: float = 0.15
     w_pitch: float = 1.0
     w_spectrum: float = 0.05
+    # Compare the render's spectrum with the recording's after adding the recording's noise floor to the render
+    # (torch_features.speech_log_mel_stats), so the fit matches the voice rather than the room's noise.
+    spectrum_in_room: bool = False
     w_prior_inside: float = 0.0005
     w_prior_outside: float = 0.003
     mel_top_band: int = 68  # bands 0..67 of 80 lie below about 7.5 kHz
@@ -165,7 +168,10 @@ def _pitch_loss(f0_hz: torch.Tensor, target: FitTarget, s: FitSettings) -> torch
 
 
 def _spectrum_loss(audio: torch.Tensor, target: FitTarget, s: FitSettings) -> torch.Tensor:
-    mean, std = speech_log_mel_stats(audio)
+    room = None
+    if s.spectrum_in_room and target.noise_mel is not None:
+        room = (torch.as_tensor(target.noise_mel, dtype=torch.float32), torch.as_tensor(target.logmel_mean))
+    mean, std = speech_log_mel_stats(audio, room)
     top = s.mel_top_band
     t_mean = torch.as_tensor(target.logmel_mean[:top], dtype=torch.float32)
     t_std = torch.as_tensor(target.logmel_std[:top], dtype=torch.float32)

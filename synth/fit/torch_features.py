@@ -7,6 +7,7 @@ Hann window, n_fft 1024, hop 256, centred, 80 bands over 0-12 kHz, floor 1e-5.
 from __future__ import annotations
 
 import functools
+import math
 
 import torch
 
@@ -14,6 +15,8 @@ from synth.enroll import features
 
 # Frames more than this far (natural log, about 35 dB) below the loudest count as silence.
 _SILENCE_BELOW_PEAK = 4.0
+# Levels are compared on the bands below about 2 kHz, where the voice stays well above a room's noise.
+_LEVEL_BANDS = 40
 
 
 @functools.lru_cache(maxsize=1)
@@ -21,8 +24,8 @@ def _basis() -> torch.Tensor:
     return torch.from_numpy(features._mel_basis().copy())
 
 
-def log_mel_24k(audio: torch.Tensor) -> torch.Tensor:
-    """[frames, 80] log mel magnitude of [samples] 24 kHz audio."""
+def _mel_magnitude(audio: torch.Tensor) -> torch.Tensor:
+    """[80, frames] mel magnitude of [samples] 24 kHz audio."""
     spec = torch.stft(
         audio,
         n_fft=features.N_FFT,
@@ -33,12 +36,32 @@ def log_mel_24k(audio: torch.Tensor) -> torch.Tensor:
         return_complex=True,
     )
     magnitude = torch.sqrt((spec.real**2 + spec.imag**2).clamp_min(1e-12))
-    return torch.log((_basis() @ magnitude).clamp_min(1e-5)).T
+    return _basis() @ magnitude
 
 
-def speech_log_mel_stats(audio: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Mean and standard deviation over speech frames of the log mel, per band."""
-    logmel = log_mel_24k(audio)
+def log_mel_24k(audio: torch.Tensor) -> torch.Tensor:
+    """[frames, 80] log mel magnitude of [samples] 24 kHz audio."""
+    return torch.log(_mel_magnitude(audio).clamp_min(1e-5)).T
+
+
+def speech_log_mel_stats(
+    audio: torch.Tensor, room: tuple[torch.Tensor, torch.Tensor] | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean and standard deviation over speech frames of the log mel, per band.
+
+    `room` = (the recording's noise floor, [80] mel magnitude; the recording's mean log mel over its speech,
+    [80]): the floor is added to the render in power, at the render's own level, so that the statistics compare
+    the voice as it would sound in the recording's room, and a fit need not make noise to match a noisy
+    recording.
+    """
+    mel = _mel_magnitude(audio)
+    logmel = torch.log(mel.clamp_min(1e-5)).T
     level = logmel.detach().mean(dim=1)
-    speech = logmel[level > level.max() - _SILENCE_BELOW_PEAK]
+    speech_frames = level > level.max() - _SILENCE_BELOW_PEAK
+    if room is not None:
+        floor, recording_mean = room
+        render_level = float(logmel.detach()[speech_frames][:, :_LEVEL_BANDS].mean())
+        floor = floor * math.exp(render_level - float(recording_mean[:_LEVEL_BANDS].mean()))
+        logmel = (0.5 * torch.log((mel**2 + floor[:, None] ** 2).clamp_min(1e-10))).T
+    speech = logmel[speech_frames]
     return speech.mean(dim=0), speech.std(dim=0)

@@ -39,6 +39,28 @@ def test_wav_analysis_gives_a_complete_fit_target() -> None:
     assert target.f0_p10_hz < target.f0_median_hz < target.f0_p90_hz
     assert np.linalg.norm(result.judge_print) == pytest.approx(1.0, abs=1e-4)
     assert nearest_stock(target.voiceprint) == result.start_stock
+    assert target.noise_mel is not None and target.noise_mel.shape == (80,)
+    assert np.all(target.noise_mel < np.exp(target.logmel_mean))  # the floor lies below the speech, band by band
+
+
+def test_a_target_stored_before_the_noise_floor_existed_still_loads() -> None:
+    result = analyse_recording(voice_path("en_533_enroll.wav").read_bytes(), GateLimits(), "en")
+    assert result.target is not None
+    restored = FitTarget.from_arrays(result.target, "en")
+    assert restored.noise_mel is not None
+    np.testing.assert_array_equal(FitTarget.from_arrays(restored.arrays(), "en").noise_mel, restored.noise_mel)
+    older = {name: array for name, array in result.target.items() if name != "noise_mel"}
+    assert FitTarget.from_arrays(older, "en").noise_mel is None
+
+
+def test_the_noise_floor_hears_the_rooms_hiss_and_not_the_voice() -> None:
+    voice = load_voice("en_533_enroll.wav")
+    hiss = np.random.default_rng(0).normal(0.0, 0.02, voice.size).astype(np.float32)  # about -34 dBFS
+    quiet, noisy = features.noise_floor(voice), features.noise_floor(voice + hiss)
+    hiss_level = np.median(np.exp(features.log_mel_24k(hiss)), axis=0)
+    upper = slice(40, 68)  # 2-7.5 kHz, where this reader's pauses are near silent and the hiss dominates them
+    assert np.all(noisy[upper] > 3 * quiet[upper])
+    assert np.all(np.abs(np.log(noisy[upper] / hiss_level[upper])) < 0.5)  # within about 4 dB of the hiss itself
 
 
 def test_pitch_statistics_separate_a_man_from_a_woman() -> None:
