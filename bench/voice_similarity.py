@@ -210,7 +210,7 @@ def main(argv: list[str]) -> None:
         lang = speaker.split("_", 1)[0]
         enroll = read_24k(args.voices / f"{speaker}_enroll.wav")
         gate, analysis = quality.assess(enroll)  # the gate's verdict is recorded, not enforced
-        target = features.extract(analysis, lang)
+        target = features.extract(analysis, lang, with_noise_floor=args.spectrum_in_room)
         stock_name, stock_pack = nearest_stock_pack(target)
         t0 = time.process_time()
         fitted = fit_style(

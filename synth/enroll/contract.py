@@ -31,8 +31,8 @@ class FitTarget:
     f0_p10_hz: float
     f0_p90_hz: float
     language_hint: str  # "zh" | "en" | "ja" | "unknown"
-    # [80] the recording's noise floor: mel magnitude, low percentile per band of its quiet frames (None in
-    # targets stored before it existed)
+    # [80] the recording's noise floor: mel magnitude, low percentile per band of its quiet frames (None unless
+    # asked for: features.extract(with_noise_floor=True), for FitSettings.spectrum_in_room only)
     noise_mel: np.ndarray | None = None
 
     def arrays(self) -> dict[str, np.ndarray]:

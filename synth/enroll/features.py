@@ -89,7 +89,9 @@ def speech_24k(analysis: Analysis) -> np.ndarray:
     return analysis.pcm24k[mask[index]]
 
 
-def extract(analysis: Analysis, language_hint: str = "unknown") -> FitTarget:
+def extract(analysis: Analysis, language_hint: str = "unknown", *, with_noise_floor: bool = False) -> FitTarget:
+    """The fit's target. `with_noise_floor` adds the recording's noise floor, which only the experimental
+    `FitSettings.spectrum_in_room` reads: enrollment leaves it out, so it is neither computed nor stored."""
     if language_hint not in LANGUAGE_HINTS:
         raise ValueError(f"language hint must be one of {LANGUAGE_HINTS}")
     voiced24k = speech_24k(analysis)
@@ -107,7 +109,7 @@ def extract(analysis: Analysis, language_hint: str = "unknown") -> FitTarget:
         f0_p10_hz=p10,
         f0_p90_hz=p90,
         language_hint=language_hint,
-        noise_mel=noise_floor(analysis.pcm24k),
+        noise_mel=noise_floor(analysis.pcm24k) if with_noise_floor else None,
     )
 
 
