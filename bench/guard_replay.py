@@ -9,7 +9,7 @@ the benchmark's and what a tolerance trades.
 
     python bench/voice_similarity.py --unguarded --save-packs DIR --out NAME
     python bench/guard_replay.py --packs DIR --results NAME [--tolerances 0,0.03,0.05] [--speakers A,B]
-    python bench/guard_replay.py --packs DIR --results NAME --merge SHARD1,SHARD2 --out NAME2
+    python bench/guard_replay.py --merge SHARD1,SHARD2 --out NAME2    # or one earlier replay, summarised anew
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -62,10 +63,37 @@ def oracle(table: list[dict]) -> dict[str, object]:  # type: ignore[type-arg]
     }
 
 
+def mean_frontier(table: list[dict]) -> dict[str, object]:  # type: ignore[type-arg]
+    """What no choice of shares can beat on the mean: the goals compare mean DNSMOS with the stock voices', so
+    one speaker may trade quality for likeness where another gives some back. For each weight w, every speaker
+    keeps the share (or the start) with the most benchmark similarity + w x benchmark DNSMOS; the points traced
+    are the upper edge of what a guard choosing among these shares could reach. Optimistic: it chooses on the
+    benchmark's own scores, render-to-render spread included."""
+    points: dict[tuple[float, float], dict[str, object]] = {}
+    for weight in np.linspace(0.0, 5.0, 201):
+        kept = [max(r["shares"], key=lambda c: c["bench"]["normalised"] + weight * c["bench"]["dnsmos_ovrl"])
+                for r in table]
+        similarity = round(float(np.mean([c["bench"]["normalised"] for c in kept])), 4)
+        dnsmos = round(float(np.mean([c["bench"]["dnsmos_ovrl"] for c in kept])), 3)
+        points.setdefault((similarity, dnsmos), {
+            "weight": round(float(weight), 3),
+            "mean_normalised": similarity,
+            "top1": f"{sum(bool(c['bench']['top1']) for c in kept)}/{len(kept)}",
+            "mean_dnsmos_ovrl": dnsmos,
+        })
+    start = round(float(np.mean([r["shares"][0]["bench"]["dnsmos_ovrl"] for r in table])), 3)
+    clean = [key for key in points if key[1] >= start]
+    return {
+        "start_mean_dnsmos_ovrl": start,
+        "most_similar_as_clean_as_the_start_on_the_mean": points[max(clean)] if clean else None,
+        "points": list(points.values()),
+    }
+
+
 def main(argv: list[str]) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--packs", type=Path, required=True, help="the --save-packs folder of a voice_similarity run")
-    parser.add_argument("--results", required=True, help="that run's results name under bench/results/")
+    parser.add_argument("--packs", type=Path, help="the --save-packs folder of a voice_similarity run")
+    parser.add_argument("--results", help="that run's results name under bench/results/")
     parser.add_argument("--voices", type=Path, default=Path(__file__).resolve().parents[1] / "tests/data/voices")
     parser.add_argument("--speakers", default="", help="comma-separated subset (default: all in the results)")
     parser.add_argument("--tolerances", default="0,0.02,0.05")
@@ -77,6 +105,8 @@ def main(argv: list[str]) -> None:
         table = sorted((row for shard in shards for row in shard["speakers"]), key=lambda r: r["speaker"])
         write(summarise(table, args.tolerances, shards[0]["results"]), args.out)
         return
+    if args.packs is None or args.results is None:
+        parser.error("--packs and --results are needed, unless --merge summarises earlier replays")
 
     rows, probes, engine = saved_run(args.results, args.voices, args.speakers)
     from synth.fit.quality_guard import served_quality
@@ -101,7 +131,7 @@ def main(argv: list[str]) -> None:
     write(summarise(table, args.tolerances, args.results), args.out)
 
 
-def summarise(table: list[dict], tolerances: str, results: str) -> dict[str, object]:  # type: ignore[type-arg]
+def summarise(table: list[dict], tolerances: str, results: str) -> dict[str, Any]:  # type: ignore[type-arg]
     from synth.fit.style_fit import GUARD_SHARES
 
     guard = np.array([c["guard_dnsmos"] - r["shares"][0]["guard_dnsmos"] for r in table for c in r["shares"][1:]])
@@ -119,18 +149,20 @@ def summarise(table: list[dict], tolerances: str, results: str) -> dict[str, obj
         },
         "policies": [replay(table, float(t)) for t in tolerances.split(",")],
         "best_share_sounding_as_clean_on_the_benchmark": oracle(table),
+        "mean_frontier": mean_frontier(table),
         "speakers": table,
     }
 
 
-def write(result: dict[str, object], out: str) -> None:
+def write(result: dict[str, Any], out: str) -> None:
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / f"{out}.json").write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n")
     print(json.dumps({k: v for k, v in result.items() if k != "speakers"} | {
-        "policies": [{k: v for k, v in p.items() if k != "kept"} for p in result["policies"]],  # type: ignore[union-attr]
+        "policies": [{k: v for k, v in p.items() if k != "kept"} for p in result["policies"]],
         "best_share_sounding_as_clean_on_the_benchmark": {
-            k: v for k, v in result["best_share_sounding_as_clean_on_the_benchmark"].items() if k != "kept"  # type: ignore[union-attr]
+            k: v for k, v in result["best_share_sounding_as_clean_on_the_benchmark"].items() if k != "kept"
         },
+        "mean_frontier": result["mean_frontier"],
     }, indent=2))
 
 
