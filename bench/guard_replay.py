@@ -90,6 +90,28 @@ def mean_frontier(table: list[dict]) -> dict[str, object]:  # type: ignore[type-
     }
 
 
+def likeness_trade(table: list[dict], weight: float) -> dict[str, object]:  # type: ignore[type-arg]
+    """A guard that trades likeness against its own DNSMOS instead of using a tolerance: each speaker keeps the
+    share with the most (likeness of that share + weight x its guard DNSMOS change from the start). A guard
+    cannot hear the judge, so a share's likeness is its mean benchmark similarity over the other speakers."""
+    kept = []
+    for row in table:
+        others = [r for r in table if r is not row]
+        likeness = {
+            tuple(c["share"]): np.mean([o["shares"][i]["bench"]["normalised"] for o in others])
+            for i, c in enumerate(row["shares"])
+        }
+        start = row["shares"][0]["guard_dnsmos"]
+        choice = max(row["shares"], key=lambda c: likeness[tuple(c["share"])] + weight * (c["guard_dnsmos"] - start))
+        kept.append({"speaker": row["speaker"], "kept": choice["share"], **choice["bench"]})
+    return {
+        "weight": weight,
+        "mean_normalised": round(float(np.mean([k["normalised"] for k in kept])), 4),
+        "top1": f"{sum(bool(k['top1']) for k in kept)}/{len(kept)}",
+        "mean_dnsmos_ovrl": round(float(np.mean([k["dnsmos_ovrl"] for k in kept])), 3),
+    }
+
+
 def main(argv: list[str]) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--packs", type=Path, help="the --save-packs folder of a voice_similarity run")
@@ -150,6 +172,7 @@ def summarise(table: list[dict], tolerances: str, results: str) -> dict[str, Any
         "policies": [replay(table, float(t)) for t in tolerances.split(",")],
         "best_share_sounding_as_clean_on_the_benchmark": oracle(table),
         "mean_frontier": mean_frontier(table),
+        "likeness_trade": [likeness_trade(table, w) for w in (0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 4.0)],
         "speakers": table,
     }
 
@@ -163,6 +186,7 @@ def write(result: dict[str, Any], out: str) -> None:
             k: v for k, v in result["best_share_sounding_as_clean_on_the_benchmark"].items() if k != "kept"
         },
         "mean_frontier": result["mean_frontier"],
+        "likeness_trade": result["likeness_trade"],
     }, indent=2))
 
 
