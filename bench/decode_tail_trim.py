@@ -24,6 +24,7 @@ import argparse
 import statistics
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -74,7 +75,7 @@ def main() -> None:
     parser.add_argument("--name", default="decode_tail_trim", help="result file name under bench/results/")
     args = parser.parse_args()
     engine, graphs = warm_kokoro_graphs()
-    rows = []
+    rows: list[dict[str, Any]] = []
     for voice, text, style, features in stock_clause_features(engine, VOICES, CLAUSES):
         end = cut_frame(features, long=args.long, after=args.after)
         whole_s, whole = timed_decode(graphs, features, style, 0, features.frames, args.repeats)
@@ -105,18 +106,18 @@ def main() -> None:
         "clauses": len(rows),
         "cut": len(cut_rows),
         "clipped": sum(1 for r in cut_rows if r["clipped"]),
-        "frames_saved_share": round(sum(r["frames"] - r["cut_at"] for r in rows) / sum(r["frames"] for r in rows), 3),  # type: ignore[operator]
+        "frames_saved_share": round(sum(r["frames"] - r["cut_at"] for r in rows) / sum(r["frames"] for r in rows), 3),
         "decode_time_saved_share": round(
-            1 - sum(r.get("decode_cut_ms", r["decode_ms"]) for r in rows) / sum(r["decode_ms"] for r in rows), 3  # type: ignore[misc]
+            1 - sum(r.get("decode_cut_ms", r["decode_ms"]) for r in rows) / sum(r["decode_ms"] for r in rows), 3
         ),
     }
     if cut_rows:
         summary |= {
-            "min_correlation": min(r["correlation"] for r in cut_rows),  # type: ignore[type-var]
-            "median_correlation": statistics.median(r["correlation"] for r in cut_rows),  # type: ignore[type-var]
-            "min_judge_cosine": min(r["judge_cosine"] for r in cut_rows),  # type: ignore[type-var]
-            "mean_dnsmos_ovrl": round(statistics.mean(r["dnsmos_ovrl"] for r in cut_rows), 3),  # type: ignore[misc]
-            "mean_dnsmos_ovrl_cut": round(statistics.mean(r["dnsmos_ovrl_cut"] for r in cut_rows), 3),  # type: ignore[misc]
+            "min_correlation": min(r["correlation"] for r in cut_rows),
+            "median_correlation": statistics.median(r["correlation"] for r in cut_rows),
+            "min_judge_cosine": min(r["judge_cosine"] for r in cut_rows),
+            "mean_dnsmos_ovrl": round(statistics.mean(r["dnsmos_ovrl"] for r in cut_rows), 3),
+            "mean_dnsmos_ovrl_cut": round(statistics.mean(r["dnsmos_ovrl_cut"] for r in cut_rows), 3),
         }
     print(summary)
     result = {"benchmark": "decode_tail_trim", "machine": machine(), "long_frames": args.long,

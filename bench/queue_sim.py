@@ -67,6 +67,7 @@ def measure(args: argparse.Namespace) -> None:
     """Render every sentence of the mix (with `--numbers` different numbers) and every short reply, as the server
     would: clause plan, first clause streamed (first piece timed), continuations whole."""
     from synth.engines.base import ClauseRequest
+    from synth.engines.kokoro import KokoroEngine
     from synth.engines.registry import create_engine
     from synth.speech import clause_timings, plan_clauses
     from voxroom.app import engine_options
@@ -74,6 +75,7 @@ def measure(args: argparse.Namespace) -> None:
 
     settings = load_settings(environ={})
     engine = create_engine("kokoro", **engine_options(settings))
+    assert isinstance(engine, KokoroEngine)  # continuations are rendered whole, as the server's Kokoro worker does
     engine.warm_up()
     voice = engine.stock_voice(settings.default_voice or engine.stock_voices()[0].name)
     rng = random.Random(args.seed)
@@ -159,7 +161,8 @@ def policy_from(spec: str) -> Policy:
     for change in changes:
         field, value = change.split("=")
         kind = type(getattr(policy, field))
-        policy = dataclasses.replace(policy, **{field: value == "True" if kind is bool else kind(value)})
+        changed: dict[str, Any] = {field: value == "True" if kind is bool else kind(value)}
+        policy = dataclasses.replace(policy, **changed)
     return dataclasses.replace(policy, name=spec)
 
 

@@ -218,7 +218,7 @@ def main(argv: list[str]) -> None:
             stock_pack,
             progress=report if args.verbose else lambda f, s: None,
             cpu_budget_s=args.budget - COLOUR_CPU_S,  # as the enrollment job splits its budget
-            on_guard=lambda guard, offered, into=guards: into.append((guard, offered)),
+            on_guard=lambda guard, offered: guards.append((guard, offered)),  # noqa: B023 (called before the loop moves on)
             settings=settings,
         )
         # fit_colour, in two steps: the whole curve is scored too
@@ -264,8 +264,9 @@ def main(argv: list[str]) -> None:
         for label, variant, taps in variants:
             scores = score_output(speak(engine, variant, lang, taps), probes, speaker)
             scores["normalised_remeasured"] = round(
-                normalised(float(scores["judge_raw"]), remeasured["different_speaker"], remeasured["same_speaker"]),
-                4,  # type: ignore[arg-type]
+                normalised(float(scores["judge_raw"]), remeasured["different_speaker"],  # type: ignore[arg-type]
+                           remeasured["same_speaker"]),
+                4,
             )
             row[label] = scores
         rows.append(row)

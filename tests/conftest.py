@@ -145,7 +145,7 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     def exit_if_stuck() -> None:
         time.sleep(SHUTDOWN_GRACE_S)
         print(f"\ninterpreter still exiting after {SHUTDOWN_GRACE_S:.0f} s; its threads:", file=sys.__stderr__)
-        faulthandler.dump_traceback(file=sys.__stderr__, all_threads=True)
+        faulthandler.dump_traceback(file=sys.__stderr__ or sys.stderr, all_threads=True)
         os._exit(_exit_status)
 
     threading.Thread(target=exit_if_stuck, name="exit-watchdog", daemon=True).start()

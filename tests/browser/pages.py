@@ -7,14 +7,14 @@ import urllib.error
 import urllib.request
 from typing import Any
 
-from playwright.sync_api import Browser, Page
+from playwright.sync_api import Browser, Page, ViewportSize
 
 from tests.conftest import ServerProcess
 
-PHONE = {"width": 390, "height": 844}
+PHONE: ViewportSize = {"width": 390, "height": 844}
 
 
-def open_page(browser: Browser, server: ServerProcess, *, viewport: dict[str, int] | None = None) -> Page:
+def open_page(browser: Browser, server: ServerProcess, *, viewport: ViewportSize | None = None) -> Page:
     context = browser.new_context(viewport=viewport or {"width": 1100, "height": 900})
     page = context.new_page()
     page.goto(server.http + "/")
