@@ -96,18 +96,22 @@ def keep_first_clean(
     deadline: float | None = None,
     clock: Callable[[], float] = time.process_time,
     tolerance: float = TOLERANCE,
+    start_quality: tuple[float, float] | None = None,
 ) -> GuardResult:
     """The first of `candidates` ((label, parameters), most of the fit first) whose quality is within
-    `tolerance` of `start`'s; `start` itself when none is, or when no time is left to show it."""
-    started = clock()
-    start_quality = score(start)
-    cost = clock() - started
+    `tolerance` of `start`'s; `start` itself when none is, or when no time is left to show it.
+
+    `start_quality`: (quality, CPU seconds that score took) when `start` was scored already."""
+    if start_quality is None:
+        started = clock()
+        start_quality = (score(start), clock() - started)
+    start_score, cost = start_quality
     tried: list[tuple[float, float]] = []
     for label, candidate in candidates:
         if deadline is not None and clock() + cost > deadline:
             break
         quality = score(candidate)
         tried.append((label, quality))
-        if quality >= start_quality - tolerance:
-            return GuardResult(candidate, label, start_quality, quality, tuple(tried))
-    return GuardResult(start.astype(np.float32), 0.0, start_quality, start_quality, tuple(tried))
+        if quality >= start_score - tolerance:
+            return GuardResult(candidate, label, start_score, quality, tuple(tried))
+    return GuardResult(start.astype(np.float32), 0.0, start_score, start_score, tuple(tried))

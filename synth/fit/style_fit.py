@@ -93,9 +93,10 @@ class FitSettings:
     w_layer_prior: float = 0.0002
     # Decoder parts (kokoro_layers.LAYER_GROUPS) whose per-layer timbre is fitted; the other rows stay zero.
     layer_groups: tuple[str, ...] = ("upsample2",)
-    # CPU seconds kept back for the quality guard (up to seven renders and scores of its passage).
-    guard_budget_share: float = 0.14
-    guard_max_s: float = 32.0
+    # The quality guard scores the start pack before the fit, which says what one score of its passage costs on
+    # this CPU, and keeps back enough of the budget to score every share it may try (up to this share of the
+    # budget). A fixed 32 CPU-s let a Zen 2 CPU (about 10 s a score) try one or two shares, then keep nothing.
+    guard_max_share: float = 0.35
     quality_guard: bool = True
 
 
@@ -238,6 +239,12 @@ def _apply(start_pack: np.ndarray, offset: np.ndarray) -> np.ndarray:
     return (start_pack.reshape(-1, 256) + offset[None, :]).reshape(PACK_SHAPE).astype(np.float32)
 
 
+def guard_reserve_s(score_cost_s: float, shares: int, cpu_budget_s: float, settings: FitSettings) -> float:
+    """CPU-s the fit leaves for the quality guard: a score of its passage for every share it may try, at what
+    scoring the start pack cost on this CPU, up to `guard_max_share` of the budget."""
+    return min(settings.guard_max_share * cpu_budget_s, shares * score_cost_s)
+
+
 def fit_style(
     target: FitTarget,
     start_pack: np.ndarray,
@@ -273,6 +280,15 @@ def fit_style(
         return time.process_time() - start
 
     progress(0.0, "preparing the voice model")
+    guard_shares = GUARD_SHARES if settings.style_budget_share < 1.0 else tuple((s, 0.0) for s in SCALES)
+    if settings.quality_guard:
+        score = served_quality(target.language_hint)
+        t0 = time.process_time()
+        start_quality = score(FittedStyle(pack, None))
+        score_cost = time.process_time() - t0
+        guard_s = guard_reserve_s(score_cost, len(guard_shares), cpu_budget_s, settings)
+    else:
+        guard_s = 0.0
     space = stock_space(settings.principal_dims)
     sentences = _training_tokens(target.language_hint)
     kokoro_torch.graph()
@@ -305,7 +321,6 @@ def fit_style(
         progress(min(0.95, spent() / cpu_budget_s), "matching the pitch")
 
     # Stage 2: the timbre half, one sentence per step, until its share of the budget would be exceeded.
-    guard_s = min(settings.guard_max_s, settings.guard_budget_share * cpu_budget_s) if settings.quality_guard else 0.0
     fit_end = cpu_budget_s - guard_s
     steps = _SpeakerSteps(sentences, spent, progress, cpu_budget_s, cost_per_token)
 
@@ -332,21 +347,21 @@ def fit_style(
     moved = layers is not None or not np.array_equal(fitted.pack, pack)
     if settings.quality_guard and moved:
         progress(min(0.99, spent() / cpu_budget_s), "checking that the voice sounds clean")
-        score = served_quality(target.language_hint)
         # Shares of the way from the start pack to the whole fit, (style, layers): the guard keeps the first that
         # sounds clean. Parameters of the guard are the two shares; its label, the style's.
-        shares = GUARD_SHARES if layers is not None else tuple((s, 0.0) for s in SCALES)
+        shares = guard_shares if layers is not None else tuple((s, 0.0) for s in SCALES)
         guarded = keep_first_clean(
             np.zeros(2, np.float32),
             [(style_share, np.array([style_share, layer_share], np.float32)) for style_share, layer_share in shares],
             lambda kept: score(fitted.share_of_the_way(pack, float(kept[0]), float(kept[1]))),
             deadline=start + cpu_budget_s,
+            start_quality=(start_quality, score_cost),
         )
         style_share, layer_share = (float(x) for x in guarded.kept)
         log.info(
             "quality guard: kept %.0f%% of the style and %.0f%% of the layers (DNSMOS %.2f, start pack %.2f; "
-            "%d tried)", 100 * style_share, 100 * layer_share, guarded.quality, guarded.start_quality,
-            len(guarded.tried),
+            "%d of %d tried, %.1f CPU-s a score, %.0f CPU-s kept for them)", 100 * style_share, 100 * layer_share,
+            guarded.quality, guarded.start_quality, len(guarded.tried), len(shares), score_cost, guard_s,
         )
         if on_guard is not None:
             on_guard(guarded, fitted)

@@ -13,7 +13,7 @@ from synth.engines.kokoro_layers import LAYER_GROUPS
 from synth.enroll.contract import PACK_SHAPE, FitTarget, FittedStyle
 from synth.fit import fit_style, kokoro_torch, nearest_stock_pack, resemblyzer_torch, style_fit
 from synth.fit.quality_guard import SCALES, GuardResult
-from synth.fit.style_fit import GUARD_SHARES, TRAINING_SENTENCES, FitSettings
+from synth.fit.style_fit import GUARD_SHARES, TRAINING_SENTENCES, FitSettings, guard_reserve_s
 
 BUDGET_S = 40.0
 
@@ -92,6 +92,45 @@ def test_a_fit_the_quality_guard_rejects_leaves_the_start_pack(
     shares = GUARD_SHARES if whole.layers is not None else [(share, 0.0) for share in SCALES]
     assert scored == [False] + [True] * len(shares)
     assert [share for share, _ in decision.tried] == [style for style, _ in shares]
+
+
+def test_the_guard_keeps_back_a_score_for_every_share_at_what_a_score_costs_here() -> None:
+    settings = FitSettings()
+    # A Zen 2 CPU scores the passage in about 10 CPU-s: all six shares need 60 of a 215 s budget (a fixed 32 s
+    # left room for two of them, and the fit was thrown away for five of nine speakers).
+    assert guard_reserve_s(10.0, 6, 215.0, settings) == pytest.approx(60.0)
+    assert guard_reserve_s(4.0, 6, 215.0, settings) == pytest.approx(24.0)  # a faster CPU keeps more for the fit
+    assert guard_reserve_s(30.0, 6, 215.0, settings) == pytest.approx(settings.guard_max_share * 215.0)
+
+
+@pytest.mark.slow
+def test_slow_guard_scores_still_try_every_share_within_the_budget(
+    english_target: FitTarget, start_pack: np.ndarray, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls: list[float] = []
+
+    def slow_scores(language_hint: str):  # type: ignore[no-untyped-def]
+        def score(fitted: FittedStyle) -> float:
+            until = time.process_time() + 0.6  # as on a slow CPU
+            while time.process_time() < until:
+                pass
+            calls.append(until)
+            return 3.0 if len(calls) == 1 else 2.0  # the start pack, scored first, is the only clean one
+
+        return score
+
+    monkeypatch.setattr(style_fit, "served_quality", slow_scores)
+    offered: list[tuple[GuardResult, FittedStyle]] = []
+    started = time.process_time()
+    fit_style(
+        english_target, start_pack, progress=lambda f, s: None, cpu_budget_s=20.0,
+        on_guard=lambda guard, whole: offered.append((guard, whole)),
+    )
+    ((decision, whole),) = offered
+    assert whole.layers is not None
+    assert [share for share, _ in decision.tried] == [style for style, _ in GUARD_SHARES]
+    assert decision.scale == 0.0
+    assert time.process_time() - started < 20.0 + 1.0  # the budget holds
 
 
 def test_without_per_layer_timbre_the_style_takes_the_whole_budget(
