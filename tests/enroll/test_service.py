@@ -261,10 +261,10 @@ async def test_a_fitted_voice_keeps_its_colour_encrypted_and_speaks_with_it(
 
     store = VoiceStore(tmp_path / "voices", load_or_create_deployment_key(tmp_path))
     metrics = Metrics()
-    # Enough CPU for a short style fit (its own setup takes a few seconds) and the colour after it.
-    svc = EnrollmentService(
-        store, workers, fit_cpu_budget_s=COLOUR_CPU_S + 8.0, on_fit_finished=metrics.record_voice_fit
-    )
+    # Enough CPU for a short style fit and the colour after it. The style fit first scores the start pack for its
+    # quality guard (about 10 CPU-s on a Zen 2 CPU): with 8 s for the fit, the colour found no time left there.
+    budget = COLOUR_CPU_S + 25.0
+    svc = EnrollmentService(store, workers, fit_cpu_budget_s=budget, on_fit_finished=metrics.record_voice_fit)
     try:
         # en_3005: the recording whose colour the quality check keeps most reliably (whole in 15 of the last 17
         # benchmark fits). en_533's, used before, was refused outright on an AVX2 CPU (Zen 2), en_3005's kept.
@@ -279,7 +279,7 @@ async def test_a_fitted_voice_keeps_its_colour_encrypted_and_speaks_with_it(
         assert metric(metrics, "voxroom_voice_fit_similarity_sum") == pytest.approx(score, abs=1e-6)
         # At least the colour's renders and scores; in a worker process that already loaded the models (another
         # test's fit ran there first) the whole fit took 4.8 CPU-s, so the floor is lower than that.
-        assert 2.0 < metric(metrics, "voxroom_voice_fit_cpu_seconds_sum") < 3 * (COLOUR_CPU_S + 8.0)
+        assert 2.0 < metric(metrics, "voxroom_voice_fit_cpu_seconds_sum") < 3 * budget
         kept = [float(s) for s in SHARES if metric(metrics, "voxroom_voice_colours_total", share=f"{s:g}") == 1.0]
         assert len(kept) == 1 and kept[0] > 0.0
         record = store.load("fay")
