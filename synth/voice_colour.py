@@ -44,11 +44,21 @@ def speech_logmel_mean(pcm24k: np.ndarray) -> np.ndarray:
     return np.asarray(logmel[level > level.max() - 4.0].mean(axis=0), dtype=np.float64)
 
 
-def colour_gains(recording_logmel_mean: np.ndarray, render_logmel_mean: np.ndarray) -> np.ndarray:
+def colour_gains(
+    recording_logmel_mean: np.ndarray,
+    render_logmel_mean: np.ndarray,
+    *,
+    low_hz: float = LOW_HZ,
+    top_hz: float = TOP_HZ,
+    max_boost_db: float = MAX_BOOST_DB,
+    max_cut_db: float = MAX_CUT_DB,
+    smooth_bands: int = SMOOTH_BANDS,
+) -> np.ndarray:
     """Natural-log amplitude gain per mel band that takes the render's long-term spectrum to the recording's.
 
-    Level is not part of the colour (it is removed); the bands outside LOW_HZ..TOP_HZ take the
-    gain of the nearest band inside; the curve is smoothed and clipped to -MAX_CUT_DB..MAX_BOOST_DB.
+    Level is not part of the colour (it is removed); the bands outside low_hz..top_hz take the
+    gain of the nearest band inside; the curve is smoothed over `smooth_bands` bands and clipped to
+    -max_cut_db..max_boost_db. (The keywords exist for bench/colour_variants.py; synthesis uses the defaults.)
     """
     recording = np.asarray(recording_logmel_mean, dtype=np.float64)
     render = np.asarray(render_logmel_mean, dtype=np.float64)
@@ -57,15 +67,17 @@ def colour_gains(recording_logmel_mean: np.ndarray, render_logmel_mean: np.ndarr
     if not (np.isfinite(recording).all() and np.isfinite(render).all()):
         raise ValueError("log-mel means must be finite")
     centres = band_centres_hz()
-    inside = np.flatnonzero((centres >= LOW_HZ) & (centres <= TOP_HZ))
+    inside = np.flatnonzero((centres >= low_hz) & (centres <= top_hz))
+    if smooth_bands < 1 or smooth_bands % 2 == 0 or inside.size == 0:
+        raise ValueError("smooth_bands must be odd and positive, and low_hz..top_hz must hold a band")
     gains = recording - render
     gains[: inside[0]] = gains[inside[0]]
     gains[inside[-1] + 1 :] = gains[inside[-1]]
-    half = SMOOTH_BANDS // 2
-    gains = np.convolve(np.pad(gains, half, mode="edge"), np.ones(SMOOTH_BANDS) / SMOOTH_BANDS, mode="valid")
+    half = smooth_bands // 2
+    gains = np.convolve(np.pad(gains, half, mode="edge"), np.ones(smooth_bands) / smooth_bands, mode="valid")
     gains -= gains[inside].mean()
     to_log = np.log(10.0) / 20.0
-    return np.clip(gains, -MAX_CUT_DB * to_log, MAX_BOOST_DB * to_log)
+    return np.clip(gains, -max_cut_db * to_log, max_boost_db * to_log)
 
 
 def loudness_neutral(gains: np.ndarray, render_logmel_mean: np.ndarray) -> np.ndarray:

@@ -67,18 +67,29 @@ def test_filtered_audio_takes_the_recordings_long_term_spectrum() -> None:
     assert distance(coloured) < 1.0
 
 
-def test_bands_outside_the_voice_are_held_and_no_band_moves_beyond_the_limits() -> None:
+@pytest.mark.parametrize(
+    "limits",
+    [
+        {},  # what synthesis uses
+        {"low_hz": 250.0, "top_hz": 4000.0, "max_boost_db": 6.0, "max_cut_db": 6.0},
+    ],
+)
+def test_bands_outside_the_voice_are_held_and_no_band_moves_beyond_the_limits(limits: dict[str, float]) -> None:
     render = np.zeros(voice_colour.band_centres_hz().size)
     hz = voice_colour.band_centres_hz()
     recording = np.where(hz > 8000, -9.0, 0.0)  # an 8 kHz band limit: the recording's, not the voice's
     recording = recording + np.where(hz < 60, 3.0, 0.0)  # hum
     recording = recording + bump(3000.0, 300.0, 40.0)  # far beyond what a voice's colour may ask
-    gains_db = voice_colour.colour_gains(recording, render) * TO_DB
-    top = np.flatnonzero(hz <= voice_colour.TOP_HZ)[-1]
-    low = np.flatnonzero(hz >= voice_colour.LOW_HZ)[0]
-    np.testing.assert_allclose(gains_db[top:], gains_db[top])
-    np.testing.assert_allclose(gains_db[: low + 1], gains_db[low], atol=0.01)
-    assert gains_db.max() <= voice_colour.MAX_BOOST_DB + 1e-9 and gains_db.min() >= -voice_colour.MAX_CUT_DB - 1e-9
+    recording = recording - bump(1000.0, 200.0, 40.0)
+    gains_db = voice_colour.colour_gains(recording, render, **limits) * TO_DB  # type: ignore[arg-type]
+    top = np.flatnonzero(hz <= limits.get("top_hz", voice_colour.TOP_HZ))[-1]
+    low = np.flatnonzero(hz >= limits.get("low_hz", voice_colour.LOW_HZ))[0]
+    # Held flat beyond the edge bands (the edge band itself is smoothed with its neighbour inside).
+    np.testing.assert_allclose(gains_db[top + 1 :], gains_db[top + 1])
+    np.testing.assert_allclose(gains_db[:low], gains_db[low - 1], atol=0.01)
+    boost = limits.get("max_boost_db", voice_colour.MAX_BOOST_DB)
+    cut = limits.get("max_cut_db", voice_colour.MAX_CUT_DB)
+    assert gains_db.max() == pytest.approx(boost) and gains_db.min() == pytest.approx(-cut)
 
 
 def test_the_level_is_kept() -> None:

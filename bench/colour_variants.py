@@ -1,0 +1,151 @@
+"""Which shape of a voice's colour buys the most likeness for the least loss of quality?
+
+A fitted voice's colour (synth/voice_colour.py) raises judged similarity and, on average, lowers
+P.835 DNSMOS. Scaling the whole curve down (what the colour guard does) trades one for the other
+along a line. This asks whether a differently shaped curve does better than that line: narrower
+limits, a narrower band, more smoothing, or the spectral tilt alone. The colour is a filter after
+the engine, so every variant is applied to the same renders of the benchmark's three sentences
+(bench/voice_similarity.py's), with each speaker's served pack and per-layer timbre from a run's
+--save-packs folder (or the nearest stock voice without one). No quality guard: each variant whole.
+
+    python bench/colour_variants.py [--packs DIR] [--speakers A,B] [--out colour_variants]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from bench.voice_similarity import RESULTS, read_24k, score_output, speak  # noqa: E402
+
+# name -> keywords of voice_colour.colour_gains and the share of the curve applied
+VARIANTS: dict[str, tuple[dict[str, float], float]] = {
+    "served": ({}, 1.0),
+    "half": ({}, 0.5),
+    "limit_6db": ({"max_boost_db": 6.0, "max_cut_db": 6.0}, 1.0),
+    "limit_3db": ({"max_boost_db": 3.0, "max_cut_db": 3.0}, 1.0),
+    "band_250_4000": ({"low_hz": 250.0, "top_hz": 4000.0}, 1.0),
+    "band_250_4000_limit_6db": ({"low_hz": 250.0, "top_hz": 4000.0, "max_boost_db": 6.0, "max_cut_db": 6.0}, 1.0),
+    "band_200_5000_limit_6db": ({"low_hz": 200.0, "top_hz": 5000.0, "max_boost_db": 6.0, "max_cut_db": 6.0}, 1.0),
+    "limit_8db": ({"max_boost_db": 8.0, "max_cut_db": 8.0}, 1.0),
+    "smooth_9": ({"smooth_bands": 9}, 1.0),
+    "smooth_21": ({"smooth_bands": 21}, 1.0),
+}
+
+
+def tilt_only(gains: np.ndarray) -> np.ndarray:
+    """The straight line (log gain against log frequency) nearest `gains` inside the colour's band."""
+    from synth import voice_colour
+
+    centres = voice_colour.band_centres_hz()
+    inside = (centres >= voice_colour.LOW_HZ) & (centres <= voice_colour.TOP_HZ)
+    x = np.log(np.clip(centres, voice_colour.LOW_HZ, voice_colour.TOP_HZ))
+    slope, intercept = np.polyfit(x[inside], gains[inside], 1)
+    line = slope * x + intercept
+    return np.asarray(line - line[inside].mean(), dtype=np.float64)
+
+
+def variant_gains(recording: np.ndarray, render: np.ndarray) -> dict[str, np.ndarray]:
+    from synth import voice_colour
+
+    out = {name: share * voice_colour.colour_gains(recording, render, **kwargs)  # type: ignore[arg-type]
+           for name, (kwargs, share) in VARIANTS.items()}
+    out["tilt_only"] = tilt_only(out["served"])
+    return out
+
+
+def summarise(rows: list[dict]) -> dict[str, object]:  # type: ignore[type-arg]
+    names = [name for name in rows[0]["variants"]]
+    summary: dict[str, object] = {"speakers": len(rows)}
+    for name in names:
+        scores = [row["variants"][name] for row in rows]
+        summary[name] = {
+            "mean_normalised": round(float(np.mean([s["normalised"] for s in scores])), 4),
+            "top1": f"{sum(bool(s['top1']) for s in scores)}/{len(scores)}",
+            **{f"mean_{k}": round(float(np.mean([s[k] for s in scores])), 3)
+               for k in ("dnsmos_ovrl", "dnsmos_sig", "dnsmos_bak", "dnsmos_p808")},
+        }
+    none = summary["none"]
+    assert isinstance(none, dict)
+    for name in names:
+        entry = summary[name]
+        assert isinstance(entry, dict)
+        gain = entry["mean_normalised"] - none["mean_normalised"]
+        loss = none["mean_dnsmos_ovrl"] - entry["mean_dnsmos_ovrl"]
+        # likeness bought per point of P.835 lost: higher is a better trade (inf: nothing lost)
+        entry["likeness_per_dnsmos_lost"] = round(gain / loss, 2) if loss > 0 else None
+    return summary
+
+
+def main(argv: list[str]) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--voices", type=Path, default=ROOT / "tests" / "data" / "voices")
+    parser.add_argument("--packs", type=Path, default=None, help="a voice_similarity --save-packs folder")
+    parser.add_argument("--speakers", default="", help="comma-separated subset (default: all)")
+    parser.add_argument("--out", default="colour_variants", help="results name under bench/results/")
+    args = parser.parse_args(argv)
+
+    import torch
+
+    torch.set_num_threads(1)
+    from synth import voice_colour
+    from synth.engines.kokoro import KokoroEngine
+    from synth.enroll import features, judge, quality
+    from synth.fit import nearest_stock_pack
+    from synth.fit.colour_fit import measure_colour
+
+    started = time.perf_counter()
+    speakers = sorted(p.name[: -len("_enroll.wav")] for p in args.voices.glob("*_enroll.wav"))
+    chosen = [s for s in args.speakers.split(",") if s] or speakers
+    probes = {s: judge.embed_speech_of(read_24k(args.voices / f"{s}_probe.wav"), 24000) for s in speakers}
+    engine = KokoroEngine(threads=1)
+    rows = []
+    for speaker in chosen:
+        lang = speaker.split("_", 1)[0]
+        _gate, analysis = quality.assess(read_24k(args.voices / f"{speaker}_enroll.wav"))
+        target = features.extract(analysis, lang)
+        fitted = served_style(args.packs, speaker, nearest_stock_pack(target)[1])
+        measured = measure_colour(target, fitted.pack, fitted.layers)
+        plain = speak(engine, fitted, lang)
+        scored: dict[str, dict[str, object]] = {"none": score_output(plain, probes, speaker)}
+        for name, gains in variant_gains(target.logmel_mean, measured.render_mean).items():
+            taps = voice_colour.design_filter(voice_colour.loudness_neutral(gains, measured.render_mean))
+            scored[name] = score_output(voice_colour.apply(taps, plain), probes, speaker)
+        rows.append({"speaker": speaker, "packs": "served fit" if args.packs else "nearest stock", "variants": scored})
+        brief = {name: (s["normalised"], s["dnsmos_ovrl"]) for name, s in scored.items()}
+        print(f"{speaker} ({time.perf_counter() - started:.0f} s): {brief}", file=sys.stderr, flush=True)
+    result = {
+        "what": "one speaker's renders of the benchmark's sentences with each shape of colour, whole; judge "
+        "similarity on bench/voice_similarity.py's 0..1 scale, top-1 among all probes, DNSMOS",
+        "variants": {name: {"colour_gains": kwargs, "share": share} for name, (kwargs, share) in VARIANTS.items()}
+        | {"tilt_only": {"colour_gains": "served, then its least-squares line over log frequency", "share": 1.0}},
+        "packs": str(args.packs) if args.packs else "nearest stock voice",
+        "speakers": rows,
+        "summary": summarise(rows),
+        "wall_s": round(time.perf_counter() - started, 1),
+    }
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / f"{args.out}.json").write_text(json.dumps(result, indent=2) + "\n")
+    print(json.dumps(result["summary"], indent=2))
+
+
+def served_style(packs: Path | None, speaker: str, stock: np.ndarray):  # type: ignore[no-untyped-def]
+    """The served pack and per-layer timbre saved for `speaker` in `packs`, else the nearest stock pack."""
+    from synth.enroll.contract import FittedStyle
+
+    if packs is None:
+        return FittedStyle(stock, None)
+    layers = packs / f"{speaker}.layers.npy"
+    return FittedStyle(np.load(packs / f"{speaker}.npy"), np.load(layers) if layers.exists() else None)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
