@@ -6,9 +6,12 @@ along a line. This asks whether a differently shaped curve does better than that
 limits, a narrower band, more smoothing, or the spectral tilt alone. The colour is a filter after
 the engine, so every variant is applied to the same renders of the benchmark's three sentences
 (bench/voice_similarity.py's), with each speaker's served pack and per-layer timbre from a run's
---save-packs folder (or the nearest stock voice without one). No quality guard: each variant whole.
+--save-packs folder (or the nearest stock voice without one). Each variant whole, and with --guarded
+also behind the colour guard (synth/fit/colour_fit.py, no deadline), as enrollment would serve it:
+with the served packs of a run, the "served_guarded" row replays that run's served voices.
 
-    python bench/colour_variants.py [--packs DIR] [--speakers A,B] [--out colour_variants]
+    python bench/colour_variants.py [--packs DIR] [--guarded] [--speakers A,B] [--out colour_variants]
+    python bench/colour_variants.py --merge shard1,shard2 --out colour_variants
 """
 
 from __future__ import annotations
@@ -82,7 +85,32 @@ def summarise(rows: list[dict]) -> dict[str, object]:  # type: ignore[type-arg]
         loss = none["mean_dnsmos_ovrl"] - entry["mean_dnsmos_ovrl"]
         # likeness bought per point of P.835 lost: higher is a better trade (inf: nothing lost)
         entry["likeness_per_dnsmos_lost"] = round(gain / loss, 2) if loss > 0 else None
+    if all(row.get("guard_tried") for row in rows):
+        summary["colour_guard_tolerance"] = {
+            name: {str(tolerance): replay_guard(rows, name, tolerance) for tolerance in REPLAY_TOLERANCES}
+            for name in rows[0]["guard_tried"]
+        }
     return summary
+
+
+REPLAY_TOLERANCES = (0.02, 0.05, 0.08, 0.12, 0.2)  # the guard runs with 0.02
+
+
+def replay_guard(rows: list[dict], name: str, tolerance: float) -> dict[str, object]:  # type: ignore[type-arg]
+    """The colour guard's choice with another tolerance, from the qualities it measured (each share's benchmark
+    scores were recorded), and the mean of what it would serve. Valid for tolerances at or above the one the
+    guard ran with (it stops at the first share that passes)."""
+    chosen = []
+    for row in rows:
+        record = row["guard_tried"][name]
+        share = next((s for s, q in record["tried"] if q >= record["start"] - tolerance), 0.0)
+        chosen.append(row["variants"]["none" if share == 0.0 else name if share == 1.0 else f"{name}@{share}"])
+    return {
+        "mean_normalised": round(float(np.mean([s["normalised"] for s in chosen])), 4),
+        "top1": f"{sum(bool(s['top1']) for s in chosen)}/{len(chosen)}",
+        "mean_dnsmos_ovrl": round(float(np.mean([s["dnsmos_ovrl"] for s in chosen])), 3),
+        "mean_dnsmos_p808": round(float(np.mean([s["dnsmos_p808"] for s in chosen])), 3),
+    }
 
 
 def main(argv: list[str]) -> None:
@@ -91,7 +119,14 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--packs", type=Path, default=None, help="a voice_similarity --save-packs folder")
     parser.add_argument("--speakers", default="", help="comma-separated subset (default: all)")
     parser.add_argument("--out", default="colour_variants", help="results name under bench/results/")
+    parser.add_argument("--guarded", action="store_true",
+                        help="also each whole variant behind the colour guard (the share enrollment would keep)")
+    parser.add_argument("--variants", default="", help="comma-separated subset of the variants ('served' always)")
+    parser.add_argument("--merge", default="", help="comma-separated shard results to merge into --out")
     args = parser.parse_args(argv)
+    if args.merge:
+        merge(args.merge.split(","), args.out)
+        return
 
     import torch
 
@@ -100,11 +135,12 @@ def main(argv: list[str]) -> None:
     from synth.engines.kokoro import KokoroEngine
     from synth.enroll import features, judge, quality
     from synth.fit import nearest_stock_pack
-    from synth.fit.colour_fit import measure_colour
+    from synth.fit.colour_fit import SHARES, MeasuredColour, keep_clean_share, measure_colour
 
     started = time.perf_counter()
     speakers = sorted(p.name[: -len("_enroll.wav")] for p in args.voices.glob("*_enroll.wav"))
     chosen = [s for s in args.speakers.split(",") if s] or speakers
+    wanted = {"served", *(name for name in args.variants.split(",") if name)} if args.variants else set()
     probes = {s: judge.embed_speech_of(read_24k(args.voices / f"{s}_probe.wav"), 24000) for s in speakers}
     engine = KokoroEngine(threads=1)
     rows = []
@@ -116,10 +152,25 @@ def main(argv: list[str]) -> None:
         measured = measure_colour(target, fitted.pack, fitted.layers)
         plain = speak(engine, fitted, lang)
         scored: dict[str, dict[str, object]] = {"none": score_output(plain, probes, speaker)}
+        kept: dict[str, float] = {}
+        guard_tried: dict[str, dict[str, object]] = {}
         for name, gains in variant_gains(target.logmel_mean, measured.render_mean).items():
-            taps = voice_colour.design_filter(voice_colour.loudness_neutral(gains, measured.render_mean))
-            scored[name] = score_output(voice_colour.apply(taps, plain), probes, speaker)
-        rows.append({"speaker": speaker, "packs": "served fit" if args.packs else "nearest stock", "variants": scored})
+            if wanted and name not in wanted:
+                continue
+            variant = MeasuredColour(gains, measured.render_mean, measured.renders)
+            scored[name] = score_output(voice_colour.apply(variant.taps(), plain), probes, speaker)
+            if args.guarded and VARIANTS.get(name, ({}, 1.0))[1] == 1.0:
+                # What enrollment would serve with this shape: the colour guard's share of it.
+                guarded = keep_clean_share(variant)
+                assert guarded.guard is not None
+                kept[name] = guarded.guard.scale
+                guard_tried[name] = {"start": guarded.guard.start_quality, "tried": guarded.guard.tried}
+                scored[f"{name}_guarded"] = score_output(voice_colour.apply(guarded.taps, plain), probes, speaker)
+                for share in SHARES[1:]:  # every share, so that other tolerances can be replayed
+                    scored[f"{name}@{share}"] = score_output(voice_colour.apply(variant.taps(share), plain), probes,
+                                                             speaker)
+        rows.append({"speaker": speaker, "packs": "served fit" if args.packs else "nearest stock",
+                     "guard_kept": kept, "guard_tried": guard_tried, "variants": scored})
         brief = {name: (s["normalised"], s["dnsmos_ovrl"]) for name, s in scored.items()}
         print(f"{speaker} ({time.perf_counter() - started:.0f} s): {brief}", file=sys.stderr, flush=True)
     result = {
@@ -134,6 +185,15 @@ def main(argv: list[str]) -> None:
     }
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / f"{args.out}.json").write_text(json.dumps(result, indent=2) + "\n")
+    print(json.dumps(result["summary"], indent=2))
+
+
+def merge(names: list[str], out: str) -> None:
+    parts = [json.loads((RESULTS / f"{name}.json").read_text()) for name in names]
+    result = parts[0] | {"speakers": [row for part in parts for row in part["speakers"]], "merged_from": names}
+    result["summary"] = summarise(result["speakers"])
+    result["wall_s"] = round(max(part["wall_s"] for part in parts), 1)
+    (RESULTS / f"{out}.json").write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result["summary"], indent=2))
 
 
