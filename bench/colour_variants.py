@@ -29,18 +29,21 @@ sys.path.insert(0, str(ROOT))
 
 from bench.voice_similarity import RESULTS, read_24k, score_output, speak  # noqa: E402
 
-# name -> keywords of voice_colour.colour_gains and the share of the curve applied
+# name -> keywords of voice_colour.colour_gains and the share of the curve applied. "served" is what synthesis
+# uses now (250-4000 Hz, +-6 dB since colour_variants_s23_fitted.json); "wide_12db" what it used before.
+WIDE = {"low_hz": 100.0, "top_hz": 7500.0}
 VARIANTS: dict[str, tuple[dict[str, float], float]] = {
     "served": ({}, 1.0),
-    "half": ({}, 0.5),
-    "limit_6db": ({"max_boost_db": 6.0, "max_cut_db": 6.0}, 1.0),
-    "limit_3db": ({"max_boost_db": 3.0, "max_cut_db": 3.0}, 1.0),
-    "band_250_4000": ({"low_hz": 250.0, "top_hz": 4000.0}, 1.0),
+    "wide_12db": ({**WIDE, "max_boost_db": 12.0, "max_cut_db": 12.0}, 1.0),
+    "half": ({**WIDE, "max_boost_db": 12.0, "max_cut_db": 12.0}, 0.5),
+    "limit_6db": ({**WIDE, "max_boost_db": 6.0, "max_cut_db": 6.0}, 1.0),
+    "limit_3db": ({**WIDE, "max_boost_db": 3.0, "max_cut_db": 3.0}, 1.0),
+    "band_250_4000": ({"low_hz": 250.0, "top_hz": 4000.0, "max_boost_db": 12.0, "max_cut_db": 12.0}, 1.0),
     "band_250_4000_limit_6db": ({"low_hz": 250.0, "top_hz": 4000.0, "max_boost_db": 6.0, "max_cut_db": 6.0}, 1.0),
     "band_200_5000_limit_6db": ({"low_hz": 200.0, "top_hz": 5000.0, "max_boost_db": 6.0, "max_cut_db": 6.0}, 1.0),
-    "limit_8db": ({"max_boost_db": 8.0, "max_cut_db": 8.0}, 1.0),
-    "smooth_9": ({"smooth_bands": 9}, 1.0),
-    "smooth_21": ({"smooth_bands": 21}, 1.0),
+    "limit_8db": ({**WIDE, "max_boost_db": 8.0, "max_cut_db": 8.0}, 1.0),
+    "smooth_9": ({**WIDE, "max_boost_db": 12.0, "max_cut_db": 12.0, "smooth_bands": 9}, 1.0),
+    "smooth_21": ({**WIDE, "max_boost_db": 12.0, "max_cut_db": 12.0, "smooth_bands": 21}, 1.0),
 }
 
 
@@ -61,7 +64,7 @@ def variant_gains(recording: np.ndarray, render: np.ndarray) -> dict[str, np.nda
 
     out = {name: share * voice_colour.colour_gains(recording, render, **kwargs)  # type: ignore[arg-type]
            for name, (kwargs, share) in VARIANTS.items()}
-    out["tilt_only"] = tilt_only(out["served"])
+    out["tilt_only"] = tilt_only(out["wide_12db"])
     return out
 
 
@@ -177,7 +180,7 @@ def main(argv: list[str]) -> None:
         "what": "one speaker's renders of the benchmark's sentences with each shape of colour, whole; judge "
         "similarity on bench/voice_similarity.py's 0..1 scale, top-1 among all probes, DNSMOS",
         "variants": {name: {"colour_gains": kwargs, "share": share} for name, (kwargs, share) in VARIANTS.items()}
-        | {"tilt_only": {"colour_gains": "served, then its least-squares line over log frequency", "share": 1.0}},
+        | {"tilt_only": {"colour_gains": "wide_12db, then its least-squares line over log frequency", "share": 1.0}},
         "packs": str(args.packs) if args.packs else "nearest stock voice",
         "speakers": rows,
         "summary": summarise(rows),

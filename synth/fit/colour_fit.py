@@ -19,9 +19,13 @@ from synth.enroll.contract import FitTarget, check_pack
 from synth.fit.quality_guard import GuardResult, keep_quality
 from synth.fit.style_fit import training_texts
 
-# Shares of the measured curve tried in turn, and the DNSMOS points the filtered renders may lose.
+# Shares of the measured curve tried in turn, and the DNSMOS points the filtered renders may lose. The
+# guard's verdict on the training renders foresees the benchmark sentences' only loosely (correlation 0.24
+# over 116 fits), so a tight tolerance throws likeness away on noise: replayed on 9 served packs
+# (colour_variants_s23_tol.json), 0.02 kept similarity 0.453 (6/9 top-1) at P.835 3.169, 0.05 kept
+# 0.470 (7/9) at 3.160. The style guard uses the same 0.05.
 SHARES = (1.0, 0.75, 0.5, 0.25)
-TOLERANCE = 0.02
+TOLERANCE = 0.05
 
 
 @dataclass(frozen=True, eq=False)
