@@ -170,6 +170,9 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--spectrum-in-room", action="store_true",
                         help="FitSettings.spectrum_in_room: the spectrum loss hears the render with the recording's "
                              "noise floor added (experiments)")
+    parser.add_argument("--spectrum-bands", default=None,
+                        help="LOW,TOP: the mel bands the spectrum loss compares (FitSettings.mel_low_band, "
+                             "mel_top_band; experiments)")
     parser.add_argument("--layer-groups", default=None,
                         help="comma-separated LAYER_GROUPS to fit (FitSettings.layer_groups; experiments)")
     args = parser.parse_args(argv)
@@ -193,6 +196,8 @@ def main(argv: list[str]) -> None:
         "layer_lr": args.layer_lr, "w_layer_prior": args.layer_prior, "w_spectrum": args.spectrum_weight,
         "spectrum_in_room": args.spectrum_in_room or None,
         "layer_groups": tuple(args.layer_groups.split(",")) if args.layer_groups else None,
+        **(dict(zip(("mel_low_band", "mel_top_band"), map(int, args.spectrum_bands.split(",")), strict=True))
+           if args.spectrum_bands else {}),
     }
     settings = FitSettings(**{name: value for name, value in overrides.items() if value is not None})
     speakers = sorted(p.name[: -len("_enroll.wav")] for p in args.voices.glob("*_enroll.wav"))

@@ -85,7 +85,8 @@ class FitSettings:
     spectrum_in_room: bool = False
     w_prior_inside: float = 0.0005
     w_prior_outside: float = 0.003
-    mel_top_band: int = 68  # bands 0..67 of 80 lie below about 7.5 kHz
+    mel_low_band: int = 0  # the spectrum loss compares bands mel_low_band..mel_top_band-1 (band 5: 250 Hz)
+    mel_top_band: int = 68  # bands 0..67 of 80 lie below about 7.5 kHz (55: 4 kHz)
     voiced_hz: float = 40.0  # the predictor gives about 10 Hz on unvoiced frames
     # Share of the budget at which the style stops and the per-layer timbre starts (0 = none, 1 = no layers).
     style_budget_share: float = 0.55
@@ -98,6 +99,10 @@ class FitSettings:
     # budget). A fixed 32 CPU-s let a Zen 2 CPU (about 10 s a score) try one or two shares, then keep nothing.
     guard_max_share: float = 0.35
     quality_guard: bool = True
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.mel_low_band < self.mel_top_band <= 80:
+            raise ValueError("the spectrum loss needs 0 <= mel_low_band < mel_top_band <= 80")
 
 
 @dataclass(frozen=True)
@@ -175,12 +180,12 @@ def _spectrum_loss(audio: torch.Tensor, target: FitTarget, s: FitSettings) -> to
     if s.spectrum_in_room and target.noise_mel is not None:
         room = (torch.as_tensor(target.noise_mel, dtype=torch.float32), torch.as_tensor(target.logmel_mean))
     mean, std = speech_log_mel_stats(audio, room)
-    top = s.mel_top_band
-    t_mean = torch.as_tensor(target.logmel_mean[:top], dtype=torch.float32)
-    t_std = torch.as_tensor(target.logmel_std[:top], dtype=torch.float32)
-    shape = mean[:top] - mean[:top].mean()  # level differs between recording and render: compare shape
+    bands = slice(s.mel_low_band, s.mel_top_band)
+    t_mean = torch.as_tensor(target.logmel_mean[bands], dtype=torch.float32)
+    t_std = torch.as_tensor(target.logmel_std[bands], dtype=torch.float32)
+    shape = mean[bands] - mean[bands].mean()  # level differs between recording and render: compare shape
     t_shape = t_mean - t_mean.mean()
-    return ((shape - t_shape) ** 2).mean() + ((std[:top] - t_std) ** 2).mean()
+    return ((shape - t_shape) ** 2).mean() + ((std[bands] - t_std) ** 2).mean()
 
 
 def _speaker_loss(

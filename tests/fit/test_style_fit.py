@@ -177,3 +177,20 @@ def test_bad_inputs_are_refused(english_target: FitTarget, start_pack: np.ndarra
     broken = dataclasses.replace(english_target, voiceprint=np.full(256, np.nan, np.float32))
     with pytest.raises(ValueError, match="voiceprint"):
         fit_style(broken, start_pack, progress=quiet)
+
+
+def test_the_spectrum_loss_hears_only_its_bands(english_target: FitTarget) -> None:
+    audio = torch.from_numpy(np.random.default_rng(4).standard_normal(2 * 24000).astype(np.float32) * 0.05)
+    band = FitSettings(mel_low_band=5, mel_top_band=55)
+    # A recording that differs from the first only below 250 Hz and above 4 kHz sounds the same to this loss.
+    edges = english_target.logmel_mean.copy()
+    edges[55:] += 3.0
+    edges[:5] -= 3.0
+    other = dataclasses.replace(english_target, logmel_mean=edges)
+    same = style_fit._spectrum_loss(audio, english_target, band), style_fit._spectrum_loss(audio, other, band)
+    assert float(same[0]) == pytest.approx(float(same[1]), rel=1e-6)
+    whole = FitSettings()  # bands 0..67 (to 7.5 kHz): it hears the edges
+    heard = style_fit._spectrum_loss(audio, english_target, whole), style_fit._spectrum_loss(audio, other, whole)
+    assert abs(float(heard[0]) - float(heard[1])) > 0.1
+    with pytest.raises(ValueError, match="mel_low_band"):
+        FitSettings(mel_low_band=55, mel_top_band=5)
