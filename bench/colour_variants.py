@@ -207,7 +207,13 @@ def served_style(packs: Path | None, speaker: str, stock: np.ndarray):  # type: 
     if packs is None:
         return FittedStyle(stock, None)
     layers = packs / f"{speaker}.layers.npy"
-    return FittedStyle(np.load(packs / f"{speaker}.npy"), np.load(layers) if layers.exists() else None)
+    return FittedStyle(np.load(packs / f"{speaker}.npy"), np.load(layers) if layers.exists() else None,
+                       saved_denoise(packs / f"{speaker}.denoise"))
+
+
+def saved_denoise(path: Path) -> float:
+    """The served voice's share of suppressed output saved by voice_similarity --save-packs (0 when not saved)."""
+    return float(path.read_text()) if path.exists() else 0.0
 
 
 if __name__ == "__main__":

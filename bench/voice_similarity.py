@@ -74,7 +74,8 @@ def speak(engine, fitted, lang: str, colour: np.ndarray | None = None) -> np.nda
     """The evaluation sentences spoken by the served engine with a FittedStyle (pack and per-layer timbre)."""
     from synth.engines.base import ClauseRequest, Voice
 
-    voice = Voice(id="bench", engine="kokoro", params=fitted.pack, owner="bench", colour=colour, layers=fitted.layers)
+    voice = Voice(id="bench", engine="kokoro", params=fitted.pack, owner="bench", colour=colour, layers=fitted.layers,
+                  denoise=fitted.denoise)
     gap = np.zeros(int(GAP_S * 24000), np.float32)
     parts = []
     for text in EVAL_SENTENCES[lang]:
@@ -161,6 +162,8 @@ def main(argv: list[str]) -> None:
                         help="write each served pack here as SPEAKER.npy, the whole fit as SPEAKER.offered.npy")
     parser.add_argument("--unguarded", action="store_true",
                         help="also score the fit before its quality checks (style and colour whole; never served)")
+    parser.add_argument("--no-denoise", action="store_true",
+                        help="FitSettings.denoise_output 0: no noise suppressor after fitted voices")
     parser.add_argument("--merge", default="", help="comma-separated shard names to merge into --out")
     parser.add_argument("--layer-lr", type=float, default=None, help="override FitSettings.layer_lr (experiments)")
     parser.add_argument("--layer-prior", type=float, default=None,
@@ -194,7 +197,7 @@ def main(argv: list[str]) -> None:
 
     overrides = {
         "layer_lr": args.layer_lr, "w_layer_prior": args.layer_prior, "w_spectrum": args.spectrum_weight,
-        "spectrum_in_room": args.spectrum_in_room or None,
+        "spectrum_in_room": args.spectrum_in_room or None, "denoise_output": 0.0 if args.no_denoise else None,
         "layer_groups": tuple(args.layer_groups.split(",")) if args.layer_groups else None,
         **(dict(zip(("mel_low_band", "mel_top_band"), map(int, args.spectrum_bands.split(",")), strict=True))
            if args.spectrum_bands else {}),
@@ -242,12 +245,15 @@ def main(argv: list[str]) -> None:
             # The colour (recording's long-term spectrum) kept after its own quality check, dB per mel band.
             "colour_guard": guard_record(colour.guard) if colour.guard else None,
             "colour_db_every_8th_band": [round(float(g), 1) for g in colour.gains_db[::8]],
+            "denoise": fitted.denoise,  # share of the noise suppressor's output in the served voice's
         }
         if args.save_packs is not None:
             args.save_packs.mkdir(parents=True, exist_ok=True)
             np.save(args.save_packs / f"{speaker}.npy", fitted.pack)
             if fitted.layers is not None:
                 np.save(args.save_packs / f"{speaker}.layers.npy", fitted.layers)
+            # share of the noise suppressor's output in the served voice's
+            (args.save_packs / f"{speaker}.denoise").write_text(f"{fitted.denoise}\n")
             if guards:  # the whole fit the guard was offered, to replay other guards on it
                 offered = guards[0][1]
                 np.save(args.save_packs / f"{speaker}.offered.npy", offered.pack)
@@ -258,7 +264,8 @@ def main(argv: list[str]) -> None:
         # quality check gives up (the whole curve, never served).
         variants = [
             ("stock", FittedStyle(stock_pack), None), ("fitted_pack_only", fitted, None),
-            ("fitted_style_only", FittedStyle(fitted.pack), None), ("fitted", fitted, colour.taps),
+            ("fitted_style_only", FittedStyle(fitted.pack, None, fitted.denoise), None),
+            ("fitted", fitted, colour.taps),
             ("fitted_full_colour", fitted, measured.taps(1.0)),
         ]
         if args.unguarded and guards:

@@ -31,6 +31,8 @@ class Voice:
     colour: np.ndarray | None = None
     # Kokoro's per-layer timbre [58, 128] (synth.engines.kokoro_layers) from the voice fit; None for stock voices.
     layers: np.ndarray | None = None
+    # Share of a noise suppressor's output (synth.output_denoise, after the colour) in the voice's; set by a fit.
+    denoise: float = 0.0
 
     @property
     def is_stock(self) -> bool:

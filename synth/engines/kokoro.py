@@ -31,7 +31,7 @@ from collections.abc import Iterator, Sequence
 
 import numpy as np
 
-from synth import voice_colour
+from synth import output_denoise, voice_colour
 from synth.admission import RenderCostModel
 from synth.cpu import cpu_has_avx2, cpu_has_vnni
 from synth.engines.base import ClauseRequest, Engine, StockVoice, Voice
@@ -283,18 +283,19 @@ class KokoroEngine(Engine):
         with self._rendering():
             phonemes = self.g2p.phonemize(clause.text, clause.lang)
             audio = self.render_tokens(self.tokens_for(phonemes), clause.voice.params, clause.voice.layers)
-            return voice_colour.apply(clause.voice.colour, audio)
+            audio = voice_colour.apply(clause.voice.colour, audio)
+            return output_denoise.denoise(audio, clause.voice.denoise) if clause.voice.denoise else audio
 
     def stream_clause(self, clause: ClauseRequest) -> Iterator[np.ndarray]:
         with self._rendering():
             phonemes = self.g2p.phonemize(clause.text, clause.lang)
             pieces = self.stream_tokens(self.tokens_for(phonemes), clause.voice.params, clause.voice.layers)
-            if clause.voice.colour is None:
-                yield from pieces
-                return
-            colour = voice_colour.ColourFilter(clause.voice.colour)  # one filter across the pieces: no seams
-            for piece in pieces:
-                yield colour(piece)
+            if clause.voice.colour is not None:
+                colour = voice_colour.ColourFilter(clause.voice.colour)  # one filter across the pieces: no seams
+                pieces = (colour(piece) for piece in pieces)
+            if clause.voice.denoise:
+                pieces = output_denoise.denoised(pieces, clause.voice.denoise)
+            yield from pieces
 
     def synthesize_batch(self, clauses: Sequence[ClauseRequest]) -> list[np.ndarray]:
         return [self.render_clause(clause) for clause in clauses]

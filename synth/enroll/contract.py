@@ -70,6 +70,7 @@ class FittedStyle:
 
     pack: np.ndarray  # style pack PACK_SHAPE
     layers: np.ndarray | None = None  # per-layer timbre [58, 128] (synth.engines.kokoro_layers); None: zeros
+    denoise: float = 0.0  # share of the noise suppressor's output in the voice's (synth.output_denoise)
 
     def share_of_the_way(self, start_pack: np.ndarray, share: float, layer_share: float | None = None) -> FittedStyle:
         """`share` (0..1) of the way from the start pack to this fit's style, and `layer_share` (default: the same)
@@ -77,7 +78,8 @@ class FittedStyle:
         layer_share = share if layer_share is None else layer_share
         pack = (start_pack + share * (self.pack - start_pack)).astype(np.float32)
         layers = None if self.layers is None or layer_share == 0.0 else (layer_share * self.layers).astype(np.float32)
-        return FittedStyle(pack, layers)
+        # None of the way is the start pack, served as it is.
+        return FittedStyle(pack, layers, self.denoise if share != 0.0 or layers is not None else 0.0)
 
 
 class FitFunction(Protocol):

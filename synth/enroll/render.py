@@ -59,20 +59,29 @@ def _fallback_session():  # type: ignore[no-untyped-def]
 
 
 def render(
-    pack: np.ndarray, lang: str = "ja", colour: np.ndarray | None = None, layers: np.ndarray | None = None
+    pack: np.ndarray,
+    lang: str = "ja",
+    colour: np.ndarray | None = None,
+    layers: np.ndarray | None = None,
+    denoise: float = 0.0,
 ) -> np.ndarray:
     """The test sentence for `lang` spoken with style pack `pack` (`colour`: synth.voice_colour; `layers`: the
-    per-layer timbre, synth.engines.kokoro_layers)."""
+    per-layer timbre, synth.engines.kokoro_layers; `denoise`: share of synth.output_denoise's output)."""
     lang = lang if lang in TEST_SENTENCES else "ja"
-    return render_text(pack, TEST_SENTENCES[lang], lang, colour, layers)
+    return render_text(pack, TEST_SENTENCES[lang], lang, colour, layers, denoise)
 
 
 def render_text(
-    pack: np.ndarray, text: str, lang: str, colour: np.ndarray | None = None, layers: np.ndarray | None = None
+    pack: np.ndarray,
+    text: str,
+    lang: str,
+    colour: np.ndarray | None = None,
+    layers: np.ndarray | None = None,
+    denoise: float = 0.0,
 ) -> np.ndarray:
     """`text` in `lang` spoken with style pack `pack`, float32 mono at 24 kHz (Japanese only without the engine,
     which alone can speak per-layer timbre)."""
-    from synth import voice_colour
+    from synth import output_denoise, voice_colour
 
     engine = _engine()
     if engine is not None:
@@ -80,13 +89,14 @@ def render_text(
 
         voice = Voice(
             id="enroll:test", engine="kokoro", params=check_pack(pack), owner="enroll:test", colour=colour,
-            layers=layers,
+            layers=layers, denoise=denoise,
         )
         return np.asarray(engine.synthesize_batch([ClauseRequest(text, lang, voice)])[0], dtype=np.float32)
     if layers is not None:
         raise RuntimeError("per-layer timbre needs the project's Kokoro engine")
     text = text if lang == "ja" else TEST_SENTENCES["ja"]
-    return voice_colour.apply(colour, _render_japanese(check_pack(pack), text))
+    audio = voice_colour.apply(colour, _render_japanese(check_pack(pack), text))
+    return output_denoise.denoise(audio, denoise) if denoise else audio
 
 
 def _render_japanese(pack: np.ndarray, text: str) -> np.ndarray:

@@ -258,6 +258,7 @@ class EnrollmentService:
                 version = _next_version(current.version)  # new parameters: cached audio of the old ones is stale
                 meta.update(
                     status="ready",
+                    denoise=result.denoise,
                     fit_method=result.method,
                     similarity=self.baselines.similarity(result.similarity_raw, f"voice:{owner}"),
                     fitted_at=_now_iso(),
@@ -282,8 +283,8 @@ class EnrollmentService:
             outcome = FitOutcome(True, result.cpu_s, meta["similarity"]["score"], result.colour_share)
             colour = "skipped, no time" if outcome.colour_share is None else f"{outcome.colour_share:.0%} kept"
             log.info(
-                "voice fit ready in %.0f CPU-s (%s): similarity %.2f, colour %s",
-                outcome.cpu_s, result.method, outcome.similarity, colour,
+                "voice fit ready in %.0f CPU-s (%s): similarity %.2f, colour %s, noise suppressor %s of the output",
+                outcome.cpu_s, result.method, outcome.similarity, colour, f"{result.denoise:.0%}",
             )
         if self.on_fit_finished is not None:
             self.on_fit_finished(outcome)
@@ -405,9 +406,17 @@ def _voice_of(record: VoiceRecord) -> Voice:
         params=record.arrays["pack"],
         colour=voice_colour.check_taps(record.arrays["colour"]) if "colour" in record.arrays else None,
         layers=check_layers(record.arrays["layers"]) if "layers" in record.arrays else None,
+        denoise=_denoise_share(record.meta.get("denoise")),
         version=record.version,
         owner=record.owner,
     )
+
+
+def _denoise_share(value: Any) -> float:
+    """The stored share of suppressed output; anything but a number from 0 to 1 (or none, before it existed) is 0."""
+    if isinstance(value, int | float) and not isinstance(value, bool) and 0.0 <= value <= 1.0:
+        return float(value)
+    return 0.0
 
 
 def _prefixed(target: dict[str, np.ndarray] | None) -> dict[str, np.ndarray]:

@@ -44,6 +44,7 @@ class FitResult:
     method: str
     colour_share: float | None  # share of the measured colour kept (0 to 1); None: the fit left no time for it
     cpu_s: float  # CPU seconds of the whole fit, scoring included
+    denoise: float = 0.0  # share of the noise suppressor's output in the voice's (synth.output_denoise)
 
 
 @functools.cache
@@ -118,7 +119,9 @@ def fit_voice(
         colour_share = fitted_colour.guard.scale if fitted_colour.guard is not None else 0.0
     progress(0.95, "scoring the new voice")
     lang = language_hint if language_hint in render.TEST_SENTENCES else "ja"
-    rendered = render.render(pack, lang, colour, layers)
+    rendered = render.render(pack, lang, colour, layers, fitted.denoise)
     similarity_raw = judge.cosine(judge.embed_speech_of(rendered, render.RATE), judge_print)
     progress(1.0, "done")
-    return FitResult(pack, layers, colour, similarity_raw, method, colour_share, time.process_time() - started)
+    return FitResult(
+        pack, layers, colour, similarity_raw, method, colour_share, time.process_time() - started, fitted.denoise
+    )

@@ -99,10 +99,16 @@ class FitSettings:
     # budget). A fixed 32 CPU-s let a Zen 2 CPU (about 10 s a score) try one or two shares, then keep nothing.
     guard_max_share: float = 0.35
     quality_guard: bool = True
+    # Share of a noise suppressor's output (synth.output_denoise) mixed into a fitted voice's, after the guards,
+    # which hear the engine alone: the fits hiss, and the suppressor wins back P.835 DNSMOS (README "Your voice").
+    # 0 turns it off.
+    denoise_output: float = 0.5
 
     def __post_init__(self) -> None:
         if not 0 <= self.mel_low_band < self.mel_top_band <= 80:
             raise ValueError("the spectrum loss needs 0 <= mel_low_band < mel_top_band <= 80")
+        if not 0.0 <= self.denoise_output <= 1.0:
+            raise ValueError("denoise_output is a share, from 0 to 1")
 
 
 @dataclass(frozen=True)
@@ -371,5 +377,7 @@ def fit_style(
         if on_guard is not None:
             on_guard(guarded, fitted)
         fitted = fitted.share_of_the_way(pack, style_share, layer_share)
+    if fitted.layers is not None or not np.array_equal(fitted.pack, pack):  # the start pack is served as it is
+        fitted = replace(fitted, denoise=settings.denoise_output)
     progress(1.0, "done")
     return fitted

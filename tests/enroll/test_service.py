@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from synth import output_denoise
 from synth.audio_io import AudioDecodeError, decode_audio
 from synth.engines.base import ClauseRequest
 from synth.engines.kokoro import KokoroEngine
@@ -194,7 +195,7 @@ async def test_reenrolling_replaces_the_voice_atomically(
 
 
 @pytest.mark.slow
-async def test_a_fits_per_layer_timbre_is_kept_encrypted_spoken_and_deleted(
+async def test_a_fits_per_layer_timbre_and_suppressor_are_kept_encrypted_spoken_and_deleted(
     service: EnrollmentService, tmp_path: Path, kokoro: KokoroEngine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # The real fit, with per-layer timbre large enough to hear whatever the short budget reached.
@@ -202,7 +203,7 @@ async def test_a_fits_per_layer_timbre_is_kept_encrypted_spoken_and_deleted(
     real_fit = service.workers.fit
 
     async def fit_with_layers(*args: Any, **kwargs: Any) -> Any:
-        return dataclasses.replace(await real_fit(*args, **kwargs), layers=layers)
+        return dataclasses.replace(await real_fit(*args, **kwargs), layers=layers, denoise=0.5)
 
     monkeypatch.setattr(service.workers, "fit", fit_with_layers)
     await service.enroll("gus", voice_path("en_533_enroll.wav").read_bytes(), "audio/wav", language_hint="en")
@@ -211,6 +212,12 @@ async def test_a_fits_per_layer_timbre_is_kept_encrypted_spoken_and_deleted(
     assert voice is not None and voice.layers is not None
     np.testing.assert_array_equal(voice.layers, layers)
     assert leaked_runs(tmp_path, array_needles({"layers": layers})) == []  # stored encrypted only
+    # The fit asked for the noise suppressor after the voice: the record keeps that, and the voice is heard so.
+    record = service.store.load("gus")
+    assert voice.denoise == 0.5 and record is not None and record.meta["denoise"] == 0.5
+    heard = kokoro.synthesize_batch([ClauseRequest("Hush now.", "en", voice)])[0]
+    raw = kokoro.synthesize_batch([ClauseRequest("Hush now.", "en", dataclasses.replace(voice, denoise=0.0))])[0]
+    np.testing.assert_allclose(heard, output_denoise.denoise(raw, 0.5), atol=1e-5)
 
     clause = "Every layer has its say."
     spoken = kokoro.synthesize_batch([ClauseRequest(clause, "en", voice)])[0]
@@ -288,9 +295,12 @@ async def test_a_fitted_voice_keeps_its_colour_encrypted_and_speaks_with_it(
 
         clause = "The colour of a voice."
         coloured = kokoro.synthesize_batch([ClauseRequest(clause, "en", voice)])[0]
-        plain = kokoro.synthesize_batch([ClauseRequest(clause, "en", dataclasses.replace(voice, colour=None))])[0]
+        raw = dataclasses.replace(voice, colour=None, denoise=0.0)
+        plain = kokoro.synthesize_batch([ClauseRequest(clause, "en", raw)])[0]
         assert coloured.shape == plain.shape
-        assert np.allclose(coloured, voice_colour.apply(voice.colour, plain), atol=1e-4)
+        # The colour, then the noise suppressor's share (a fit that kept any of its style or layers gives one).
+        expected = output_denoise.denoise(voice_colour.apply(voice.colour, plain), voice.denoise)
+        assert np.allclose(coloured, expected, atol=1e-4)
         assert not np.allclose(coloured, plain, atol=1e-2)
     finally:
         await svc.close()

@@ -58,6 +58,8 @@ def test_fit_improves_the_objective_within_budget(english_target: FitTarget, sta
     whole = speaker_similarity(pack, english_target, layers)
     assert whole > speaker_similarity(start_pack, english_target) + 0.01
     assert whole > speaker_similarity(pack, english_target)
+    # A voice that moved is served with the noise suppressor's share of its output.
+    assert fitted.denoise == FitSettings().denoise_output > 0.0
 
 
 def test_a_fit_the_quality_guard_rejects_leaves_the_start_pack(
@@ -71,6 +73,7 @@ def test_a_fit_the_quality_guard_rejects_leaves_the_start_pack(
         def score(fitted: FittedStyle) -> float:
             moved = not np.array_equal(fitted.pack, start_pack) or fitted.layers is not None
             scored.append(moved)
+            assert fitted.denoise == 0.0  # the guard hears the engine alone, never the suppressor
             return 2.0 if moved else 3.0
 
         return score
@@ -86,6 +89,7 @@ def test_a_fit_the_quality_guard_rejects_leaves_the_start_pack(
     assert "checking that the voice sounds clean" in stages
     np.testing.assert_array_equal(fitted.pack, start_pack)
     assert fitted.layers is None  # none of the per-layer timbre is kept either
+    assert fitted.denoise == 0.0  # and the start pack is served as it is, without the suppressor
     ((decision, whole),) = offered
     assert decision.scale == 0.0 and decision.kept.tolist() == [0.0, 0.0]
     # The start pack, then every share of the fit (style, layers) until none is left.
@@ -174,6 +178,8 @@ def test_bad_inputs_are_refused(english_target: FitTarget, start_pack: np.ndarra
         fit_style(english_target, start_pack, progress=quiet, cpu_budget_s=0.0)
     with pytest.raises(ValueError, match="layer groups"):
         fit_style(english_target, start_pack, progress=quiet, settings=FitSettings(layer_groups=("vocoder",)))
+    with pytest.raises(ValueError, match="share"):
+        FitSettings(denoise_output=1.5)
     broken = dataclasses.replace(english_target, voiceprint=np.full(256, np.nan, np.float32))
     with pytest.raises(ValueError, match="voiceprint"):
         fit_style(broken, start_pack, progress=quiet)

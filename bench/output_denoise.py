@@ -1,0 +1,170 @@
+"""Does a noise suppressor after the engine win back the P.835 DNSMOS that a fitted voice loses?
+
+Whole fits lose P.835 on both of its parts (speech distortion SIG and background BAK) against the stock voices,
+and the quality guard gives up likeness to keep it. If part of that loss were noise that a suppressor removes,
+the guard could keep more of each fit. This renders the benchmark's three sentences (bench/voice_similarity.py's)
+for each speaker with the nearest stock voice, the served voice and the whole fit of a run's --save-packs folder,
+each as it is and through RNNoise (Xiph's recurrent suppressor, 48 kHz, 10 ms frames, from the `pyrnnoise`
+wheel, as synth/output_denoise.py serves it), whole and mixed half-and-half with the original, and scores every
+render as the benchmark does (judge similarity, top-1, P.835 and P.808 DNSMOS).
+
+    python bench/output_denoise.py --packs DIR [--speakers A,B] [--out output_denoise]
+    python bench/output_denoise.py --merge shard1,shard2 --out output_denoise
+    python bench/output_denoise.py --cost [--out output_denoise_cost]
+
+--cost measures what the suppressor adds to a clause's rendering: CPU seconds per second of audio of the engine
+(one thread, the nearest stock voice of every reference speaker) and of the suppressor (the served module,
+synth/output_denoise.py), medians over every benchmark sentence rendered five times.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from bench.voice_similarity import (  # noqa: E402
+    EVAL_SENTENCES,
+    RESULTS,
+    read_24k,
+    saved_fits,
+    saved_run,
+    score_output,
+    speak,
+)
+
+SCORES = ("normalised", "dnsmos_ovrl", "dnsmos_sig", "dnsmos_bak", "dnsmos_p808")
+MIXES = {"rnnoise": 1.0, "rnnoise_half": 0.5}  # share of the suppressed signal in the output
+
+
+def rnnoise(audio_24k: np.ndarray) -> np.ndarray:
+    """`audio_24k` through RNNoise at 48 kHz, aligned with the input: the served module's suppressor."""
+    from synth import output_denoise
+
+    return output_denoise.denoise(audio_24k)
+
+
+def summarise(rows: list[dict]) -> dict[str, object]:  # type: ignore[type-arg]
+    summary: dict[str, object] = {"speakers": len(rows)}
+    for name in rows[0]["renders"]:
+        scores = [row["renders"][name] for row in rows]
+        summary[name] = {
+            "top1": f"{sum(bool(s['top1']) for s in scores)}/{len(scores)}",
+            **{f"mean_{k}": round(float(np.mean([s[k] for s in scores])), 4 if k == "normalised" else 3)
+               for k in SCORES},
+        }
+    return summary
+
+
+def main(argv: list[str]) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--voices", type=Path, default=ROOT / "tests" / "data" / "voices")
+    parser.add_argument("--packs", type=Path, required=False, help="a voice_similarity --save-packs folder")
+    parser.add_argument("--results", default="voice_similarity", help="the run that saved the packs")
+    parser.add_argument("--speakers", default="", help="comma-separated subset (default: all)")
+    parser.add_argument("--out", default="output_denoise", help="results name under bench/results/")
+    parser.add_argument("--merge", default="", help="comma-separated shard results to merge into --out")
+    parser.add_argument("--cost", action="store_true", help="measure the suppressor's CPU cost against the engine's")
+    args = parser.parse_args(argv)
+    if args.merge:
+        merge(args.merge.split(","), args.out)
+        return
+    if args.cost:
+        cost(args.voices, args.out if args.out != "output_denoise" else "output_denoise_cost")
+        return
+    if args.packs is None:
+        parser.error("--packs is required")
+
+    from synth.enroll.contract import FittedStyle
+
+    started = time.perf_counter()
+    rows_in, probes, engine = saved_run(args.results, args.voices, args.speakers)
+    rows = []
+    for row, lang, start, offered in saved_fits(args.packs, rows_in):
+        speaker = row["speaker"]
+        layers = args.packs / f"{speaker}.layers.npy"
+        served = FittedStyle(np.load(args.packs / f"{speaker}.npy"), np.load(layers) if layers.exists() else None)
+        renders: dict[str, dict[str, object]] = {}
+        for voice, style in (("stock", FittedStyle(start, None)), ("served", served), ("whole_fit", offered)):
+            plain = speak(engine, style, lang)
+            renders[voice] = score_output(plain, probes, speaker)
+            cleaned = rnnoise(plain)
+            for name, mix in MIXES.items():
+                renders[f"{voice}_{name}"] = score_output(mix * cleaned + (1.0 - mix) * plain, probes, speaker)
+        rows.append({"speaker": speaker, "renders": renders})
+        brief = {name: (s["normalised"], s["dnsmos_ovrl"], s["dnsmos_p808"]) for name, s in renders.items()}
+        print(f"{speaker} ({time.perf_counter() - started:.0f} s): {brief}", file=sys.stderr, flush=True)
+    result = {
+        "what": "the benchmark's three sentences per speaker in the nearest stock voice, the served voice (style and "
+        "per-layer timbre, no colour) and the whole fit, each as rendered and after RNNoise (whole, and half mixed "
+        "with the original); judge similarity on bench/voice_similarity.py's 0..1 scale, top-1, DNSMOS",
+        "packs": str(args.packs),
+        "results": args.results,
+        "speakers": rows,
+        "summary": summarise(rows),
+        "wall_s": round(time.perf_counter() - started, 1),
+    }
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / f"{args.out}.json").write_text(json.dumps(result, indent=2) + "\n")
+    print(json.dumps(result["summary"], indent=2))
+
+
+def cost(voices: Path, out: str, repeats: int = 5) -> None:
+    from synth import output_denoise
+    from synth.engines.base import ClauseRequest, Voice
+    from synth.engines.kokoro import KokoroEngine
+    from synth.enroll import features, quality
+    from synth.fit import nearest_stock_pack
+
+    engine = KokoroEngine(threads=1)
+    engine.warm_up()
+    render_cost, denoise_cost, seconds = [], [], []
+    for path in sorted(voices.glob("*_enroll.wav")):
+        lang = path.name.split("_", 1)[0]
+        _gate, analysis = quality.assess(read_24k(path))
+        _name, pack = nearest_stock_pack(features.extract(analysis, lang))
+        voice = Voice(id="bench", engine="kokoro", params=pack, owner="bench")
+        for text in EVAL_SENTENCES[lang]:
+            for _ in range(repeats):
+                t0 = time.process_time()
+                audio = engine.render_clause(ClauseRequest(text, lang, voice))
+                t1 = time.process_time()
+                output_denoise.denoise(audio)
+                t2 = time.process_time()
+                length = len(audio) / output_denoise.RATE
+                render_cost.append((t1 - t0) / length)
+                denoise_cost.append((t2 - t1) / length)
+                seconds.append(length)
+    result = {
+        "what": "CPU seconds per second of audio, one thread: the engine rendering a whole clause, and the noise "
+        "suppressor (synth/output_denoise.py) on it; medians over the benchmark sentences, each rendered "
+        f"{repeats} times in every reference speaker's nearest stock voice",
+        "clauses": len(seconds),
+        "median_clause_s": round(float(np.median(seconds)), 2),
+        "median_render_cpu_per_audio_s": round(float(np.median(render_cost)), 4),
+        "median_denoise_cpu_per_audio_s": round(float(np.median(denoise_cost)), 4),
+        "denoise_over_render": round(float(np.median(np.array(denoise_cost) / np.array(render_cost))), 3),
+    }
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / f"{out}.json").write_text(json.dumps(result, indent=2) + "\n")
+    print(json.dumps(result, indent=2))
+
+
+def merge(names: list[str], out: str) -> None:
+    parts = [json.loads((RESULTS / f"{name}.json").read_text()) for name in names]
+    result = parts[0] | {"speakers": [row for part in parts for row in part["speakers"]], "merged_from": names}
+    result["summary"] = summarise(result["speakers"])
+    result["wall_s"] = round(max(part["wall_s"] for part in parts), 1)
+    (RESULTS / f"{out}.json").write_text(json.dumps(result, indent=2) + "\n")
+    print(json.dumps(result["summary"], indent=2))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
