@@ -27,7 +27,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.voice_similarity import RESULTS, read_24k, score_output, speak  # noqa: E402
+from bench.common import add_replay_arguments, merge_shards, write_result  # noqa: E402
+from bench.voice_similarity import read_24k, score_output, speak  # noqa: E402
 
 # name -> keywords of voice_colour.colour_gains and the share of the curve applied. "served" is what synthesis
 # uses now (250-4000 Hz, +-6 dB since colour_variants_s23_fitted.json); "wide_12db" what it used before.
@@ -118,17 +119,13 @@ def replay_guard(rows: list[dict], name: str, tolerance: float) -> dict[str, obj
 
 def main(argv: list[str]) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--voices", type=Path, default=ROOT / "tests" / "data" / "voices")
-    parser.add_argument("--packs", type=Path, default=None, help="a voice_similarity --save-packs folder")
-    parser.add_argument("--speakers", default="", help="comma-separated subset (default: all)")
-    parser.add_argument("--out", default="colour_variants", help="results name under bench/results/")
+    add_replay_arguments(parser, "colour_variants")
     parser.add_argument("--guarded", action="store_true",
                         help="also each whole variant behind the colour guard (the share enrollment would keep)")
     parser.add_argument("--variants", default="", help="comma-separated subset of the variants ('served' always)")
-    parser.add_argument("--merge", default="", help="comma-separated shard results to merge into --out")
     args = parser.parse_args(argv)
     if args.merge:
-        merge(args.merge.split(","), args.out)
+        merge_shards(args.merge.split(","), args.out, summarise)
         return
 
     import torch
@@ -186,17 +183,7 @@ def main(argv: list[str]) -> None:
         "summary": summarise(rows),
         "wall_s": round(time.perf_counter() - started, 1),
     }
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / f"{args.out}.json").write_text(json.dumps(result, indent=2) + "\n")
-    print(json.dumps(result["summary"], indent=2))
-
-
-def merge(names: list[str], out: str) -> None:
-    parts = [json.loads((RESULTS / f"{name}.json").read_text()) for name in names]
-    result = parts[0] | {"speakers": [row for part in parts for row in part["speakers"]], "merged_from": names}
-    result["summary"] = summarise(result["speakers"])
-    result["wall_s"] = round(max(part["wall_s"] for part in parts), 1)
-    (RESULTS / f"{out}.json").write_text(json.dumps(result, indent=2) + "\n")
+    write_result(args.out, result)
     print(json.dumps(result["summary"], indent=2))
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import platform
@@ -9,7 +10,7 @@ import re
 import statistics
 import time
 import urllib.request
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -73,6 +74,27 @@ def write_result(name: str, result: dict[str, Any]) -> Path:
     path = RESULTS / f"{name}.json"
     path.write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n")
     return path
+
+
+def add_replay_arguments(parser: argparse.ArgumentParser, out: str) -> None:
+    """The options of a benchmark that replays a voice_similarity run's saved packs in shards."""
+    parser.add_argument("--voices", type=Path, default=RESULTS.parents[1] / "tests" / "data" / "voices")
+    parser.add_argument("--packs", type=Path, default=None, help="a voice_similarity --save-packs folder")
+    parser.add_argument("--speakers", default="", help="comma-separated subset (default: all)")
+    parser.add_argument("--out", default=out, help="results name under bench/results/")
+    parser.add_argument("--merge", default="", help="comma-separated shard results to merge into --out")
+
+
+def merge_shards(names: list[str], out: str, summarise: Callable[[list[Any]], Any]) -> dict[str, Any]:
+    """Results of one benchmark run in shards (each a result with its "speakers" rows and "wall_s"), as one result
+    summarised anew, written under `out` and printed."""
+    parts = [json.loads((RESULTS / f"{name}.json").read_text()) for name in names]
+    result = parts[0] | {"speakers": [row for part in parts for row in part["speakers"]], "merged_from": names}
+    result["summary"] = summarise(result["speakers"])
+    result["wall_s"] = round(max(part["wall_s"] for part in parts), 1)
+    write_result(out, result)
+    print(json.dumps(result["summary"], indent=2))
+    return result
 
 
 def stock_clause_features(engine: Any, voices: Iterable[str], clauses: Iterable[tuple[str, str]]) -> Iterator[Any]:

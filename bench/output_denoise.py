@@ -30,6 +30,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.common import add_replay_arguments, merge_shards, write_result  # noqa: E402
 from bench.voice_similarity import (  # noqa: E402
     EVAL_SENTENCES,
     RESULTS,
@@ -65,16 +66,12 @@ def summarise(rows: list[dict]) -> dict[str, object]:  # type: ignore[type-arg]
 
 def main(argv: list[str]) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--voices", type=Path, default=ROOT / "tests" / "data" / "voices")
-    parser.add_argument("--packs", type=Path, required=False, help="a voice_similarity --save-packs folder")
+    add_replay_arguments(parser, "output_denoise")
     parser.add_argument("--results", default="voice_similarity", help="the run that saved the packs")
-    parser.add_argument("--speakers", default="", help="comma-separated subset (default: all)")
-    parser.add_argument("--out", default="output_denoise", help="results name under bench/results/")
-    parser.add_argument("--merge", default="", help="comma-separated shard results to merge into --out")
     parser.add_argument("--cost", action="store_true", help="measure the suppressor's CPU cost against the engine's")
     args = parser.parse_args(argv)
     if args.merge:
-        merge(args.merge.split(","), args.out)
+        merge_shards(args.merge.split(","), args.out, summarise)
         return
     if args.cost:
         cost(args.voices, args.out if args.out != "output_denoise" else "output_denoise_cost")
@@ -111,8 +108,7 @@ def main(argv: list[str]) -> None:
         "summary": summarise(rows),
         "wall_s": round(time.perf_counter() - started, 1),
     }
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / f"{args.out}.json").write_text(json.dumps(result, indent=2) + "\n")
+    write_result(args.out, result)
     print(json.dumps(result["summary"], indent=2))
 
 
@@ -155,15 +151,6 @@ def cost(voices: Path, out: str, repeats: int = 5) -> None:
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / f"{out}.json").write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result, indent=2))
-
-
-def merge(names: list[str], out: str) -> None:
-    parts = [json.loads((RESULTS / f"{name}.json").read_text()) for name in names]
-    result = parts[0] | {"speakers": [row for part in parts for row in part["speakers"]], "merged_from": names}
-    result["summary"] = summarise(result["speakers"])
-    result["wall_s"] = round(max(part["wall_s"] for part in parts), 1)
-    (RESULTS / f"{out}.json").write_text(json.dumps(result, indent=2) + "\n")
-    print(json.dumps(result["summary"], indent=2))
 
 
 if __name__ == "__main__":
