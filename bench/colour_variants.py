@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.common import add_replay_arguments, merge_shards, write_result  # noqa: E402
-from bench.voice_similarity import read_24k, score_output, speak  # noqa: E402
+from bench.voice_similarity import read_24k, score_output, served_style, speak  # noqa: E402
 
 # name -> keywords of voice_colour.colour_gains and the share of the curve applied. "served" is what synthesis
 # uses now (250-4000 Hz, +-6 dB since colour_variants_s23_fitted.json); "wide_12db" what it used before.
@@ -185,22 +185,6 @@ def main(argv: list[str]) -> None:
     }
     write_result(args.out, result)
     print(json.dumps(result["summary"], indent=2))
-
-
-def served_style(packs: Path | None, speaker: str, stock: np.ndarray):  # type: ignore[no-untyped-def]
-    """The served pack and per-layer timbre saved for `speaker` in `packs`, else the nearest stock pack."""
-    from synth.enroll.contract import FittedStyle
-
-    if packs is None:
-        return FittedStyle(stock, None)
-    layers = packs / f"{speaker}.layers.npy"
-    return FittedStyle(np.load(packs / f"{speaker}.npy"), np.load(layers) if layers.exists() else None,
-                       saved_denoise(packs / f"{speaker}.denoise"))
-
-
-def saved_denoise(path: Path) -> float:
-    """The served voice's share of suppressed output saved by voice_similarity --save-packs (0 when not saved)."""
-    return float(path.read_text()) if path.exists() else 0.0
 
 
 if __name__ == "__main__":

@@ -23,6 +23,7 @@ import argparse
 import json
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -33,23 +34,16 @@ sys.path.insert(0, str(ROOT))
 from bench.common import add_replay_arguments, merge_shards, write_result  # noqa: E402
 from bench.voice_similarity import (  # noqa: E402
     EVAL_SENTENCES,
-    RESULTS,
     read_24k,
     saved_fits,
     saved_run,
     score_output,
+    served_style,
     speak,
 )
 
 SCORES = ("normalised", "dnsmos_ovrl", "dnsmos_sig", "dnsmos_bak", "dnsmos_p808")
 MIXES = {"rnnoise": 1.0, "rnnoise_half": 0.5}  # share of the suppressed signal in the output
-
-
-def rnnoise(audio_24k: np.ndarray) -> np.ndarray:
-    """`audio_24k` through RNNoise at 48 kHz, aligned with the input: the served module's suppressor."""
-    from synth import output_denoise
-
-    return output_denoise.denoise(audio_24k)
 
 
 def summarise(rows: list[dict]) -> dict[str, object]:  # type: ignore[type-arg]
@@ -79,6 +73,7 @@ def main(argv: list[str]) -> None:
     if args.packs is None:
         parser.error("--packs is required")
 
+    from synth import output_denoise
     from synth.enroll.contract import FittedStyle
 
     started = time.perf_counter()
@@ -86,13 +81,13 @@ def main(argv: list[str]) -> None:
     rows = []
     for row, lang, start, offered in saved_fits(args.packs, rows_in):
         speaker = row["speaker"]
-        layers = args.packs / f"{speaker}.layers.npy"
-        served = FittedStyle(np.load(args.packs / f"{speaker}.npy"), np.load(layers) if layers.exists() else None)
+        # the served voice as the engine renders it, before any suppressor: each mix is made below
+        served = replace(served_style(args.packs, speaker, start), denoise=0.0)
         renders: dict[str, dict[str, object]] = {}
         for voice, style in (("stock", FittedStyle(start, None)), ("served", served), ("whole_fit", offered)):
             plain = speak(engine, style, lang)
             renders[voice] = score_output(plain, probes, speaker)
-            cleaned = rnnoise(plain)
+            cleaned = output_denoise.denoise(plain)  # once; each mix is made from it
             for name, mix in MIXES.items():
                 renders[f"{voice}_{name}"] = score_output(mix * cleaned + (1.0 - mix) * plain, probes, speaker)
         rows.append({"speaker": speaker, "renders": renders})
@@ -148,8 +143,7 @@ def cost(voices: Path, out: str, repeats: int = 5) -> None:
         "median_denoise_cpu_per_audio_s": round(float(np.median(denoise_cost)), 4),
         "denoise_over_render": round(float(np.median(np.array(denoise_cost) / np.array(render_cost))), 3),
     }
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / f"{out}.json").write_text(json.dumps(result, indent=2) + "\n")
+    write_result(out, result)
     print(json.dumps(result, indent=2))
 
 

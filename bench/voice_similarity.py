@@ -100,6 +100,18 @@ def saved_run(results: str, voices: Path, speakers: str) -> tuple[list[dict], di
     return rows, probes, KokoroEngine(threads=1)
 
 
+def served_style(packs: Path | None, speaker: str, stock: np.ndarray):  # type: ignore[no-untyped-def]
+    """The served pack, per-layer timbre and suppressor share saved for `speaker` by --save-packs in `packs`, else
+    the nearest stock pack."""
+    from synth.enroll.contract import FittedStyle
+
+    if packs is None:
+        return FittedStyle(stock, None)
+    layers, denoise = packs / f"{speaker}.layers.npy", packs / f"{speaker}.denoise"
+    return FittedStyle(np.load(packs / f"{speaker}.npy"), np.load(layers) if layers.exists() else None,
+                       float(denoise.read_text()) if denoise.exists() else 0.0)
+
+
 def saved_fits(packs: Path, rows: list[dict]):  # type: ignore[no-untyped-def, type-arg]
     """(row, language, start pack, whole fit offered to the guard) of every speaker whose whole fit was saved
     by --save-packs in `packs`."""
@@ -252,7 +264,6 @@ def main(argv: list[str]) -> None:
             np.save(args.save_packs / f"{speaker}.npy", fitted.pack)
             if fitted.layers is not None:
                 np.save(args.save_packs / f"{speaker}.layers.npy", fitted.layers)
-            # share of the noise suppressor's output in the served voice's
             (args.save_packs / f"{speaker}.denoise").write_text(f"{fitted.denoise}\n")
             if guards:  # the whole fit the guard was offered, to replay other guards on it
                 offered = guards[0][1]

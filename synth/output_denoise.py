@@ -103,12 +103,18 @@ def _fit_length(audio: np.ndarray, length: int) -> np.ndarray:
 
 def denoise(audio: np.ndarray, share: float = 1.0) -> np.ndarray:
     """A whole clause (24 kHz mono float32) through RNNoise, aligned with the input and as long (`share` of it
-    suppressed, the rest as it was)."""
+    suppressed, the rest as it was; none: `audio` itself, without running the suppressor)."""
+    if share == 0.0:
+        return audio
     return OutputDenoiser(share)(audio, last=True)
 
 
 def denoised(pieces: Iterable[np.ndarray], share: float = 1.0) -> Iterator[np.ndarray]:
-    """A clause's pieces through one OutputDenoiser, each as soon as it comes; the held-back tail after the last."""
+    """A clause's pieces through one OutputDenoiser, each as soon as it comes; the held-back tail after the last
+    (a share of none passes the pieces on untouched)."""
+    if share == 0.0:
+        yield from pieces
+        return
     denoiser = OutputDenoiser(share)
     for piece in pieces:
         out = denoiser(piece)

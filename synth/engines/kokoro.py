@@ -284,7 +284,7 @@ class KokoroEngine(Engine):
             phonemes = self.g2p.phonemize(clause.text, clause.lang)
             audio = self.render_tokens(self.tokens_for(phonemes), clause.voice.params, clause.voice.layers)
             audio = voice_colour.apply(clause.voice.colour, audio)
-            return output_denoise.denoise(audio, clause.voice.denoise) if clause.voice.denoise else audio
+            return output_denoise.denoise(audio, clause.voice.denoise)
 
     def stream_clause(self, clause: ClauseRequest) -> Iterator[np.ndarray]:
         with self._rendering():
@@ -293,9 +293,7 @@ class KokoroEngine(Engine):
             if clause.voice.colour is not None:
                 colour = voice_colour.ColourFilter(clause.voice.colour)  # one filter across the pieces: no seams
                 pieces = (colour(piece) for piece in pieces)
-            if clause.voice.denoise:
-                pieces = output_denoise.denoised(pieces, clause.voice.denoise)
-            yield from pieces
+            yield from output_denoise.denoised(pieces, clause.voice.denoise)
 
     def synthesize_batch(self, clauses: Sequence[ClauseRequest]) -> list[np.ndarray]:
         return [self.render_clause(clause) for clause in clauses]

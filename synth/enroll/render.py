@@ -96,7 +96,7 @@ def render_text(
         raise RuntimeError("per-layer timbre needs the project's Kokoro engine")
     text = text if lang == "ja" else TEST_SENTENCES["ja"]
     audio = voice_colour.apply(colour, _render_japanese(check_pack(pack), text))
-    return output_denoise.denoise(audio, denoise) if denoise else audio
+    return output_denoise.denoise(audio, denoise)
 
 
 def _render_japanese(pack: np.ndarray, text: str) -> np.ndarray:
