@@ -1,0 +1,158 @@
+"""Does the fitting encoder foresee whether a voice's colour makes it more like its speaker?
+
+The colour guard (synth/fit/colour_fit.py) keeps the largest share of a voice's colour that sounds
+clean by DNSMOS; it never asks whether the colour makes the voice more like the speaker. For most
+speakers it does, but on some recordings the long-term spectrum is more channel than voice and the
+colour moves the voice toward someone else (bench/colour_cross.py: on the stock voices en_1998 gains
+0.05, zh_S0765 nothing, zh_THCHS30-D4 loses 0.04).
+
+For every speaker of a voice_similarity run saved with --save-packs, each share of its measured
+colour (0, and colour_fit.SHARES) is scored twice:
+- as the fit could see it: Resemblyzer's cosine (the fitting encoder, never the judge) between the
+  filtered training renders and the recording's voiceprint, and the colour guard's DNSMOS of them;
+- as the benchmark sees it: the served voice (pack, layers, colour, suppressor) speaking the three
+  evaluation sentences, judged against the probe (similarity, top-1, DNSMOS P.835 and P.808).
+Then guard policies are replayed on the table: the served one (the first share within the DNSMOS
+tolerance) and ones that also ask the fitting encoder.
+
+    python bench/voice_similarity.py --unguarded --save-packs DIR --out NAME
+    python bench/colour_likeness.py --packs DIR [--speakers A,B] [--out colour_likeness]
+    python bench/colour_likeness.py --merge SHARD1,SHARD2 --out colour_likeness
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from bench.common import add_replay_arguments, merge_shards, write_result  # noqa: E402
+from bench.voice_similarity import read_24k, score_output, served_style, speak  # noqa: E402
+
+Share = dict[str, Any]  # one share's scores: "share", "fit_cosine", "guard_dnsmos", "bench"
+Policy = Callable[[list[Share]], Share]
+
+
+def served_policy(shares: list[Share], tolerance: float = 0.05) -> Share:
+    """The colour guard as it runs: the largest share within `tolerance` of no colour's DNSMOS."""
+    start = shares[0]
+    return next((s for s in shares[:0:-1] if s["guard_dnsmos"] >= start["guard_dnsmos"] - tolerance), start)
+
+
+def likeness_checked(shares: list[Share], tolerance: float = 0.05, margin: float = 0.0) -> Share:
+    """The largest share within the DNSMOS tolerance whose training renders the fitting encoder finds more like
+    the recording than without colour (by `margin`)."""
+    start = shares[0]
+    return next((s for s in shares[:0:-1] if s["guard_dnsmos"] >= start["guard_dnsmos"] - tolerance
+                 and s["fit_cosine"] >= start["fit_cosine"] + margin), start)
+
+
+def most_alike_clean(shares: list[Share], tolerance: float = 0.05) -> Share:
+    """Of the shares within the DNSMOS tolerance (no colour included), the one the fitting encoder finds most alike."""
+    start = shares[0]
+    clean = [s for s in shares if s["guard_dnsmos"] >= start["guard_dnsmos"] - tolerance]
+    return max(clean, key=lambda s: s["fit_cosine"])
+
+
+POLICIES: dict[str, Policy] = {
+    "none": lambda shares: shares[0],
+    "whole": lambda shares: shares[-1],
+    "served": served_policy,
+    "likeness_checked": likeness_checked,
+    "likeness_checked_0.01": lambda shares: likeness_checked(shares, margin=0.01),
+    "most_alike_clean": most_alike_clean,
+}
+
+
+def summarise(rows: list[dict]) -> dict[str, object]:  # type: ignore[type-arg]
+    summary: dict[str, object] = {"speakers": len(rows)}
+    for name, policy in POLICIES.items():
+        kept = [(row["speaker"], policy(row["shares"])) for row in rows]
+        benches = [share["bench"] for _, share in kept]
+        summary[name] = {
+            "mean_normalised": round(float(np.mean([b["normalised"] for b in benches])), 4),
+            "top1": f"{sum(bool(b['top1']) for b in benches)}/{len(benches)}",
+            "mean_dnsmos_ovrl": round(float(np.mean([b["dnsmos_ovrl"] for b in benches])), 3),
+            "mean_dnsmos_p808": round(float(np.mean([b["dnsmos_p808"] for b in benches])), 3),
+            "kept": {speaker: share["share"] for speaker, share in kept},
+        }
+    # Does the fitting encoder's change with the colour foresee the judge's? Over every share of every speaker.
+    fit_change = [s["fit_cosine"] - row["shares"][0]["fit_cosine"] for row in rows for s in row["shares"][1:]]
+    judge_change = [s["bench"]["normalised"] - row["shares"][0]["bench"]["normalised"]
+                    for row in rows for s in row["shares"][1:]]
+    summary["fit_vs_judge_change"] = {
+        "correlation": round(float(np.corrcoef(fit_change, judge_change)[0, 1]), 3),
+        "same_sign": f"{sum((f > 0) == (j > 0) for f, j in zip(fit_change, judge_change, strict=True))}"
+                     f"/{len(fit_change)}",
+    }
+    return summary
+
+
+def main(argv: list[str]) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_replay_arguments(parser, "colour_likeness")
+    args = parser.parse_args(argv)
+    if args.merge:
+        merge_shards(args.merge.split(","), args.out, summarise)
+        return
+    if args.packs is None:
+        parser.error("--packs is needed: the served packs of a voice_similarity run (--save-packs)")
+
+    import torch
+
+    torch.set_num_threads(1)
+    from synth import voice_colour
+    from synth.engines.kokoro import KokoroEngine
+    from synth.enroll import features, judge, quality
+    from synth.fit import nearest_stock_pack, resemblyzer_torch
+    from synth.fit.colour_fit import SHARES, dnsmos_quality, measure_colour
+
+    started = time.perf_counter()
+    speakers = sorted(p.name[: -len("_enroll.wav")] for p in args.voices.glob("*_enroll.wav"))
+    chosen = [s for s in args.speakers.split(",") if s] or speakers
+    probes = {s: judge.embed_speech_of(read_24k(args.voices / f"{s}_probe.wav"), 24000) for s in speakers}
+    engine = KokoroEngine(threads=1)
+    rows = []
+    for speaker in chosen:
+        lang = speaker.split("_", 1)[0]
+        _gate, analysis = quality.assess(read_24k(args.voices / f"{speaker}_enroll.wav"))
+        target = features.extract(analysis, lang)
+        voiceprint = np.asarray(target.voiceprint, np.float32) / np.linalg.norm(target.voiceprint)
+        fitted = served_style(args.packs, speaker, nearest_stock_pack(target)[1])
+        measured = measure_colour(target, fitted.pack, fitted.layers)
+        shares: list[Share] = []
+        for share in (0.0, *sorted(SHARES)):
+            taps = measured.taps(share)
+            heard = voice_colour.apply(taps, measured.renders)
+            shares.append({
+                "share": share,
+                "fit_cosine": round(float(np.dot(resemblyzer_torch.embed_numpy(heard), voiceprint)), 4),
+                "guard_dnsmos": round(dnsmos_quality(heard), 3),
+                "bench": score_output(speak(engine, fitted, lang, taps), probes, speaker),
+            })
+        rows.append({"speaker": speaker, "shares": shares})
+        brief = [(s["share"], s["fit_cosine"], s["guard_dnsmos"], s["bench"]["normalised"]) for s in shares]
+        print(f"{speaker} ({time.perf_counter() - started:.0f} s): {brief}", file=sys.stderr, flush=True)
+    result = {
+        "what": "each share of a served voice's colour: fitting-encoder cosine and guard DNSMOS on the training "
+                "renders; judge similarity (0..1 scale), top-1 and DNSMOS on the benchmark's sentences",
+        "packs": str(args.packs),
+        "speakers": rows,
+        "summary": summarise(rows),
+        "wall_s": round(time.perf_counter() - started, 1),
+    }
+    write_result(args.out, result)
+    print(json.dumps(result["summary"], indent=2))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
