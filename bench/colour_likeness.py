@@ -23,7 +23,6 @@ tolerance) and ones that also ask the fitting encoder.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from collections.abc import Callable
@@ -35,8 +34,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.common import add_replay_arguments, merge_shards, write_result  # noqa: E402
-from bench.voice_similarity import read_24k, score_output, served_style, speak  # noqa: E402
+from bench.common import add_replay_arguments, merge_shards, write_replay  # noqa: E402
+from bench.voice_similarity import enrolled_target, read_24k, score_output, served_style, speak  # noqa: E402
 
 Share = dict[str, Any]  # one share's scores: "share", "fit_cosine", "guard_dnsmos", "bench"
 Policy = Callable[[list[Share]], Share]
@@ -112,7 +111,7 @@ def main(argv: list[str]) -> None:
     torch.set_num_threads(1)
     from synth import voice_colour
     from synth.engines.kokoro import KokoroEngine
-    from synth.enroll import features, judge, quality
+    from synth.enroll import judge
     from synth.fit import nearest_stock_pack, resemblyzer_torch
     from synth.fit.colour_fit import SHARES, dnsmos_quality, measure_colour
 
@@ -123,9 +122,7 @@ def main(argv: list[str]) -> None:
     engine = KokoroEngine(threads=1)
     rows = []
     for speaker in chosen:
-        lang = speaker.split("_", 1)[0]
-        _gate, analysis = quality.assess(read_24k(args.voices / f"{speaker}_enroll.wav"))
-        target = features.extract(analysis, lang)
+        lang, target = enrolled_target(args.voices, speaker)
         voiceprint = np.asarray(target.voiceprint, np.float32) / np.linalg.norm(target.voiceprint)
         fitted = served_style(args.packs, speaker, nearest_stock_pack(target)[1])
         measured = measure_colour(target, fitted.pack, fitted.layers)
@@ -142,16 +139,11 @@ def main(argv: list[str]) -> None:
         rows.append({"speaker": speaker, "shares": shares})
         brief = [(s["share"], s["fit_cosine"], s["guard_dnsmos"], s["bench"]["normalised"]) for s in shares]
         print(f"{speaker} ({time.perf_counter() - started:.0f} s): {brief}", file=sys.stderr, flush=True)
-    result = {
+    write_replay(args.out, {
         "what": "each share of a served voice's colour: fitting-encoder cosine and guard DNSMOS on the training "
                 "renders; judge similarity (0..1 scale), top-1 and DNSMOS on the benchmark's sentences",
         "packs": str(args.packs),
-        "speakers": rows,
-        "summary": summarise(rows),
-        "wall_s": round(time.perf_counter() - started, 1),
-    }
-    write_result(args.out, result)
-    print(json.dumps(result["summary"], indent=2))
+    }, rows, summarise, started)
 
 
 if __name__ == "__main__":

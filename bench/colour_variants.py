@@ -17,7 +17,6 @@ with the served packs of a run, the "served_guarded" row replays that run's serv
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -27,8 +26,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.common import add_replay_arguments, merge_shards, write_result  # noqa: E402
-from bench.voice_similarity import read_24k, score_output, served_style, speak  # noqa: E402
+from bench.common import add_replay_arguments, merge_shards, write_replay  # noqa: E402
+from bench.voice_similarity import enrolled_target, read_24k, score_output, served_style, speak  # noqa: E402
 
 # name -> keywords of voice_colour.colour_gains and the share of the curve applied. "served" is what synthesis
 # uses now (250-4000 Hz, +-6 dB since colour_variants_s23_fitted.json); "wide_12db" what it used before.
@@ -133,7 +132,7 @@ def main(argv: list[str]) -> None:
     torch.set_num_threads(1)
     from synth import voice_colour
     from synth.engines.kokoro import KokoroEngine
-    from synth.enroll import features, judge, quality
+    from synth.enroll import judge
     from synth.fit import nearest_stock_pack
     from synth.fit.colour_fit import SHARES, MeasuredColour, keep_clean_share, measure_colour
 
@@ -145,9 +144,7 @@ def main(argv: list[str]) -> None:
     engine = KokoroEngine(threads=1)
     rows = []
     for speaker in chosen:
-        lang = speaker.split("_", 1)[0]
-        _gate, analysis = quality.assess(read_24k(args.voices / f"{speaker}_enroll.wav"))
-        target = features.extract(analysis, lang)
+        lang, target = enrolled_target(args.voices, speaker)
         fitted = served_style(args.packs, speaker, nearest_stock_pack(target)[1])
         measured = measure_colour(target, fitted.pack, fitted.layers)
         plain = speak(engine, fitted, lang)
@@ -173,18 +170,13 @@ def main(argv: list[str]) -> None:
                      "guard_kept": kept, "guard_tried": guard_tried, "variants": scored})
         brief = {name: (s["normalised"], s["dnsmos_ovrl"]) for name, s in scored.items()}
         print(f"{speaker} ({time.perf_counter() - started:.0f} s): {brief}", file=sys.stderr, flush=True)
-    result = {
+    write_replay(args.out, {
         "what": "one speaker's renders of the benchmark's sentences with each shape of colour, whole; judge "
         "similarity on bench/voice_similarity.py's 0..1 scale, top-1 among all probes, DNSMOS",
         "variants": {name: {"colour_gains": kwargs, "share": share} for name, (kwargs, share) in VARIANTS.items()}
         | {"tilt_only": {"colour_gains": "wide_12db, then its least-squares line over log frequency", "share": 1.0}},
         "packs": str(args.packs) if args.packs else "nearest stock voice",
-        "speakers": rows,
-        "summary": summarise(rows),
-        "wall_s": round(time.perf_counter() - started, 1),
-    }
-    write_result(args.out, result)
-    print(json.dumps(result["summary"], indent=2))
+    }, rows, summarise, started)
 
 
 if __name__ == "__main__":

@@ -76,6 +76,15 @@ def write_result(name: str, result: dict[str, Any]) -> Path:
     return path
 
 
+def write_replay(out: str, fields: dict[str, Any], rows: list[Any], summarise: Callable[[list[Any]], Any],
+                 started: float) -> None:
+    """Write a replay benchmark's result (its own `fields`, the speakers' rows and their summary) and print the
+    summary; `started` is the run's time.perf_counter() at its start."""
+    result = {**fields, "speakers": rows, "summary": summarise(rows), "wall_s": round(time.perf_counter() - started, 1)}
+    write_result(out, result)
+    print(json.dumps(result["summary"], indent=2))
+
+
 def add_replay_arguments(parser: argparse.ArgumentParser, out: str) -> None:
     """The options of a benchmark that replays a voice_similarity run's saved packs in shards."""
     parser.add_argument("--voices", type=Path, default=RESULTS.parents[1] / "tests" / "data" / "voices")

@@ -100,6 +100,16 @@ def saved_run(results: str, voices: Path, speakers: str) -> tuple[list[dict], di
     return rows, probes, KokoroEngine(threads=1)
 
 
+def enrolled_target(voices: Path, speaker: str):  # type: ignore[no-untyped-def]
+    """(language, FitTarget) of `speaker`'s enrollment recording in `voices`, as enrollment extracts it (the gate's
+    verdict is not enforced)."""
+    from synth.enroll import features, quality
+
+    lang = speaker.split("_", 1)[0]
+    _gate, analysis = quality.assess(read_24k(voices / f"{speaker}_enroll.wav"))
+    return lang, features.extract(analysis, lang)
+
+
 def served_style(packs: Path | None, speaker: str, stock: np.ndarray):  # type: ignore[no-untyped-def]
     """The served pack, per-layer timbre and suppressor share saved for `speaker` by --save-packs in `packs`, else
     the nearest stock pack."""
