@@ -45,11 +45,18 @@ class GuardResult:
 
 
 def served_quality(language_hint: str) -> Callable[[FittedStyle], float]:
-    """DNSMOS overall score of the guard's passage spoken with a fitted style by the serving (int8) engine."""
+    """DNSMOS overall score of the guard's passage spoken with a fitted style by the serving (int8) engine.
+
+    The engine and DNSMOS are loaded here, by one short render scored once, so that every score costs the same:
+    the fit times its first score to budget the guard's, and loading made that one about 1.8 CPU-s (40%) dearer
+    (`python bench/guard_score_cost.py`)."""
     from synth.enroll import dnsmos, render, speech
 
     texts = guard_passage(language_hint)
     gap = np.zeros(int(PASSAGE_GAP_S * render.RATE), np.float32)
+    warm_text, warm_lang = texts[0]
+    warm_up = render.render_text(next(iter(render.stock_packs().values())), first_words(warm_text), warm_lang)
+    dnsmos.score(speech.to_16k(warm_up, render.RATE), max_windows=1)
 
     def score(fitted: FittedStyle) -> float:
         parts: list[np.ndarray] = []
@@ -58,6 +65,12 @@ def served_quality(language_hint: str) -> Callable[[FittedStyle], float]:
         return dnsmos.score(speech.to_16k(np.concatenate(parts[:-1]), render.RATE), max_windows=1).ovrl
 
     return score
+
+
+def first_words(text: str) -> str:
+    """A sentence up to its first pause or stop, included: a short clause to load the engine with."""
+    pauses = [text.find(mark) for mark in ",，、。." if mark in text]
+    return text[: min(pauses) + 1] if pauses else text
 
 
 def guard_passage(language_hint: str) -> list[tuple[str, str]]:

@@ -5,8 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from synth.enroll import dnsmos, render
 from synth.enroll.contract import PACK_SHAPE, FittedStyle
-from synth.fit.quality_guard import TOLERANCE, guard_passage, keep_quality, served_quality
+from synth.fit.quality_guard import TOLERANCE, first_words, guard_passage, keep_quality, served_quality
 from synth.fit.stock import stock_packs
 from synth.fit.style_fit import TRAINING_SENTENCES
 
@@ -77,6 +78,36 @@ def test_served_quality_scores_real_speech_above_noise() -> None:
     # The per-layer timbre is heard too: scrambled layers on the clean pack score worse as well.
     scrambled = np.random.default_rng(1).normal(0, 1.5, (58, 128)).astype(np.float32)
     assert score(FittedStyle(pack, scrambled)) < clean - 0.3
+
+
+@pytest.mark.slow
+def test_making_the_scorer_loads_the_engine_and_dnsmos_before_the_first_score(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The fit budgets the guard by what its first score costs; loading both models inside it made that one 40%
+    # dearer than the rest (bench/guard_score_cost.py), and the fit gave up that time six times over.
+    heard: list[tuple[str, object]] = []
+    real_render, real_score = render.render_text, dnsmos.score
+
+    def spoken(pack: np.ndarray, text: str, lang: str, **kwargs: object) -> np.ndarray:
+        heard.append(("render", text))
+        return real_render(pack, text, lang, **kwargs)  # type: ignore[arg-type]
+
+    def scored(pcm16k: np.ndarray, **kwargs: object) -> object:
+        heard.append(("dnsmos", round(pcm16k.size / 16000, 1)))
+        return real_score(pcm16k, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(render, "render_text", spoken)
+    monkeypatch.setattr(dnsmos, "score", scored)
+    for lang in ("en", "zh", "ja"):
+        heard.clear()
+        score = served_quality(lang)
+        (first, clause), (second, seconds) = heard  # one short clause, scored once, before any score is asked for
+        assert first == "render" and second == "dnsmos"
+        passage = guard_passage(lang)[0][0]
+        assert clause == first_words(passage) and passage.startswith(str(clause)) and len(str(clause)) < len(passage)
+        assert 0.3 < float(seconds) < 4.0  # type: ignore[arg-type]
+        heard.clear()
+        score(FittedStyle(next(iter(stock_packs().values()))))
+        assert [what for what, _ in heard] == ["render", "render", "dnsmos"]  # a score: the passage's two sentences
 
 
 def _runs(text: str, lang: str) -> set[tuple[str, ...]]:
