@@ -22,7 +22,6 @@ tolerance) and ones that also ask the fitting encoder.
 
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 from collections.abc import Callable
@@ -34,7 +33,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.common import add_replay_arguments, merge_shards, write_replay  # noqa: E402
+from bench.common import parse_replay, write_replay  # noqa: E402
 from bench.voice_similarity import enrolled_target, read_24k, score_output, served_style, speak  # noqa: E402
 
 Share = dict[str, Any]  # one share's scores: "share", "fit_cosine", "guard_dnsmos", "bench"
@@ -97,14 +96,9 @@ def summarise(rows: list[dict]) -> dict[str, object]:  # type: ignore[type-arg]
 
 
 def main(argv: list[str]) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_replay_arguments(parser, "colour_likeness")
-    args = parser.parse_args(argv)
-    if args.merge:
-        merge_shards(args.merge.split(","), args.out, summarise)
+    args = parse_replay(argv, __doc__, "colour_likeness", summarise)
+    if args is None:
         return
-    if args.packs is None:
-        parser.error("--packs is needed: the served packs of a voice_similarity run (--save-packs)")
 
     import torch
 

@@ -26,7 +26,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.common import add_replay_arguments, merge_shards, write_replay  # noqa: E402
+from bench.common import parse_replay, write_replay  # noqa: E402
 from bench.voice_similarity import enrolled_target, read_24k, score_output, served_style, speak  # noqa: E402
 
 # name -> keywords of voice_colour.colour_gains and the share of the curve applied. "served" is what synthesis
@@ -117,14 +117,14 @@ def replay_guard(rows: list[dict], name: str, tolerance: float) -> dict[str, obj
 
 
 def main(argv: list[str]) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_replay_arguments(parser, "colour_variants")
-    parser.add_argument("--guarded", action="store_true",
-                        help="also each whole variant behind the colour guard (the share enrollment would keep)")
-    parser.add_argument("--variants", default="", help="comma-separated subset of the variants ('served' always)")
-    args = parser.parse_args(argv)
-    if args.merge:
-        merge_shards(args.merge.split(","), args.out, summarise)
+    def add_options(parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("--guarded", action="store_true",
+                            help="also each whole variant behind the colour guard (the share enrollment would keep)")
+        parser.add_argument("--variants", default="", help="comma-separated subset of the variants ('served' always)")
+
+    # Without --packs, the stock voices are coloured.
+    args = parse_replay(argv, __doc__, "colour_variants", summarise, add_options, packs_needed=lambda args: False)
+    if args is None:
         return
 
     import torch

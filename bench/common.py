@@ -94,6 +94,33 @@ def add_replay_arguments(parser: argparse.ArgumentParser, out: str) -> None:
     parser.add_argument("--merge", default="", help="comma-separated shard results to merge into --out")
 
 
+def add_results_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--results", default="voice_similarity", help="the voice_similarity run that saved the packs")
+
+
+def parse_replay(
+    argv: list[str],
+    doc: str | None,
+    out: str,
+    summarise: Callable[[list[Any]], Any],
+    add_options: Callable[[argparse.ArgumentParser], None] | None = None,
+    packs_needed: Callable[[argparse.Namespace], bool] = lambda args: True,
+) -> argparse.Namespace | None:
+    """The options of a replay benchmark (`add_replay_arguments` and its own `add_options`). With --merge the
+    shards are merged and summarised here, and None is returned; without --packs, when `packs_needed`, it exits."""
+    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_replay_arguments(parser, out)
+    if add_options is not None:
+        add_options(parser)
+    args = parser.parse_args(argv)
+    if args.merge:
+        merge_shards(args.merge.split(","), args.out, summarise)
+        return None
+    if args.packs is None and packs_needed(args):
+        parser.error("--packs is needed: the served packs of a voice_similarity run (--save-packs)")
+    return args
+
+
 def merge_shards(names: list[str], out: str, summarise: Callable[[list[Any]], Any]) -> dict[str, Any]:
     """Results of one benchmark run in shards (each a result with its "speakers" rows and "wall_s"), as one result
     summarised anew, written under `out` and printed."""

@@ -31,7 +31,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.common import add_replay_arguments, merge_shards, write_result  # noqa: E402
+from bench.common import add_results_option, parse_replay, write_result  # noqa: E402
 from bench.voice_similarity import (  # noqa: E402
     EVAL_SENTENCES,
     read_24k,
@@ -59,19 +59,18 @@ def summarise(rows: list[dict]) -> dict[str, object]:  # type: ignore[type-arg]
 
 
 def main(argv: list[str]) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_replay_arguments(parser, "output_denoise")
-    parser.add_argument("--results", default="voice_similarity", help="the run that saved the packs")
-    parser.add_argument("--cost", action="store_true", help="measure the suppressor's CPU cost against the engine's")
-    args = parser.parse_args(argv)
-    if args.merge:
-        merge_shards(args.merge.split(","), args.out, summarise)
+    def add_options(parser: argparse.ArgumentParser) -> None:
+        add_results_option(parser)
+        parser.add_argument("--cost", action="store_true",
+                            help="measure the suppressor's CPU cost against the engine's")
+
+    args = parse_replay(argv, __doc__, "output_denoise", summarise, add_options,
+                        packs_needed=lambda args: not args.cost)
+    if args is None:
         return
     if args.cost:
         cost(args.voices, args.out if args.out != "output_denoise" else "output_denoise_cost")
         return
-    if args.packs is None:
-        parser.error("--packs is required")
 
     from synth import output_denoise
     from synth.enroll.contract import FittedStyle

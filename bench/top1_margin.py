@@ -15,7 +15,6 @@ miss, by that much).
 
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 from pathlib import Path
@@ -26,7 +25,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.common import add_replay_arguments, merge_shards, write_replay  # noqa: E402
+from bench.common import add_results_option, parse_replay, write_replay  # noqa: E402
 from bench.voice_similarity import (  # noqa: E402
     enrolled_target,
     read_24k,
@@ -67,15 +66,9 @@ def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def main(argv: list[str]) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_replay_arguments(parser, "top1_margin")
-    parser.add_argument("--results", default="voice_similarity", help="the run that saved the packs")
-    args = parser.parse_args(argv)
-    if args.merge:
-        merge_shards(args.merge.split(","), args.out, summarise)
+    args = parse_replay(argv, __doc__, "top1_margin", summarise, add_results_option)
+    if args is None:
         return
-    if args.packs is None:
-        parser.error("--packs is needed: the served packs of a voice_similarity run (--save-packs)")
 
     from synth.enroll import judge
     from synth.enroll.contract import FittedStyle
