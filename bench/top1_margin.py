@@ -26,13 +26,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.common import add_results_option, parse_replay, write_replay  # noqa: E402
-from bench.voice_similarity import (  # noqa: E402
-    enrolled_target,
-    read_24k,
-    saved_run,
-    served_style,
-    speak,
-)
+from bench.voice_similarity import enrolled_target, read_24k, saved_run, served_style, speak  # noqa: E402
 
 
 def margins(print_: np.ndarray, probes: dict[str, np.ndarray], speaker: str) -> dict[str, Any]:
