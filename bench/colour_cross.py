@@ -27,7 +27,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.voice_similarity import RESULTS, normalised, read_24k, speak  # noqa: E402
+from bench.voice_similarity import RESULTS, normalised, read_24k, speak, speakers_and_probes  # noqa: E402
 
 
 def main(argv: list[str]) -> None:
@@ -43,8 +43,7 @@ def main(argv: list[str]) -> None:
     from synth.fit.colour_fit import measure_colour
 
     started = time.perf_counter()
-    speakers = sorted(p.name[: -len("_enroll.wav")] for p in args.voices.glob("*_enroll.wav"))
-    probes = {s: judge.embed_speech_of(read_24k(args.voices / f"{s}_probe.wav"), 24000) for s in speakers}
+    speakers, probes = speakers_and_probes(args.voices, "")
     engine = KokoroEngine()
     targets, renders, render_means = {}, {}, {}
     for speaker in speakers:
@@ -89,8 +88,8 @@ def main(argv: list[str]) -> None:
         "mean_own": round(float(np.mean([r["own"] for r in rows])), 4),
         "mean_other": round(float(np.mean([r["other_mean"] for r in rows])), 4),
         "mean_mimic_gain": round(float(np.mean([r["mimic_gain_mean"] for r in rows])), 4),
-        "top1_none": f"{sum(r['top1_none'] for r in rows)}/{len(rows)}",
-        "top1_own": f"{sum(r['top1_own'] for r in rows)}/{len(rows)}",
+        "top1_none": f"{sum(bool(r['top1_none']) for r in rows)}/{len(rows)}",
+        "top1_own": f"{sum(bool(r['top1_own']) for r in rows)}/{len(rows)}",
         "wall_s": round(time.perf_counter() - started, 1),
     }
     result = {

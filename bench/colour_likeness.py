@@ -34,7 +34,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.common import parse_replay, write_replay  # noqa: E402
-from bench.voice_similarity import enrolled_target, read_24k, score_output, served_style, speak  # noqa: E402
+from bench.voice_similarity import enrolled_target, score_output, served_style, speak, speakers_and_probes  # noqa: E402
 
 Share = dict[str, Any]  # one share's scores: "share", "fit_cosine", "guard_dnsmos", "bench"
 Policy = Callable[[list[Share]], Share]
@@ -105,14 +105,11 @@ def main(argv: list[str]) -> None:
     torch.set_num_threads(1)
     from synth import voice_colour
     from synth.engines.kokoro import KokoroEngine
-    from synth.enroll import judge
     from synth.fit import nearest_stock_pack, resemblyzer_torch
     from synth.fit.colour_fit import SHARES, dnsmos_quality, measure_colour
 
     started = time.perf_counter()
-    speakers = sorted(p.name[: -len("_enroll.wav")] for p in args.voices.glob("*_enroll.wav"))
-    chosen = [s for s in args.speakers.split(",") if s] or speakers
-    probes = {s: judge.embed_speech_of(read_24k(args.voices / f"{s}_probe.wav"), 24000) for s in speakers}
+    chosen, probes = speakers_and_probes(args.voices, args.speakers)
     engine = KokoroEngine(threads=1)
     rows = []
     for speaker in chosen:

@@ -90,14 +90,20 @@ def saved_run(results: str, voices: Path, speakers: str) -> tuple[list[dict], di
 
     torch.set_num_threads(1)
     from synth.engines.kokoro import KokoroEngine
+
+    chosen, probes = speakers_and_probes(voices, speakers)
+    rows = [r for r in json.loads((RESULTS / f"{results}.json").read_text())["speakers"] if r["speaker"] in chosen]
+    return rows, probes, KokoroEngine(threads=1)
+
+
+def speakers_and_probes(voices: Path, speakers: str) -> tuple[list[str], dict[str, np.ndarray]]:
+    """The comma-separated `speakers` (default: every speaker with an enrollment file in `voices`), and every
+    speaker's probe print by the judge (top-1 is decided among all of them)."""
     from synth.enroll import judge
 
-    chosen = [s for s in speakers.split(",") if s]
-    rows = [r for r in json.loads((RESULTS / f"{results}.json").read_text())["speakers"]
-            if not chosen or r["speaker"] in chosen]
-    names = sorted(p.name[: -len("_enroll.wav")] for p in voices.glob("*_enroll.wav"))
-    probes = {s: judge.embed_speech_of(read_24k(voices / f"{s}_probe.wav"), 24000) for s in names}
-    return rows, probes, KokoroEngine(threads=1)
+    every = sorted(p.name[: -len("_enroll.wav")] for p in voices.glob("*_enroll.wav"))
+    probes = {s: judge.embed_speech_of(read_24k(voices / f"{s}_probe.wav"), 24000) for s in every}
+    return [s for s in speakers.split(",") if s] or every, probes
 
 
 def enrolled_target(voices: Path, speaker: str):  # type: ignore[no-untyped-def]
@@ -209,7 +215,7 @@ def main(argv: list[str]) -> None:
 
     torch.set_num_threads(1)
     from synth.engines.kokoro import KokoroEngine
-    from synth.enroll import features, judge, quality
+    from synth.enroll import features, quality
     from synth.enroll.contract import FittedStyle
     from synth.enroll.tasks import COLOUR_CPU_S
     from synth.fit import fit_style, nearest_stock_pack
@@ -225,9 +231,7 @@ def main(argv: list[str]) -> None:
            if args.spectrum_bands else {}),
     }
     settings = FitSettings(**{name: value for name, value in overrides.items() if value is not None})
-    speakers = sorted(p.name[: -len("_enroll.wav")] for p in args.voices.glob("*_enroll.wav"))
-    chosen = [s for s in args.speakers.split(",") if s] or speakers
-    probes = {s: judge.embed_speech_of(read_24k(args.voices / f"{s}_probe.wav"), 24000) for s in speakers}
+    chosen, probes = speakers_and_probes(args.voices, args.speakers)
     remeasured = json.loads((ROOT / "synth" / "enroll" / "baselines.json").read_text())
     engine = KokoroEngine(threads=1)
 

@@ -48,7 +48,7 @@ def served_quality(language_hint: str) -> Callable[[FittedStyle], float]:
     """DNSMOS overall score of the guard's passage spoken with a fitted style by the serving (int8) engine.
 
     The engine and DNSMOS are loaded here, by one short render scored once, so that every score costs the same:
-    the fit times its first score to budget the guard's, and loading made that one about 1.8 CPU-s (40%) dearer
+    the fit times its first score to budget the guard's, and loading made that one 1.7 to 2.1 CPU-s (41 to 47%) dearer
     (`python bench/guard_score_cost.py`)."""
     from synth.enroll import dnsmos, render, speech
 
