@@ -7,8 +7,13 @@ sentences; no colour). Then each tolerance is replayed: the share the guard woul
 what that share scores on the benchmark's sentences. Shows how well the guard's score foresees
 the benchmark's and what a tolerance trades.
 
+--second-passage also scores every share on a second passage of about 9 s (two more sentences, in neither the
+fit, the guard nor the benchmark): would a guard that hears two windows, or a second one only when its first
+verdict is close, foresee the benchmark better than the guard's one window?
+
     python bench/voice_similarity.py --unguarded --save-packs DIR --out NAME
     python bench/guard_replay.py --packs DIR --results NAME [--tolerances 0,0.03,0.05] [--speakers A,B]
+                                 [--second-passage]
     python bench/guard_replay.py --merge SHARD1,SHARD2 --out NAME2    # or one earlier replay, summarised anew
 """
 
@@ -26,17 +31,27 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.voice_similarity import RESULTS, saved_fits, saved_run, score_output, speak  # noqa: E402
 
+# Two sentences the fit, the guard's own passage and the benchmark never say: a second window for the guard.
+SECOND_PASSAGE = {
+    "en": ("Our neighbours planted tomatoes and beans in the small garden behind the house.",
+           "If it rains this afternoon, we can watch a film at home instead."),
+    "zh": ("我们的邻居在房子后面的小花园里种了西红柿和豆子。", "如果下午下雨，我们就在家里看电影吧。"),
+    "ja": ("隣の人たちは家の裏の小さな庭にトマトと豆を植えました。", "午後に雨が降ったら、家で映画を見ましょう。"),
+}
+# A first verdict this close to the line (DNSMOS points) asks for the second window, in the sequential policy.
+SECOND_LOOK_MARGIN = 0.05
 
-def replay(table: list[dict], tolerance: float) -> dict[str, object]:  # type: ignore[type-arg]
-    """What a guard with `tolerance` keeps for every speaker (the first clean share, else the start)."""
+
+def replay(table: list[dict], tolerance: float, key: str = "guard_dnsmos") -> dict[str, object]:  # type: ignore[type-arg]
+    """What a guard with `tolerance` keeps for every speaker (the first clean share, else the start), judging
+    each share by its `key` score."""
     kept = []
     for row in table:
         start = row["shares"][0]
-        choice = next(
-            (c for c in row["shares"][1:] if c["guard_dnsmos"] >= start["guard_dnsmos"] - tolerance), start
-        )
+        choice = next((c for c in row["shares"][1:] if c[key] >= start[key] - tolerance), start)
         kept.append({"speaker": row["speaker"], "kept": choice["share"], **choice["bench"]})
     return {
+        "guard": key,
         "tolerance": tolerance,
         "mean_normalised": round(float(np.mean([k["normalised"] for k in kept])), 4),
         "top1": f"{sum(bool(k['top1']) for k in kept)}/{len(kept)}",
@@ -121,6 +136,7 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--tolerances", default="0,0.02,0.05")
     parser.add_argument("--out", default="guard_replay")
     parser.add_argument("--merge", default="", help="comma-separated shard names (runs of this script) to merge")
+    parser.add_argument("--second-passage", action="store_true", help="also score every share on SECOND_PASSAGE")
     args = parser.parse_args(argv)
     if args.merge:
         shards = [json.loads((RESULTS / f"{name}.json").read_text()) for name in args.merge.split(",")]
@@ -138,6 +154,8 @@ def main(argv: list[str]) -> None:
     for row, lang, start_pack, offered in saved_fits(args.packs, rows):
         speaker = row["speaker"]
         guard_score = served_quality(lang)
+        passage_lang = lang if lang in SECOND_PASSAGE else "ja"
+        second_score = served_quality(lang, [(text, passage_lang) for text in SECOND_PASSAGE[passage_lang]])
         shares = []
         for style_share, layer_share in ((0.0, 0.0), *GUARD_SHARES):
             candidate = offered.share_of_the_way(start_pack, style_share, layer_share)
@@ -145,6 +163,7 @@ def main(argv: list[str]) -> None:
             shares.append({
                 "share": [style_share, layer_share],
                 "guard_dnsmos": round(guard_score(candidate), 3),
+                **({"guard_dnsmos_b": round(second_score(candidate), 3)} if args.second_passage else {}),
                 "bench": bench,
             })
         table.append({"speaker": speaker, "stock_voice": row["stock_voice"], "shares": shares})
@@ -156,10 +175,10 @@ def main(argv: list[str]) -> None:
 def summarise(table: list[dict], tolerances: str, results: str) -> dict[str, Any]:  # type: ignore[type-arg]
     from synth.fit.style_fit import GUARD_SHARES
 
-    guard = np.array([c["guard_dnsmos"] - r["shares"][0]["guard_dnsmos"] for r in table for c in r["shares"][1:]])
     bench = np.array([
         c["bench"]["dnsmos_ovrl"] - r["shares"][0]["bench"]["dnsmos_ovrl"] for r in table for c in r["shares"][1:]
     ])
+    guard = _changes(table, "guard_dnsmos")
     return {
         "results": results,
         "guard_shares": GUARD_SHARES,
@@ -170,6 +189,7 @@ def summarise(table: list[dict], tolerances: str, results: str) -> dict[str, Any
             "mean_bench_change": round(float(bench.mean()), 3),
         },
         "policies": [replay(table, float(t)) for t in tolerances.split(",")],
+        **(two_windows(table, tolerances, bench) if "guard_dnsmos_b" in table[0]["shares"][0] else {}),
         "best_share_sounding_as_clean_on_the_benchmark": oracle(table),
         "mean_frontier": mean_frontier(table),
         "likeness_trade": [likeness_trade(table, w) for w in (0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 4.0)],
@@ -177,11 +197,58 @@ def summarise(table: list[dict], tolerances: str, results: str) -> dict[str, Any
     }
 
 
+def _changes(table: list[dict], key: str) -> np.ndarray:  # type: ignore[type-arg]
+    """Every share's `key` score minus its start pack's, speaker by speaker."""
+    return np.array([c[key] - r["shares"][0][key] for r in table for c in r["shares"][1:]])
+
+
+def _correlation(a: np.ndarray, b: np.ndarray) -> float:
+    return round(float(np.corrcoef(a, b)[0, 1]), 3)
+
+
+def two_windows(table: list[dict], tolerances: str, bench: np.ndarray) -> dict[str, Any]:  # type: ignore[type-arg]
+    """The guard with a second window: its score the mean of both passages' ("guard_two"), or the first passage's
+    unless that verdict is within SECOND_LOOK_MARGIN of the line ("guard_sequential", per tolerance)."""
+    for row in table:
+        for share in row["shares"]:
+            share["guard_two"] = round((share["guard_dnsmos"] + share["guard_dnsmos_b"]) / 2, 4)
+    sequential, second_looks = [], []
+    for tolerance in (float(t) for t in tolerances.split(",")):
+        looks = 0
+        for row in table:
+            start = row["shares"][0]
+            for share in row["shares"]:
+                # The start is heard twice always: a share heard twice is measured against both its windows.
+                close = share is not start and (
+                    abs(share["guard_dnsmos"] - (start["guard_dnsmos"] - tolerance)) < SECOND_LOOK_MARGIN
+                )
+                share["guard_sequential"] = share["guard_two"] if close or share is start else share["guard_dnsmos"]
+                looks += close
+        sequential.append(replay(table, tolerance, "guard_sequential"))
+        second_looks.append({"tolerance": tolerance, "shares_needing_a_second_look": f"{looks}/{bench.size}"})
+    return {
+        "two_windows_vs_bench_dnsmos_change": {
+            "correlation_second_passage_alone": _correlation(_changes(table, "guard_dnsmos_b"), bench),
+            "correlation_both": _correlation(_changes(table, "guard_two"), bench),
+            "correlation_first_vs_second_passage": _correlation(
+                _changes(table, "guard_dnsmos"), _changes(table, "guard_dnsmos_b")
+            ),
+        },
+        "policies_two_windows": [replay(table, float(t), "guard_two") for t in tolerances.split(",")],
+        "policies_sequential": sequential,
+        "second_looks": second_looks,
+    }
+
+
 def write(result: dict[str, Any], out: str) -> None:
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / f"{out}.json").write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n")
+    summaries: dict[str, list[dict[str, Any]]] = {
+        name: [{k: v for k, v in p.items() if k != "kept"} for p in result[name]]
+        for name in ("policies", "policies_two_windows", "policies_sequential") if name in result
+    }
     print(json.dumps({k: v for k, v in result.items() if k != "speakers"} | {
-        "policies": [{k: v for k, v in p.items() if k != "kept"} for p in result["policies"]],
+        **summaries,
         "best_share_sounding_as_clean_on_the_benchmark": {
             k: v for k, v in result["best_share_sounding_as_clean_on_the_benchmark"].items() if k != "kept"
         },

@@ -44,27 +44,37 @@ class GuardResult:
     tried: tuple[tuple[float, float], ...] = ()  # (share of the fit, its quality), in the order tried
 
 
-def served_quality(language_hint: str) -> Callable[[FittedStyle], float]:
-    """DNSMOS overall score of the guard's passage spoken with a fitted style by the serving (int8) engine.
+def served_quality(
+    language_hint: str, passage: list[tuple[str, str]] | None = None
+) -> Callable[[FittedStyle], float]:
+    """DNSMOS overall score of the guard's passage (or `passage`: (text, language) pairs) spoken with a fitted
+    style by the serving (int8) engine.
 
     The engine and DNSMOS are loaded here, by one short render scored once, so that every score costs the same:
     the fit times its first score to budget the guard's, and loading made that one 1.7 to 2.1 CPU-s (41 to 47%) dearer
     (`python bench/guard_score_cost.py`)."""
     from synth.enroll import dnsmos, render, speech
 
-    texts = guard_passage(language_hint)
-    gap = np.zeros(int(PASSAGE_GAP_S * render.RATE), np.float32)
+    texts = passage or guard_passage(language_hint)
     warm_text, warm_lang = texts[0]
     warm_up = render.render_text(next(iter(render.stock_packs().values())), first_words(warm_text), warm_lang)
     dnsmos.score(speech.to_16k(warm_up, render.RATE), max_windows=1)
 
     def score(fitted: FittedStyle) -> float:
-        parts: list[np.ndarray] = []
-        for text, lang in texts:
-            parts += [render.render_text(fitted.pack, text, lang, layers=fitted.layers), gap]
-        return dnsmos.score(speech.to_16k(np.concatenate(parts[:-1]), render.RATE), max_windows=1).ovrl
+        return dnsmos.score(speech.to_16k(speak_passage(fitted, texts), render.RATE), max_windows=1).ovrl
 
     return score
+
+
+def speak_passage(fitted: FittedStyle, texts: list[tuple[str, str]]) -> np.ndarray:
+    """The serving engine's 24 kHz audio of `texts` ((text, language) pairs) in a fitted style, with short gaps."""
+    from synth.enroll import render
+
+    gap = np.zeros(int(PASSAGE_GAP_S * render.RATE), np.float32)
+    parts: list[np.ndarray] = []
+    for text, lang in texts:
+        parts += [render.render_text(fitted.pack, text, lang, layers=fitted.layers), gap]
+    return np.concatenate(parts[:-1])
 
 
 def first_words(text: str) -> str:
