@@ -108,6 +108,13 @@ def test_making_the_scorer_loads_the_engine_and_dnsmos_before_the_first_score(mo
         heard.clear()
         score(FittedStyle(next(iter(stock_packs().values()))))
         assert [what for what, _ in heard] == ["render", "render", "dnsmos"]  # a score: the passage's two sentences
+        assert [text for what, text in heard if what == "render"] == [text for text, _ in guard_passage(lang)]
+    # Another passage (the benchmarks' second hearing) is said instead of the guard's own.
+    other = [("Our neighbours planted beans behind the house.", "en")]
+    score = served_quality("en", other)
+    heard.clear()
+    score(FittedStyle(next(iter(stock_packs().values()))))
+    assert heard[0] == ("render", other[0][0]) and [what for what, _ in heard] == ["render", "dnsmos"]
 
 
 def _runs(text: str, lang: str) -> set[tuple[str, ...]]:
