@@ -10,6 +10,8 @@ For every speaker of a voice_similarity run saved with --save-packs, each share 
 colour (0, and colour_fit.SHARES) is scored twice:
 - as the fit could see it: Resemblyzer's cosine (the fitting encoder, never the judge) between the
   filtered training renders and the recording's voiceprint, and the colour guard's DNSMOS of them;
+- as the style guard would hear it: DNSMOS of the style guard's passage (about 9 s the fit never trained on)
+  spoken in the served style and filtered, one window ("passage_dnsmos");
 - as the benchmark sees it: the served voice (pack, layers, colour, suppressor) speaking the three
   evaluation sentences, judged against the probe (similarity, top-1, DNSMOS P.835 and P.808).
 Then guard policies are replayed on the table: the served one (the first share within the DNSMOS
@@ -25,6 +27,7 @@ from __future__ import annotations
 import sys
 import time
 from collections.abc import Callable
+from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +39,7 @@ sys.path.insert(0, str(ROOT))
 from bench.common import parse_replay, write_replay  # noqa: E402
 from bench.voice_similarity import enrolled_target, score_output, served_style, speak, speakers_and_probes  # noqa: E402
 
-Share = dict[str, Any]  # one share's scores: "share", "fit_cosine", "guard_dnsmos", "bench"
+Share = dict[str, Any]  # one share's scores: "share", "fit_cosine", "guard_dnsmos", "passage_dnsmos", "bench"
 Policy = Callable[[list[Share]], Share]
 
 
@@ -44,6 +47,21 @@ def served_policy(shares: list[Share], tolerance: float = 0.05) -> Share:
     """The colour guard as it runs: the largest share within `tolerance` of no colour's DNSMOS."""
     start = shares[0]
     return next((s for s in shares[:0:-1] if s["guard_dnsmos"] >= start["guard_dnsmos"] - tolerance), start)
+
+
+def clean_on(key: str, tolerance: float = 0.05) -> Policy:
+    """The served guard's rule on another of the guard's scores (`key`), if the rows have it."""
+    def policy(shares: list[Share]) -> Share:
+        start = shares[0]
+        return next((s for s in shares[:0:-1] if s[key] >= start[key] - tolerance), start)
+    return policy
+
+
+def clean_on_both(shares: list[Share], tolerance: float = 0.05) -> Share:
+    """The largest share within `tolerance` of no colour on both the training renders and the style guard's passage."""
+    start = shares[0]
+    return next((s for s in shares[:0:-1] if s["guard_dnsmos"] >= start["guard_dnsmos"] - tolerance
+                 and s["passage_dnsmos"] >= start["passage_dnsmos"] - tolerance), start)
 
 
 def likeness_checked(shares: list[Share], tolerance: float = 0.05, margin: float = 0.0) -> Share:
@@ -69,11 +87,17 @@ POLICIES: dict[str, Policy] = {
     "likeness_checked_0.01": lambda shares: likeness_checked(shares, margin=0.01),
     "most_alike_clean": most_alike_clean,
 }
+# Policies that need the style guard's passage scored (rows from before it was, lack it).
+PASSAGE_POLICIES: dict[str, Policy] = {
+    "clean_on_passage": clean_on("passage_dnsmos"),
+    "clean_on_both": clean_on_both,
+}
 
 
 def summarise(rows: list[dict]) -> dict[str, object]:  # type: ignore[type-arg]
     summary: dict[str, object] = {"speakers": len(rows)}
-    for name, policy in POLICIES.items():
+    heard_passage = all("passage_dnsmos" in s for row in rows for s in row["shares"])
+    for name, policy in (POLICIES | PASSAGE_POLICIES if heard_passage else POLICIES).items():
         kept = [(row["speaker"], policy(row["shares"])) for row in rows]
         benches = [share["bench"] for _, share in kept]
         summary[name] = {
@@ -92,7 +116,19 @@ def summarise(rows: list[dict]) -> dict[str, object]:  # type: ignore[type-arg]
         "same_sign": f"{sum((f > 0) == (j > 0) for f, j in zip(fit_change, judge_change, strict=True))}"
                      f"/{len(fit_change)}",
     }
+    if heard_passage:
+        # Which of the guard's hearings foresees the benchmark's DNSMOS change with the colour?
+        bench_change = _changes(rows, lambda s: s["bench"]["dnsmos_ovrl"])
+        summary["guard_vs_bench_dnsmos_change"] = {
+            name: round(float(np.corrcoef(_changes(rows, itemgetter(key)), bench_change)[0, 1]), 3)
+            for name, key in (("training_renders", "guard_dnsmos"), ("style_guard_passage", "passage_dnsmos"))
+        }
     return summary
+
+
+def _changes(rows: list[dict], value: Callable[[Share], float]) -> np.ndarray:  # type: ignore[type-arg]
+    """Every colour share's `value` minus no colour's, speaker by speaker."""
+    return np.array([value(s) - value(row["shares"][0]) for row in rows for s in row["shares"][1:]])
 
 
 def main(argv: list[str]) -> None:
@@ -105,8 +141,10 @@ def main(argv: list[str]) -> None:
     torch.set_num_threads(1)
     from synth import voice_colour
     from synth.engines.kokoro import KokoroEngine
+    from synth.enroll import dnsmos, speech
     from synth.fit import nearest_stock_pack, resemblyzer_torch
     from synth.fit.colour_fit import SHARES, dnsmos_quality, measure_colour
+    from synth.fit.quality_guard import guard_passage, speak_passage
 
     started = time.perf_counter()
     chosen, probes = speakers_and_probes(args.voices, args.speakers)
@@ -117,6 +155,7 @@ def main(argv: list[str]) -> None:
         voiceprint = np.asarray(target.voiceprint, np.float32) / np.linalg.norm(target.voiceprint)
         fitted = served_style(args.packs, speaker, nearest_stock_pack(target)[1])
         measured = measure_colour(target, fitted.pack, fitted.layers)
+        passage = speak_passage(fitted, guard_passage(lang))
         shares: list[Share] = []
         for share in (0.0, *sorted(SHARES)):
             taps = measured.taps(share)
@@ -125,6 +164,8 @@ def main(argv: list[str]) -> None:
                 "share": share,
                 "fit_cosine": round(float(np.dot(resemblyzer_torch.embed_numpy(heard), voiceprint)), 4),
                 "guard_dnsmos": round(dnsmos_quality(heard), 3),
+                "passage_dnsmos": round(dnsmos.score(
+                    speech.to_16k(voice_colour.apply(taps, passage), voice_colour.RATE), max_windows=1).ovrl, 3),
                 "bench": score_output(speak(engine, fitted, lang, taps), probes, speaker),
             })
         rows.append({"speaker": speaker, "shares": shares})
