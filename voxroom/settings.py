@@ -14,6 +14,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from synth.enroll.contract import FIT_CPU_BUDGET_S
+
 SECRET_FILE = "token-secret"
 
 
@@ -69,7 +71,7 @@ class Settings:
     gptsovits_fp16: bool = True
     watermark: bool = True
     voice_key: str = ""
-    fit_cpu_s: float = 240.0
+    fit_cpu_s: float = FIT_CPU_BUDGET_S
     fit_layers: bool = True
     enroll_max_mb: int = 32
     enroll_nice: int = 10

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from synth.audio_io import AudioDecodeError
+from synth.enroll.contract import FIT_CPU_BUDGET_S
 from synth.enroll.errors import EnrollmentError, RecordingRejected
 from synth.enroll.jobs import EnrollmentWorkers
 from synth.enroll.service import EnrollmentService
@@ -31,7 +32,7 @@ VOICES_SUBDIR = "voices"
 
 
 def open_service(
-    data_dir: Path, voice_key: str = "", fit_cpu_budget_s: float = 240.0, fit_per_layer_timbre: bool = True
+    data_dir: Path, voice_key: str = "", fit_cpu_budget_s: float = FIT_CPU_BUDGET_S, fit_per_layer_timbre: bool = True
 ) -> EnrollmentService:
     """The enrollment service over `<data_dir>/voices`, keyed by the configured or stored deployment key."""
     key = load_or_create_deployment_key(data_dir, voice_key)
@@ -48,7 +49,7 @@ def enroll_file_command(
     data_dir: Path,
     voice_key: str = "",
     language: str = "unknown",
-    fit_cpu_budget_s: float = 240.0,
+    fit_cpu_budget_s: float = FIT_CPU_BUDGET_S,
     fit_per_layer_timbre: bool = True,
     wait: bool = True,
     out: TextIO = sys.stderr,

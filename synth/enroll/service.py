@@ -24,6 +24,7 @@ from synth import voice_colour
 from synth.audio_io import ACCEPTED_CONTENT_TYPES
 from synth.engines.base import Voice
 from synth.engines.kokoro_layers import check_layers
+from synth.enroll.contract import FIT_CPU_BUDGET_S
 from synth.enroll.errors import RecordingRejected, UnsupportedAudioType, UploadTooLarge
 from synth.enroll.jobs import EnrollmentWorkers
 from synth.enroll.quality import GateLimits
@@ -111,7 +112,7 @@ class EnrollmentService:
         *,
         limits: GateLimits | None = None,
         max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES,
-        fit_cpu_budget_s: float = 240.0,
+        fit_cpu_budget_s: float = FIT_CPU_BUDGET_S,
         fit_per_layer_timbre: bool = True,
         baselines: Baselines | None = None,
         forget_voice: OwnerHook | None = None,

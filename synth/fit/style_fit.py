@@ -43,7 +43,7 @@ import numpy as np
 import torch
 
 from synth.engines.kokoro_layers import LAYER_GROUPS, LAYERS, TIMBRE_DIMS
-from synth.enroll.contract import PACK_SHAPE, FitTarget, FittedStyle, check_pack
+from synth.enroll.contract import FIT_CPU_BUDGET_S, PACK_SHAPE, FitTarget, FittedStyle, check_pack
 from synth.fit import kokoro_torch, resemblyzer_torch
 from synth.fit.quality_guard import SCALES, GuardResult, keep_first_clean, served_quality
 from synth.fit.stock import stock_packs
@@ -266,7 +266,7 @@ def fit_style(
     start_pack: np.ndarray,
     *,
     progress: Progress,
-    cpu_budget_s: float = 240.0,
+    cpu_budget_s: float = FIT_CPU_BUDGET_S,
     settings: FitSettings = FitSettings(),
     on_guard: Callable[[GuardResult, FittedStyle], None] | None = None,
     per_layer_timbre: bool = True,
