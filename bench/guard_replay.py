@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -42,16 +43,46 @@ SECOND_PASSAGE = {
 SECOND_LOOK_MARGIN = 0.05
 
 
-def replay(table: list[dict], tolerance: float, key: str = "guard_dnsmos") -> dict[str, object]:  # type: ignore[type-arg]
-    """What a guard with `tolerance` keeps for every speaker (the first clean share, else the start), judging
-    each share by its `key` score."""
+Share = dict[str, Any]  # one share's scores: "share", "guard_dnsmos" (and "guard_dnsmos_b"), "bench"
+Clean = Callable[[Share, Share, float], bool]  # (start, share, tolerance): does the guard find the share clean?
+
+
+def both_windows(share: Share) -> float:
+    return (share["guard_dnsmos"] + share["guard_dnsmos_b"]) / 2
+
+
+def clean_on_both_windows(start: Share, share: Share, tolerance: float) -> bool:
+    return both_windows(share) >= both_windows(start) - tolerance
+
+
+def close_to_the_line(start: Share, share: Share, tolerance: float) -> bool:
+    """A first verdict within SECOND_LOOK_MARGIN of the line: the sequential guard hears the second window."""
+    return abs(share["guard_dnsmos"] - (start["guard_dnsmos"] - tolerance)) < SECOND_LOOK_MARGIN
+
+
+def clean_sequentially(start: Share, share: Share, tolerance: float) -> bool:
+    """The first window decides, unless it is close to the line; then both windows, against both of the start's."""
+    if close_to_the_line(start, share, tolerance):
+        return clean_on_both_windows(start, share, tolerance)
+    return clean_as_served(start, share, tolerance)
+
+
+def clean_as_served(start: Share, share: Share, tolerance: float) -> bool:
+    """The guard as it runs: one window, within `tolerance` of the start's."""
+    return share["guard_dnsmos"] >= start["guard_dnsmos"] - tolerance
+
+
+def replay(
+    table: list[dict], tolerance: float, clean: Clean = clean_as_served, guard: str = "guard_dnsmos"  # type: ignore[type-arg]
+) -> dict[str, object]:
+    """What a guard with `tolerance` keeps for every speaker (the first share it finds clean, else the start)."""
     kept = []
     for row in table:
         start = row["shares"][0]
-        choice = next((c for c in row["shares"][1:] if c[key] >= start[key] - tolerance), start)
+        choice = next((c for c in row["shares"][1:] if clean(start, c, tolerance)), start)
         kept.append({"speaker": row["speaker"], "kept": choice["share"], **choice["bench"]})
     return {
-        "guard": key,
+        "guard": guard,
         "tolerance": tolerance,
         "mean_normalised": round(float(np.mean([k["normalised"] for k in kept])), 4),
         "top1": f"{sum(bool(k['top1']) for k in kept)}/{len(kept)}",
@@ -155,7 +186,8 @@ def main(argv: list[str]) -> None:
         speaker = row["speaker"]
         guard_score = served_quality(lang)
         passage_lang = lang if lang in SECOND_PASSAGE else "ja"
-        second_score = served_quality(lang, [(text, passage_lang) for text in SECOND_PASSAGE[passage_lang]])
+        second_passage = [(text, passage_lang) for text in SECOND_PASSAGE[passage_lang]]
+        second_score = served_quality(lang, second_passage) if args.second_passage else None
         shares = []
         for style_share, layer_share in ((0.0, 0.0), *GUARD_SHARES):
             candidate = offered.share_of_the_way(start_pack, style_share, layer_share)
@@ -163,7 +195,7 @@ def main(argv: list[str]) -> None:
             shares.append({
                 "share": [style_share, layer_share],
                 "guard_dnsmos": round(guard_score(candidate), 3),
-                **({"guard_dnsmos_b": round(second_score(candidate), 3)} if args.second_passage else {}),
+                **({"guard_dnsmos_b": round(second_score(candidate), 3)} if second_score else {}),
                 "bench": bench,
             })
         table.append({"speaker": speaker, "stock_voice": row["stock_voice"], "shares": shares})
@@ -207,37 +239,26 @@ def _correlation(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def two_windows(table: list[dict], tolerances: str, bench: np.ndarray) -> dict[str, Any]:  # type: ignore[type-arg]
-    """The guard with a second window: its score the mean of both passages' ("guard_two"), or the first passage's
-    unless that verdict is within SECOND_LOOK_MARGIN of the line ("guard_sequential", per tolerance)."""
-    for row in table:
-        for share in row["shares"]:
-            share["guard_two"] = round((share["guard_dnsmos"] + share["guard_dnsmos_b"]) / 2, 4)
-    sequential, second_looks = [], []
-    for tolerance in (float(t) for t in tolerances.split(",")):
-        looks = 0
-        for row in table:
-            start = row["shares"][0]
-            for share in row["shares"]:
-                # The start is heard twice always: a share heard twice is measured against both its windows.
-                close = share is not start and (
-                    abs(share["guard_dnsmos"] - (start["guard_dnsmos"] - tolerance)) < SECOND_LOOK_MARGIN
-                )
-                share["guard_sequential"] = share["guard_two"] if close or share is start else share["guard_dnsmos"]
-                looks += close
-        sequential.append(replay(table, tolerance, "guard_sequential"))
-        second_looks.append({"tolerance": tolerance, "shares_needing_a_second_look": f"{looks}/{bench.size}"})
+    """The guard with a second window: judging every share on the mean of both passages, or on its first passage
+    unless that verdict is within SECOND_LOOK_MARGIN of the line (the start is then heard on both)."""
+    levels = [float(t) for t in tolerances.split(",")]
+    first = _changes(table, "guard_dnsmos")
+    both = np.array([both_windows(c) - both_windows(r["shares"][0]) for r in table for c in r["shares"][1:]])
     return {
         "two_windows_vs_bench_dnsmos_change": {
             "correlation_second_passage_alone": _correlation(_changes(table, "guard_dnsmos_b"), bench),
-            "correlation_both": _correlation(_changes(table, "guard_two"), bench),
-            "correlation_first_vs_second_passage": _correlation(
-                _changes(table, "guard_dnsmos"), _changes(table, "guard_dnsmos_b")
-            ),
+            "correlation_both": _correlation(both, bench),
+            "correlation_first_vs_second_passage": _correlation(first, _changes(table, "guard_dnsmos_b")),
         },
-        "policies_two_windows": [replay(table, float(t), "guard_two") for t in tolerances.split(",")],
-        "policies_sequential": sequential,
-        "second_looks": second_looks,
+        "policies_two_windows": [replay(table, t, clean_on_both_windows, "both_windows") for t in levels],
+        "policies_sequential": [replay(table, t, clean_sequentially, "second_window_near_the_line") for t in levels],
+        "second_looks": [{"tolerance": t, "shares_needing_a_second_look": f"{second_looks(table, t)}/{bench.size}"}
+                         for t in levels],
     }
+
+
+def second_looks(table: list[dict], tolerance: float) -> int:  # type: ignore[type-arg]
+    return sum(close_to_the_line(r["shares"][0], c, tolerance) for r in table for c in r["shares"][1:])
 
 
 def write(result: dict[str, Any], out: str) -> None:
