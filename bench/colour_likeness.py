@@ -36,32 +36,23 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.common import parse_replay, write_replay  # noqa: E402
+from bench.common import changes_from_start, correlation, parse_replay, write_replay  # noqa: E402
 from bench.voice_similarity import enrolled_target, score_output, served_style, speak, speakers_and_probes  # noqa: E402
 
 Share = dict[str, Any]  # one share's scores: "share", "fit_cosine", "guard_dnsmos", "passage_dnsmos", "bench"
 Policy = Callable[[list[Share]], Share]
 
 
-def served_policy(shares: list[Share], tolerance: float = 0.05) -> Share:
-    """The colour guard as it runs: the largest share within `tolerance` of no colour's DNSMOS."""
-    start = shares[0]
-    return next((s for s in shares[:0:-1] if s["guard_dnsmos"] >= start["guard_dnsmos"] - tolerance), start)
-
-
-def clean_on(key: str, tolerance: float = 0.05) -> Policy:
-    """The served guard's rule on another of the guard's scores (`key`), if the rows have it."""
+def clean_on(*keys: str, tolerance: float = 0.05) -> Policy:
+    """The colour guard's rule (the largest share within `tolerance` of no colour) on each of the guard's scores
+    `keys`: "guard_dnsmos" alone is the guard as it runs."""
     def policy(shares: list[Share]) -> Share:
         start = shares[0]
-        return next((s for s in shares[:0:-1] if s[key] >= start[key] - tolerance), start)
+        return next((s for s in shares[:0:-1] if all(s[k] >= start[k] - tolerance for k in keys)), start)
     return policy
 
 
-def clean_on_both(shares: list[Share], tolerance: float = 0.05) -> Share:
-    """The largest share within `tolerance` of no colour on both the training renders and the style guard's passage."""
-    start = shares[0]
-    return next((s for s in shares[:0:-1] if s["guard_dnsmos"] >= start["guard_dnsmos"] - tolerance
-                 and s["passage_dnsmos"] >= start["passage_dnsmos"] - tolerance), start)
+served_policy = clean_on("guard_dnsmos")
 
 
 def likeness_checked(shares: list[Share], tolerance: float = 0.05, margin: float = 0.0) -> Share:
@@ -90,7 +81,7 @@ POLICIES: dict[str, Policy] = {
 # Policies that need the style guard's passage scored (rows from before it was, lack it).
 PASSAGE_POLICIES: dict[str, Policy] = {
     "clean_on_passage": clean_on("passage_dnsmos"),
-    "clean_on_both": clean_on_both,
+    "clean_on_both": clean_on("guard_dnsmos", "passage_dnsmos"),
 }
 
 
@@ -108,27 +99,21 @@ def summarise(rows: list[dict]) -> dict[str, object]:  # type: ignore[type-arg]
             "kept": {speaker: share["share"] for speaker, share in kept},
         }
     # Does the fitting encoder's change with the colour foresee the judge's? Over every share of every speaker.
-    fit_change = [s["fit_cosine"] - row["shares"][0]["fit_cosine"] for row in rows for s in row["shares"][1:]]
-    judge_change = [s["bench"]["normalised"] - row["shares"][0]["bench"]["normalised"]
-                    for row in rows for s in row["shares"][1:]]
+    fit_change = changes_from_start(rows, itemgetter("fit_cosine"))
+    judge_change = changes_from_start(rows, lambda s: s["bench"]["normalised"])
     summary["fit_vs_judge_change"] = {
-        "correlation": round(float(np.corrcoef(fit_change, judge_change)[0, 1]), 3),
+        "correlation": correlation(fit_change, judge_change),
         "same_sign": f"{sum((f > 0) == (j > 0) for f, j in zip(fit_change, judge_change, strict=True))}"
                      f"/{len(fit_change)}",
     }
     if heard_passage:
         # Which of the guard's hearings foresees the benchmark's DNSMOS change with the colour?
-        bench_change = _changes(rows, lambda s: s["bench"]["dnsmos_ovrl"])
+        bench_change = changes_from_start(rows, lambda s: s["bench"]["dnsmos_ovrl"])
         summary["guard_vs_bench_dnsmos_change"] = {
-            name: round(float(np.corrcoef(_changes(rows, itemgetter(key)), bench_change)[0, 1]), 3)
+            name: correlation(changes_from_start(rows, itemgetter(key)), bench_change)
             for name, key in (("training_renders", "guard_dnsmos"), ("style_guard_passage", "passage_dnsmos"))
         }
     return summary
-
-
-def _changes(rows: list[dict], value: Callable[[Share], float]) -> np.ndarray:  # type: ignore[type-arg]
-    """Every colour share's `value` minus no colour's, speaker by speaker."""
-    return np.array([value(s) - value(row["shares"][0]) for row in rows for s in row["shares"][1:]])
 
 
 def main(argv: list[str]) -> None:
@@ -141,10 +126,9 @@ def main(argv: list[str]) -> None:
     torch.set_num_threads(1)
     from synth import voice_colour
     from synth.engines.kokoro import KokoroEngine
-    from synth.enroll import dnsmos, speech
     from synth.fit import nearest_stock_pack, resemblyzer_torch
     from synth.fit.colour_fit import SHARES, dnsmos_quality, measure_colour
-    from synth.fit.quality_guard import guard_passage, speak_passage
+    from synth.fit.quality_guard import guard_passage, passage_quality, speak_passage
 
     started = time.perf_counter()
     chosen, probes = speakers_and_probes(args.voices, args.speakers)
@@ -164,8 +148,7 @@ def main(argv: list[str]) -> None:
                 "share": share,
                 "fit_cosine": round(float(np.dot(resemblyzer_torch.embed_numpy(heard), voiceprint)), 4),
                 "guard_dnsmos": round(dnsmos_quality(heard), 3),
-                "passage_dnsmos": round(dnsmos.score(
-                    speech.to_16k(voice_colour.apply(taps, passage), voice_colour.RATE), max_windows=1).ovrl, 3),
+                "passage_dnsmos": round(passage_quality(voice_colour.apply(taps, passage)), 3),
                 "bench": score_output(speak(engine, fitted, lang, taps), probes, speaker),
             })
         rows.append({"speaker": speaker, "shares": shares})

@@ -14,6 +14,8 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from synth.cpu import cpu_flags, cpuinfo_field
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -83,6 +85,15 @@ def write_replay(out: str, fields: dict[str, Any], rows: list[Any], summarise: C
     result = {**fields, "speakers": rows, "summary": summarise(rows), "wall_s": round(time.perf_counter() - started, 1)}
     write_result(out, result)
     print(json.dumps(result["summary"], indent=2))
+
+
+def changes_from_start(rows: list[dict[str, Any]], value: Callable[[dict[str, Any]], float]) -> np.ndarray:
+    """For replay rows (each with "shares", the start first): every other share's `value` minus its start's."""
+    return np.array([value(share) - value(row["shares"][0]) for row in rows for share in row["shares"][1:]])
+
+
+def correlation(a: np.ndarray, b: np.ndarray) -> float:
+    return round(float(np.corrcoef(a, b)[0, 1]), 3)
 
 
 def add_replay_arguments(parser: argparse.ArgumentParser, out: str) -> None:

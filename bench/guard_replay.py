@@ -23,6 +23,7 @@ import argparse
 import json
 import sys
 from collections.abc import Callable
+from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +31,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.common import changes_from_start, correlation  # noqa: E402
 from bench.voice_similarity import RESULTS, saved_fits, saved_run, score_output, speak  # noqa: E402
 
 # Two sentences the fit, the guard's own passage and the benchmark never say: a second window for the guard.
@@ -207,16 +209,14 @@ def main(argv: list[str]) -> None:
 def summarise(table: list[dict], tolerances: str, results: str) -> dict[str, Any]:  # type: ignore[type-arg]
     from synth.fit.style_fit import GUARD_SHARES
 
-    bench = np.array([
-        c["bench"]["dnsmos_ovrl"] - r["shares"][0]["bench"]["dnsmos_ovrl"] for r in table for c in r["shares"][1:]
-    ])
-    guard = _changes(table, "guard_dnsmos")
+    bench = changes_from_start(table, lambda c: c["bench"]["dnsmos_ovrl"])
+    guard = changes_from_start(table, itemgetter("guard_dnsmos"))
     return {
         "results": results,
         "guard_shares": GUARD_SHARES,
         # How well the guard's DNSMOS change (share vs start) foresees the benchmark's on other sentences.
         "guard_vs_bench_dnsmos_change": {
-            "correlation": round(float(np.corrcoef(guard, bench)[0, 1]), 3),
+            "correlation": correlation(guard, bench),
             "mean_guard_change": round(float(guard.mean()), 3),
             "mean_bench_change": round(float(bench.mean()), 3),
         },
@@ -229,26 +229,17 @@ def summarise(table: list[dict], tolerances: str, results: str) -> dict[str, Any
     }
 
 
-def _changes(table: list[dict], key: str) -> np.ndarray:  # type: ignore[type-arg]
-    """Every share's `key` score minus its start pack's, speaker by speaker."""
-    return np.array([c[key] - r["shares"][0][key] for r in table for c in r["shares"][1:]])
-
-
-def _correlation(a: np.ndarray, b: np.ndarray) -> float:
-    return round(float(np.corrcoef(a, b)[0, 1]), 3)
-
-
 def two_windows(table: list[dict], tolerances: str, bench: np.ndarray) -> dict[str, Any]:  # type: ignore[type-arg]
     """The guard with a second window: judging every share on the mean of both passages, or on its first passage
     unless that verdict is within SECOND_LOOK_MARGIN of the line (the start is then heard on both)."""
     levels = [float(t) for t in tolerances.split(",")]
-    first = _changes(table, "guard_dnsmos")
-    both = np.array([both_windows(c) - both_windows(r["shares"][0]) for r in table for c in r["shares"][1:]])
+    first = changes_from_start(table, itemgetter("guard_dnsmos"))
+    second = changes_from_start(table, itemgetter("guard_dnsmos_b"))
     return {
         "two_windows_vs_bench_dnsmos_change": {
-            "correlation_second_passage_alone": _correlation(_changes(table, "guard_dnsmos_b"), bench),
-            "correlation_both": _correlation(both, bench),
-            "correlation_first_vs_second_passage": _correlation(first, _changes(table, "guard_dnsmos_b")),
+            "correlation_second_passage_alone": correlation(second, bench),
+            "correlation_both": correlation(changes_from_start(table, both_windows), bench),
+            "correlation_first_vs_second_passage": correlation(first, second),
         },
         "policies_two_windows": [replay(table, t, clean_on_both_windows, "both_windows") for t in levels],
         "policies_sequential": [replay(table, t, clean_sequentially, "second_window_near_the_line") for t in levels],

@@ -61,9 +61,16 @@ def served_quality(
     dnsmos.score(speech.to_16k(warm_up, render.RATE), max_windows=1)
 
     def score(fitted: FittedStyle) -> float:
-        return dnsmos.score(speech.to_16k(speak_passage(fitted, texts), render.RATE), max_windows=1).ovrl
+        return passage_quality(speak_passage(fitted, texts))
 
     return score
+
+
+def passage_quality(audio24k: np.ndarray) -> float:
+    """DNSMOS overall score of a passage (24 kHz) as the guard hears it: its first window, about 9 s."""
+    from synth.enroll import dnsmos, render, speech
+
+    return dnsmos.score(speech.to_16k(audio24k, render.RATE), max_windows=1).ovrl
 
 
 def speak_passage(fitted: FittedStyle, texts: list[tuple[str, str]]) -> np.ndarray:
