@@ -11,9 +11,14 @@ the benchmark's and what a tolerance trades.
 fit, the guard nor the benchmark): would a guard that hears two windows, or a second one only when its first
 verdict is close, foresee the benchmark better than the guard's one window?
 
+--level-matched also scores every share with its output brought to the start's loudness (BS.1770, bench/loudness.py;
+one gain per share, measured on the guard's passage, as a served voice would carry it): the fits move the level by
+a few dB, and DNSMOS P.835 moves with the level. Policy `level_matched`: the guard and the benchmark both hear the
+matched output.
+
     python bench/voice_similarity.py --unguarded --save-packs DIR --out NAME
     python bench/guard_replay.py --packs DIR --results NAME [--tolerances 0,0.03,0.05] [--speakers A,B]
-                                 [--second-passage]
+                                 [--second-passage] [--level-matched]
     python bench/guard_replay.py --merge SHARD1,SHARD2 --out NAME2    # or one earlier replay, summarised anew
 """
 
@@ -74,22 +79,30 @@ def clean_as_served(start: Share, share: Share, tolerance: float) -> bool:
     return share["guard_dnsmos"] >= start["guard_dnsmos"] - tolerance
 
 
+def clean_at_matched_level(start: Share, share: Share, tolerance: float) -> bool:
+    """One window, the share brought to the start's loudness before DNSMOS hears it."""
+    return share["guard_dnsmos_matched"] >= start["guard_dnsmos_matched"] - tolerance
+
+
 def replay(
-    table: list[dict], tolerance: float, clean: Clean = clean_as_served, guard: str = "guard_dnsmos"  # type: ignore[type-arg]
+    table: list[dict], tolerance: float, clean: Clean = clean_as_served, guard: str = "guard_dnsmos",  # type: ignore[type-arg]
+    bench: str = "bench",
 ) -> dict[str, object]:
-    """What a guard with `tolerance` keeps for every speaker (the first share it finds clean, else the start)."""
+    """What a guard with `tolerance` keeps for every speaker (the first share it finds clean, else the start), and
+    how the kept share scores on the benchmark (`bench`: the key of the scores the benchmark gave it)."""
     kept = []
     for row in table:
         start = row["shares"][0]
         choice = next((c for c in row["shares"][1:] if clean(start, c, tolerance)), start)
-        kept.append({"speaker": row["speaker"], "kept": choice["share"], **choice["bench"]})
+        kept.append({"speaker": row["speaker"], "kept": choice["share"], **choice[bench]})
     return {
         "guard": guard,
         "tolerance": tolerance,
         "mean_normalised": round(float(np.mean([k["normalised"] for k in kept])), 4),
         "top1": f"{sum(bool(k['top1']) for k in kept)}/{len(kept)}",
         "mean_dnsmos_ovrl": round(float(np.mean([k["dnsmos_ovrl"] for k in kept])), 3),
-        "start_mean_dnsmos_ovrl": round(float(np.mean([r["shares"][0]["bench"]["dnsmos_ovrl"] for r in table])), 3),
+        "mean_dnsmos_p808": round(float(np.mean([k["dnsmos_p808"] for k in kept])), 3),
+        "start_mean_dnsmos_ovrl": round(float(np.mean([r["shares"][0][bench]["dnsmos_ovrl"] for r in table])), 3),
         "kept": kept,
     }
 
@@ -170,6 +183,8 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--out", default="guard_replay")
     parser.add_argument("--merge", default="", help="comma-separated shard names (runs of this script) to merge")
     parser.add_argument("--second-passage", action="store_true", help="also score every share on SECOND_PASSAGE")
+    parser.add_argument("--level-matched", action="store_true",
+                        help="also score every share brought to the start's loudness")
     args = parser.parse_args(argv)
     if args.merge:
         shards = [json.loads((RESULTS / f"{name}.json").read_text()) for name in args.merge.split(",")]
@@ -180,26 +195,40 @@ def main(argv: list[str]) -> None:
         parser.error("--packs and --results are needed, unless --merge summarises earlier replays")
 
     rows, probes, engine = saved_run(args.results, args.voices, args.speakers)
-    from synth.fit.quality_guard import served_quality
+    from bench.loudness import matching_gain
+    from synth.fit.quality_guard import guard_passage, passage_quality, served_quality, speak_passage
     from synth.fit.style_fit import GUARD_SHARES
 
     table = []
     for row, lang, start_pack, offered in saved_fits(args.packs, rows):
         speaker = row["speaker"]
-        guard_score = served_quality(lang)
+        served_quality(lang)  # loads the engine and DNSMOS, as the guard does before its first score
         passage_lang = lang if lang in SECOND_PASSAGE else "ja"
         second_passage = [(text, passage_lang) for text in SECOND_PASSAGE[passage_lang]]
         second_score = served_quality(lang, second_passage) if args.second_passage else None
-        shares = []
+        shares: list[Share] = []
         for style_share, layer_share in ((0.0, 0.0), *GUARD_SHARES):
             candidate = offered.share_of_the_way(start_pack, style_share, layer_share)
-            bench = score_output(speak(engine, candidate, lang), probes, speaker)
+            bench_audio = speak(engine, candidate, lang)
+            # The guard's score, written out (served_quality's scorer is exactly this) to keep the passage's audio.
+            passage = speak_passage(candidate, guard_passage(lang))
             shares.append({
                 "share": [style_share, layer_share],
-                "guard_dnsmos": round(guard_score(candidate), 3),
+                "guard_dnsmos": round(passage_quality(passage), 3),
                 **({"guard_dnsmos_b": round(second_score(candidate), 3)} if second_score else {}),
-                "bench": bench,
+                "bench": score_output(bench_audio, probes, speaker),
             })
+            if args.level_matched:
+                if not shares[1:]:
+                    start_passage, start_bench_audio = passage, bench_audio
+                gain = matching_gain(passage, start_passage)
+                shares[-1] |= {
+                    "gain_db": round(20 * float(np.log10(gain)), 2),
+                    # What the benchmark's own sentences would have needed: does the passage's gain carry over?
+                    "bench_gain_db": round(20 * float(np.log10(matching_gain(bench_audio, start_bench_audio))), 2),
+                    "guard_dnsmos_matched": round(passage_quality(np.clip(passage * gain, -1, 1)), 3),
+                    "bench_matched": score_output(np.clip(bench_audio * gain, -1, 1), probes, speaker),
+                }
         table.append({"speaker": speaker, "stock_voice": row["stock_voice"], "shares": shares})
         print(json.dumps(table[-1]), flush=True)
 
@@ -222,6 +251,7 @@ def summarise(table: list[dict], tolerances: str, results: str) -> dict[str, Any
         },
         "policies": [replay(table, float(t)) for t in tolerances.split(",")],
         **(two_windows(table, tolerances, bench) if "guard_dnsmos_b" in table[0]["shares"][0] else {}),
+        **(level_matched(table, tolerances) if "guard_dnsmos_matched" in table[0]["shares"][0] else {}),
         "best_share_sounding_as_clean_on_the_benchmark": oracle(table),
         "mean_frontier": mean_frontier(table),
         "likeness_trade": [likeness_trade(table, w) for w in (0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 4.0)],
@@ -248,6 +278,23 @@ def two_windows(table: list[dict], tolerances: str, bench: np.ndarray) -> dict[s
     }
 
 
+def level_matched(table: list[dict], tolerances: str) -> dict[str, Any]:  # type: ignore[type-arg]
+    """Every share brought to its start's loudness: how far the fits moved the level, how well the guard's verdict
+    then foresees the benchmark's (matched) DNSMOS change, and what the guard keeps at each tolerance."""
+    guard = changes_from_start(table, itemgetter("guard_dnsmos_matched"))
+    bench = changes_from_start(table, lambda c: c["bench_matched"]["dnsmos_ovrl"])
+    gains = np.array([c["gain_db"] for r in table for c in r["shares"][1:]])
+    return {
+        "level_matched_gain_db": {"median": round(float(np.median(gains)), 2),
+                                  "min": round(float(gains.min()), 2), "max": round(float(gains.max()), 2)},
+        "level_matched_guard_vs_bench_dnsmos_change": {"correlation": correlation(guard, bench)},
+        "policies_level_matched": [
+            replay(table, float(t), clean_at_matched_level, "level_matched", "bench_matched")
+            for t in tolerances.split(",")
+        ],
+    }
+
+
 def second_looks(table: list[dict], tolerance: float) -> int:  # type: ignore[type-arg]
     return sum(close_to_the_line(r["shares"][0], c, tolerance) for r in table for c in r["shares"][1:])
 
@@ -257,7 +304,8 @@ def write(result: dict[str, Any], out: str) -> None:
     (RESULTS / f"{out}.json").write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n")
     summaries: dict[str, list[dict[str, Any]]] = {
         name: [{k: v for k, v in p.items() if k != "kept"} for p in result[name]]
-        for name in ("policies", "policies_two_windows", "policies_sequential") if name in result
+        for name in ("policies", "policies_two_windows", "policies_sequential", "policies_level_matched")
+        if name in result
     }
     print(json.dumps({k: v for k, v in result.items() if k != "speakers"} | {
         **summaries,
