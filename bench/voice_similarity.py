@@ -196,6 +196,8 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--layer-lr", type=float, default=None, help="override FitSettings.layer_lr (experiments)")
     parser.add_argument("--layer-prior", type=float, default=None,
                         help="override FitSettings.w_layer_prior (experiments)")
+    parser.add_argument("--pitch-spread-weight", type=float, default=None,
+                        help="override FitSettings.w_pitch_spread (experiments; 0 = match the median pitch only)")
     parser.add_argument("--spectrum-weight", type=float, default=None,
                         help="override FitSettings.w_spectrum (experiments; 0 = no long-term spectrum loss)")
     parser.add_argument("--spectrum-in-room", action="store_true",
@@ -225,6 +227,7 @@ def main(argv: list[str]) -> None:
 
     overrides = {
         "layer_lr": args.layer_lr, "w_layer_prior": args.layer_prior, "w_spectrum": args.spectrum_weight,
+        "w_pitch_spread": args.pitch_spread_weight,
         "spectrum_in_room": args.spectrum_in_room or None, "denoise_output": 0.0 if args.no_denoise else None,
         "layer_groups": tuple(args.layer_groups.split(",")) if args.layer_groups else None,
         **(dict(zip(("mel_low_band", "mel_top_band"), map(int, args.spectrum_bands.split(",")), strict=True))

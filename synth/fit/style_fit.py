@@ -77,6 +77,7 @@ class FitSettings:
     pitch_lr: float = 0.1
     pitch_budget_share: float = 0.15
     w_pitch: float = 1.0
+    w_pitch_spread: float = 0.5  # weight of the pitch range (log-F0 spread) against the median, in the pitch loss
     w_spectrum: float = 0.05
     # Compare the render's spectrum with the recording's after adding the recording's noise floor to the render
     # (torch_features.speech_log_mel_stats), so the fit matches the voice rather than the room's noise. Off: on
@@ -178,7 +179,7 @@ def _pitch_loss(f0_hz: torch.Tensor, target: FitTarget, s: FitSettings) -> torch
     # The 10-90 % range of a normal distribution spans 2.56 standard deviations.
     target_spread = math.log(max(target.f0_p90_hz, 1.0) / max(target.f0_p10_hz, 1.0)) / 2.56
     median = log_f0.median() * 0.5 + log_f0.mean() * 0.5  # the median alone has a one-element gradient
-    return (median - target_median) ** 2 + 0.5 * (log_f0.std() - target_spread) ** 2
+    return (median - target_median) ** 2 + s.w_pitch_spread * (log_f0.std() - target_spread) ** 2
 
 
 def _spectrum_loss(audio: torch.Tensor, target: FitTarget, s: FitSettings) -> torch.Tensor:

@@ -200,3 +200,17 @@ def test_the_spectrum_loss_hears_only_its_bands(english_target: FitTarget) -> No
     assert abs(float(heard[0]) - float(heard[1])) > 0.1
     with pytest.raises(ValueError, match="mel_low_band"):
         FitSettings(mel_low_band=55, mel_top_band=5)
+
+
+def test_the_pitch_loss_weighs_the_pitch_range_only_as_asked(english_target: FitTarget) -> None:
+    def contour(spread: float) -> torch.Tensor:  # log-F0 median and mean at 150 Hz, a narrow or a wide range
+        return 150.0 * torch.exp(torch.tensor([-spread, 0.0, spread] * 8))
+
+    narrow, wide = contour(0.05), contour(0.8)
+    median_only = FitSettings(w_pitch_spread=0.0)
+    losses = [float(style_fit._pitch_loss(f0, english_target, median_only)) for f0 in (narrow, wide)]
+    assert losses[0] == pytest.approx(losses[1], rel=1e-6)
+    assert losses[0] > 0.0  # 150 Hz is not the recording's median
+    with_range = FitSettings(w_pitch_spread=0.5)
+    ranged = [float(style_fit._pitch_loss(f0, english_target, with_range)) for f0 in (narrow, wide)]
+    assert abs(ranged[0] - ranged[1]) > 0.01
