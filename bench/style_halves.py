@@ -19,8 +19,9 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -28,8 +29,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.common import add_results_option, parse_replay, write_replay  # noqa: E402
-from bench.guard_replay import mean_frontier  # noqa: E402
+from bench.guard_replay import mean_frontier, replay  # noqa: E402
 from bench.voice_similarity import saved_fits, saved_run, score_output, speak  # noqa: E402
+from synth.fit.quality_guard import TOLERANCE  # noqa: E402
 
 TIMBRE = slice(0, 128)  # the style's half the decoder reads
 PROSODY = slice(128, 256)  # the half the duration and pitch predictor reads
@@ -76,7 +78,6 @@ GUARD_ORDERS = {
 # Pairs (prosody half left at the start's, the same share with it fitted) compared speaker by speaker.
 PROSODY_PAIRS = (("prosody_none", "whole"), ("timbre_0.6_prosody_none_layers_0.6", "guard_0.6_0.6"),
                  ("style_timbre_only", "guard_1_0"))
-TOLERANCE = 0.05  # the guard's (synth.fit.quality_guard.TOLERANCE)
 
 
 def mixed(start_pack: np.ndarray, fit: Any, timbre: float, prosody: float, layers: float) -> Any:
@@ -91,23 +92,23 @@ def mixed(start_pack: np.ndarray, fit: Any, timbre: float, prosody: float, layer
     return FittedStyle(pack, kept_layers)
 
 
+def as_replay_table(rows: list[dict[str, Any]], names: Callable[[str], list[str]]) -> list[dict[str, Any]]:
+    """The rows as bench/guard_replay.py's table: per speaker, the start and then the variants `names(language)`
+    in the order a guard would try them."""
+    return [
+        {"speaker": r["speaker"], "shares": [
+            {"share": n, "guard_dnsmos": r["variants"][n]["guard_dnsmos"], "bench": r["variants"][n]}
+            for n in ["start", *names(r["speaker"].split("_", 1)[0])]
+        ]}
+        for r in rows
+    ]
+
+
 def replay_guard(rows: list[dict[str, Any]], order: dict[str, list[str]]) -> dict[str, Any]:
-    """What the guard keeps when it tries `order`'s shares for each speaker's language, and how that scores."""
-    kept = []
-    for row in rows:
-        start = row["variants"]["start"]["guard_dnsmos"]
-        names = order[row["speaker"].split("_", 1)[0]]
-        clean = [n for n in names if row["variants"][n]["guard_dnsmos"] >= start - TOLERANCE]
-        choice = clean[0] if clean else "start"
-        tries = names.index(choice) + 1 if clean else len(names)
-        kept.append({"speaker": row["speaker"], "kept": choice, "tries": tries, **row["variants"][choice]})
-    return {
-        "mean_normalised": round(float(np.mean([k["normalised"] for k in kept])), 4),
-        "top1": f"{sum(bool(k['top1']) for k in kept)}/{len(kept)}",
-        **{f"mean_{score}": round(float(np.mean([k[score] for k in kept])), 3) for score in SCORES[2:]},
-        "most_tries": max(k["tries"] for k in kept),
-        "kept": {k["speaker"]: k["kept"] for k in kept},
-    }
+    """What the guard (at its own tolerance) keeps when it tries `order`'s shares for each speaker's language."""
+    result = replay(as_replay_table(rows, order.__getitem__), TOLERANCE)
+    kept = {k["speaker"]: k["kept"] for k in cast(list[dict[str, Any]], result["kept"])}
+    return {k: v for k, v in result.items() if k != "kept"} | {"kept": kept}
 
 
 def paired(rows: list[dict[str, Any]], free: str, fitted: str) -> dict[str, Any]:
@@ -136,11 +137,8 @@ def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
         for name in VARIANTS
     }
 
-    def frontier(names: list[str]) -> dict[str, Any]:
-        table = [{"shares": [{"share": n, "bench": r["variants"][n]} for n in names]} for r in rows]
-        return mean_frontier(table)
-
-    guard_names = ["start", "whole", *(n for n in VARIANTS if n.startswith("guard_"))]
+    guard_shares = mean_frontier(as_replay_table(rows, lambda lang: _SERVED_ORDER))
+    with_halves = mean_frontier(as_replay_table(rows, lambda lang: [n for n in VARIANTS if n != "start"]))
     return {
         "speakers": len(rows),
         "variants": means,
@@ -148,10 +146,9 @@ def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
         "guard_orders": {name: replay_guard(rows, order) for name, order in GUARD_ORDERS.items()},
         # Upper edges of what a choice among shares reaches on the mean (chosen on the benchmark's own scores, so
         # optimistic for both); at the start's mean P.835, the most similar choice of each.
-        "frontier_guard_shares": frontier(guard_names)["most_similar_as_clean_as_the_start_on_the_mean"],
-        "frontier_with_separate_halves": frontier(list(VARIANTS))["most_similar_as_clean_as_the_start_on_the_mean"],
-        "frontiers": {"guard_shares": frontier(guard_names)["points"],
-                      "with_separate_halves": frontier(list(VARIANTS))["points"]},
+        "frontier_guard_shares": guard_shares["most_similar_as_clean_as_the_start_on_the_mean"],
+        "frontier_with_separate_halves": with_halves["most_similar_as_clean_as_the_start_on_the_mean"],
+        "frontiers": {"guard_shares": guard_shares["points"], "with_separate_halves": with_halves["points"]},
     }
 
 
