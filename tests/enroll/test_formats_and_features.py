@@ -73,6 +73,28 @@ def test_pitch_statistics_separate_a_man_from_a_woman() -> None:
     assert 70 < man < 140 and 180 < woman < 300
 
 
+def test_pitch_statistics_hear_the_voice_through_a_low_hum() -> None:
+    # A vowel-like tone gliding 180 -> 240 Hz (median 210), under a 45 Hz hum as loud as the voice's fundamental
+    # and some hiss: the hum must not hide the voicing nor pull the pitch toward the voice's highest stretch.
+    rng = np.random.default_rng(3)
+    t = np.arange(6 * features.RATE) / features.RATE
+    f0 = 180.0 + 10.0 * t
+    phase = 2 * np.pi * np.cumsum(f0) / features.RATE
+    voice = sum((0.3 / k) * np.sin(k * phase) for k in range(1, 15))
+    hum = 0.3 * np.sin(2 * np.pi * 45.0 * t)
+    pcm = (voice + hum + rng.normal(0.0, 0.01, t.size)).astype(np.float32)
+    median, p10, p90 = features.f0_stats(pcm)
+    assert abs(median / 210.0 - 1.0) < 0.05
+    assert 175 < p10 < median < p90 < 245
+
+
+def test_pitch_statistics_of_a_recording_with_rumble_follow_its_harmonics() -> None:
+    # zh_THCHS30-D4 has a hum below 80 Hz; its spectrogram's harmonics put its pitch between about 170 and 300 Hz.
+    _, analysis = quality.assess(load_voice("zh_THCHS30-D4_enroll.wav"))
+    median, _p10, _p90 = features.f0_stats(features.speech_24k(analysis))
+    assert 180 < median < 240
+
+
 def test_log_mel_layout_is_the_contract() -> None:
     second = np.sin(2 * np.pi * 440 * np.arange(24000) / 24000).astype(np.float32)
     mel = features.log_mel_24k(second)
