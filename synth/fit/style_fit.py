@@ -370,6 +370,9 @@ def fit_style(
         # Shares of the way from the start pack to the whole fit, (style, layers): the guard keeps the first that
         # sounds clean. Parameters of the guard are the two shares; its label, the style's.
         shares = guard_shares if layers is not None else tuple((s, 0.0) for s in SCALES)
+        # With a budget too small for a style step, a share of the style alone is the start pack: nothing to hear.
+        style_moved = not np.array_equal(fitted.pack, pack)
+        shares = tuple((s, layer) for s, layer in shares if (style_moved and s > 0) or (layers is not None and layer))
         guarded = keep_first_clean(
             np.zeros(2, np.float32),
             [(style_share, np.array([style_share, layer_share], np.float32)) for style_share, layer_share in shares],
