@@ -11,6 +11,13 @@ the benchmark's and what a tolerance trades.
 fit, the guard nor the benchmark): would a guard that hears two windows, or a second one only when its first
 verdict is close, foresee the benchmark better than the guard's one window?
 
+--each-sentence also scores each sentence of the guard's passage (and, with --second-passage, of the second passage)
+on its own, repeated to fill one DNSMOS window: a fit can spoil some sentences and not others (zh_S0764 in
+voice_similarity_s29: -0.27 on two of the benchmark's sentences, -0.07 and +0.05 on the guard's two, which
+heard the pair as a whole at +0.04). Policies `each_sentence` (a share is clean when none of the guard's two
+sentences falls more than the tolerance below the start's same sentence) and `each_of_four` (the same over
+both passages' four).
+
 --level-matched also scores every share with its output brought to the start's loudness (BS.1770, bench/loudness.py;
 one gain per share, measured on the guard's passage, as a served voice would carry it): the fits move the level by
 a few dB, and DNSMOS P.835 moves with the level. Policy `level_matched`: the guard and the benchmark both hear the
@@ -18,7 +25,7 @@ matched output.
 
     python bench/voice_similarity.py --unguarded --save-packs DIR --out NAME
     python bench/guard_replay.py --packs DIR --results NAME [--tolerances 0,0.03,0.05] [--speakers A,B]
-                                 [--second-passage] [--level-matched]
+                                 [--second-passage] [--each-sentence] [--level-matched]
     python bench/guard_replay.py --merge SHARD1,SHARD2 --out NAME2    # or one earlier replay, summarised anew
 """
 
@@ -77,6 +84,26 @@ def clean_sequentially(start: Share, share: Share, tolerance: float) -> bool:
 def clean_as_served(start: Share, share: Share, tolerance: float) -> bool:
     """The guard as it runs: one window, within `tolerance` of the start's."""
     return share["guard_dnsmos"] >= start["guard_dnsmos"] - tolerance
+
+
+def clean_on_each_sentence(start: Share, share: Share, tolerance: float) -> bool:
+    """The guard's two sentences heard one by one: none may fall more than `tolerance` below the start's."""
+    return worst_sentence(start, share, ("guard_each",)) >= -tolerance
+
+
+def clean_on_each_of_four(start: Share, share: Share, tolerance: float) -> bool:
+    """Both passages' four sentences heard one by one: none may fall more than `tolerance` below the start's."""
+    return worst_sentence(start, share, ("guard_each", "guard_each_b")) >= -tolerance
+
+
+def worst_sentence(start: Share, share: Share, keys: tuple[str, ...]) -> float:
+    """The largest fall of one sentence (of the passages under `keys`) from the start's same sentence."""
+    return min(s - b for key in keys for s, b in zip(share[key], start[key], strict=True))
+
+
+def worst_changes(table: list[dict], keys: tuple[str, ...]) -> np.ndarray:  # type: ignore[type-arg]
+    """For every share of every speaker: its worst sentence's change from the start (sentences under `keys`)."""
+    return np.array([worst_sentence(row["shares"][0], share, keys) for row in table for share in row["shares"][1:]])
 
 
 def clean_at_matched_level(start: Share, share: Share, tolerance: float) -> bool:
@@ -183,6 +210,8 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--out", default="guard_replay")
     parser.add_argument("--merge", default="", help="comma-separated shard names (runs of this script) to merge")
     parser.add_argument("--second-passage", action="store_true", help="also score every share on SECOND_PASSAGE")
+    parser.add_argument("--each-sentence", action="store_true",
+                        help="also score each sentence of the passages on its own window")
     parser.add_argument("--level-matched", action="store_true",
                         help="also score every share brought to the start's loudness")
     args = parser.parse_args(argv)
@@ -196,7 +225,13 @@ def main(argv: list[str]) -> None:
 
     rows, probes, engine = saved_run(args.results, args.voices, args.speakers)
     from bench.loudness import matching_gain
-    from synth.fit.quality_guard import guard_passage, passage_quality, served_quality, speak_passage
+    from synth.fit.quality_guard import (
+        guard_passage,
+        join_sentences,
+        passage_quality,
+        served_quality,
+        speak_sentences,
+    )
     from synth.fit.style_fit import GUARD_SHARES
 
     table = []
@@ -205,19 +240,25 @@ def main(argv: list[str]) -> None:
         served_quality(lang)  # loads the engine and DNSMOS, as the guard does before its first score
         passage_lang = lang if lang in SECOND_PASSAGE else "ja"
         second_passage = [(text, passage_lang) for text in SECOND_PASSAGE[passage_lang]]
-        second_score = served_quality(lang, second_passage) if args.second_passage else None
         shares: list[Share] = []
         for style_share, layer_share in ((0.0, 0.0), *GUARD_SHARES):
             candidate = offered.share_of_the_way(start_pack, style_share, layer_share)
             bench_audio = speak(engine, candidate, lang)
             # The guard's score, written out (served_quality's scorer is exactly this) to keep the passage's audio.
-            passage = speak_passage(candidate, guard_passage(lang))
+            sentences = speak_sentences(candidate, guard_passage(lang))
+            passage = join_sentences(sentences)
             shares.append({
                 "share": [style_share, layer_share],
                 "guard_dnsmos": round(passage_quality(passage), 3),
-                **({"guard_dnsmos_b": round(second_score(candidate), 3)} if second_score else {}),
                 "bench": score_output(bench_audio, probes, speaker),
             })
+            if args.each_sentence:  # one sentence alone is repeated by DNSMOS to fill its window
+                shares[-1]["guard_each"] = [round(passage_quality(s), 3) for s in sentences]
+            if args.second_passage:
+                second = speak_sentences(candidate, second_passage)
+                shares[-1]["guard_dnsmos_b"] = round(passage_quality(join_sentences(second)), 3)
+                if args.each_sentence:
+                    shares[-1]["guard_each_b"] = [round(passage_quality(s), 3) for s in second]
             if args.level_matched:
                 if not shares[1:]:
                     start_passage, start_bench_audio = passage, bench_audio
@@ -251,6 +292,7 @@ def summarise(table: list[dict], tolerances: str, results: str) -> dict[str, Any
         },
         "policies": [replay(table, float(t)) for t in tolerances.split(",")],
         **(two_windows(table, tolerances, bench) if "guard_dnsmos_b" in table[0]["shares"][0] else {}),
+        **(each_sentence(table, tolerances, bench) if "guard_each" in table[0]["shares"][0] else {}),
         **(level_matched(table, tolerances) if "guard_dnsmos_matched" in table[0]["shares"][0] else {}),
         "best_share_sounding_as_clean_on_the_benchmark": oracle(table),
         "mean_frontier": mean_frontier(table),
@@ -276,6 +318,23 @@ def two_windows(table: list[dict], tolerances: str, bench: np.ndarray) -> dict[s
         "second_looks": [{"tolerance": t, "shares_needing_a_second_look": f"{second_looks(table, t)}/{bench.size}"}
                          for t in levels],
     }
+
+
+def each_sentence(table: list[dict], tolerances: str, bench: np.ndarray) -> dict[str, Any]:  # type: ignore[type-arg]
+    """The guard hearing each sentence on its own: how well its worst sentence's change foresees the benchmark's
+    DNSMOS change, and what it keeps at each tolerance (its two sentences; with the second passage, all four)."""
+    levels = [float(t) for t in tolerances.split(",")]
+    four = "guard_each_b" in table[0]["shares"][0]
+    worst_two = worst_changes(table, ("guard_each",))
+    found: dict[str, Any] = {
+        "each_sentence_vs_bench_dnsmos_change": {"correlation_worst_of_two": correlation(worst_two, bench)},
+        "policies_each_sentence": [replay(table, t, clean_on_each_sentence, "each_sentence") for t in levels],
+    }
+    if four:
+        worst_four = worst_changes(table, ("guard_each", "guard_each_b"))
+        found["each_sentence_vs_bench_dnsmos_change"]["correlation_worst_of_four"] = correlation(worst_four, bench)
+        found["policies_each_of_four"] = [replay(table, t, clean_on_each_of_four, "each_of_four") for t in levels]
+    return found
 
 
 def level_matched(table: list[dict], tolerances: str) -> dict[str, Any]:  # type: ignore[type-arg]

@@ -98,7 +98,7 @@ def main(argv: list[str]) -> None:
         for name, groups in VARIANTS.items():
             fitted = FittedStyle(start_pack) if groups is None else FittedStyle(offered.pack, masked(layers, groups))
             scores = score_output(speak(engine, fitted, lang), probes, speaker)
-            scores["guard_dnsmos"] = round(guard_score(fitted), 3)
+            scores["guard_dnsmos"] = [round(float(q), 3) for q in guard_score(fitted)]  # each guard sentence
             variants[name] = scores
         table.append({"speaker": speaker, "stock_voice": row["stock_voice"], "variants": variants})
         print(json.dumps(table[-1]), flush=True)

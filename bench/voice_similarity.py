@@ -146,13 +146,15 @@ def saved_fits(packs: Path, rows: list[dict]):  # type: ignore[no-untyped-def, t
 
 
 def guard_record(guard) -> dict[str, object]:  # type: ignore[no-untyped-def]
-    """What the fit's quality guard decided, for the results (DNSMOS of its test sentence)."""
+    """What the fit's quality guard decided, for the results (DNSMOS: the mean over its sentences)."""
     return {
         "scale": guard.scale,
         "kept": [round(float(x), 3) for x in np.ravel(guard.kept)] if np.size(guard.kept) <= 4 else None,
         "dnsmos": round(guard.quality, 3),
         "start_pack_dnsmos": round(guard.start_quality, 3),
         "tried": [[share, round(quality, 3)] for share, quality in guard.tried],
+        # Each tried share's worst sentence against the start's same sentence (the guard's verdict).
+        "worst_sentence_changes": [round(change, 3) for change in guard.worst_changes],
     }
 
 

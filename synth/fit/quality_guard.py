@@ -6,6 +6,10 @@ an offset that moves the timbre toward a speaker can also make the engine buzz o
 judge's similarity rose). Here the offset is scaled back, step by step, until a
 no-reference quality score (DNSMOS, never the judge) of the served engine's output is
 no worse than the start pack's; at worst the start pack itself is kept.
+
+The guard hears each of its sentences on its own and compares it with the start pack's
+same sentence: a fit can spoil some sentences and leave others clean, and one score of
+the two together let such a fit through (zh_S0764 in voice_similarity_s29).
 """
 
 from __future__ import annotations
@@ -20,11 +24,11 @@ from synth.enroll.contract import FittedStyle
 
 # Share of the fitted offset tried in turn; the first that sounds as clean as the start pack is kept.
 SCALES = (1.0, 0.6, 0.3)
-# DNSMOS points the fitted voice may fall below the start pack on the guard's passage.
+# DNSMOS points the fitted voice may fall below the start pack on any one of the guard's sentences.
 TOLERANCE = 0.05
-# The guard listens to about 9 s of speech, one whole DNSMOS window: the test sentence alone (4 s, repeated to
-# fill the window) judged fits 0.12 DNSMOS kinder on average than three other sentences did, partly because
-# the fit had trained on half of its words. Neither sentence is a training sentence of the fit.
+# The guard listens to two sentences: the test sentence alone judged fits 0.12 DNSMOS kinder on average than
+# three other sentences did, partly because the fit had trained on half of its words. Neither sentence is a
+# training sentence of the fit.
 GUARD_SECOND_SENTENCES = {
     "en": "I think we should leave early tomorrow morning, before the traffic on the bridge gets bad.",
     "zh": "明天早上我们早点出发吧，免得桥上堵车，又要等很久。",
@@ -32,23 +36,26 @@ GUARD_SECOND_SENTENCES = {
 }
 PASSAGE_GAP_S = 0.3
 
-Scorer = Callable[[np.ndarray], float]  # candidate parameters -> quality of the served engine speaking with them
+Quality = float | np.ndarray  # one score, or one per sentence heard on its own (compared sentence by sentence)
+Scorer = Callable[[np.ndarray], Quality]  # candidate parameters -> quality of the served engine speaking with them
 
 
 @dataclass(frozen=True)
 class GuardResult:
     kept: np.ndarray  # the parameters kept: the first clean candidate, else the start
     scale: float  # share of the fitted offset kept (0: the start pack)
-    start_quality: float
-    quality: float
-    tried: tuple[tuple[float, float], ...] = ()  # (share of the fit, its quality), in the order tried
+    start_quality: float  # mean over sentences
+    quality: float  # mean over sentences
+    tried: tuple[tuple[float, float], ...] = ()  # (share of the fit, its mean quality), in the order tried
+    worst_changes: tuple[float, ...] = ()  # each tried share's worst sentence, against the start's same sentence
 
 
 def served_quality(
     language_hint: str, passage: list[tuple[str, str]] | None = None
-) -> Callable[[FittedStyle], float]:
-    """DNSMOS overall score of the guard's passage (or `passage`: (text, language) pairs) spoken with a fitted
-    style by the serving (int8) engine.
+) -> Callable[[FittedStyle], np.ndarray]:
+    """DNSMOS overall score of each sentence of the guard's passage (or `passage`: (text, language) pairs) spoken
+    with a fitted style by the serving (int8) engine, each heard on its own (repeated by DNSMOS to fill its
+    window of about 9 s, so that a flaw in one sentence is not diluted by the other).
 
     The engine and DNSMOS are loaded here, by one short render scored once, so that every score costs the same:
     the fit times its first score to budget the guard's, and loading made that one 1.7 to 2.1 CPU-s (41 to 47%) dearer
@@ -60,14 +67,14 @@ def served_quality(
     warm_up = render.render_text(next(iter(render.stock_packs().values())), first_words(warm_text), warm_lang)
     dnsmos.score(speech.to_16k(warm_up, render.RATE), max_windows=1)
 
-    def score(fitted: FittedStyle) -> float:
-        return passage_quality(speak_passage(fitted, texts))
+    def score(fitted: FittedStyle) -> np.ndarray:
+        return np.array([passage_quality(sentence) for sentence in speak_sentences(fitted, texts)])
 
     return score
 
 
 def passage_quality(audio24k: np.ndarray) -> float:
-    """DNSMOS overall score of a passage (24 kHz) as the guard hears it: its first window, about 9 s."""
+    """DNSMOS overall score of a passage (24 kHz): its first window, about 9 s (a shorter one is repeated)."""
     from synth.enroll import dnsmos, render, speech
 
     return dnsmos.score(speech.to_16k(audio24k, render.RATE), max_windows=1).ovrl
@@ -75,12 +82,24 @@ def passage_quality(audio24k: np.ndarray) -> float:
 
 def speak_passage(fitted: FittedStyle, texts: list[tuple[str, str]]) -> np.ndarray:
     """The serving engine's 24 kHz audio of `texts` ((text, language) pairs) in a fitted style, with short gaps."""
+    return join_sentences(speak_sentences(fitted, texts))
+
+
+def speak_sentences(fitted: FittedStyle, texts: list[tuple[str, str]]) -> list[np.ndarray]:
+    """The serving engine's 24 kHz audio of each of `texts` ((text, language) pairs) in a fitted style."""
+    from synth.enroll import render
+
+    return [render.render_text(fitted.pack, text, lang, layers=fitted.layers) for text, lang in texts]
+
+
+def join_sentences(sentences: list[np.ndarray]) -> np.ndarray:
+    """Sentences (24 kHz) one after another, with the passage's short gaps between them."""
     from synth.enroll import render
 
     gap = np.zeros(int(PASSAGE_GAP_S * render.RATE), np.float32)
     parts: list[np.ndarray] = []
-    for text, lang in texts:
-        parts += [render.render_text(fitted.pack, text, lang, layers=fitted.layers), gap]
+    for sentence in sentences:
+        parts += [sentence, gap]
     return np.concatenate(parts[:-1])
 
 
@@ -126,22 +145,25 @@ def keep_first_clean(
     deadline: float | None = None,
     clock: Callable[[], float] = time.process_time,
     tolerance: float = TOLERANCE,
-    start_quality: tuple[float, float] | None = None,
+    start_quality: tuple[Quality, float] | None = None,
 ) -> GuardResult:
     """The first of `candidates` ((label, parameters), most of the fit first) whose quality is within
-    `tolerance` of `start`'s; `start` itself when none is, or when no time is left to show it.
+    `tolerance` of `start`'s on every sentence; `start` itself when none is, or when no time is left to show it.
 
     `start_quality`: (quality, CPU seconds that score took) when `start` was scored already."""
     if start_quality is None:
         started = clock()
         start_quality = (score(start), clock() - started)
-    start_score, cost = start_quality
+    start_scores, cost = np.atleast_1d(start_quality[0]), start_quality[1]
+    start_mean = float(start_scores.mean())
     tried: list[tuple[float, float]] = []
+    worst: list[float] = []
     for label, candidate in candidates:
         if deadline is not None and clock() + cost > deadline:
             break
-        quality = score(candidate)
-        tried.append((label, quality))
-        if quality >= start_score - tolerance:
-            return GuardResult(candidate, label, start_score, quality, tuple(tried))
-    return GuardResult(start.astype(np.float32), 0.0, start_score, start_score, tuple(tried))
+        scores = np.atleast_1d(score(candidate))
+        tried.append((label, float(scores.mean())))
+        worst.append(float((scores - start_scores).min()))
+        if worst[-1] >= -tolerance:
+            return GuardResult(candidate, label, start_mean, tried[-1][1], tuple(tried), tuple(worst))
+    return GuardResult(start.astype(np.float32), 0.0, start_mean, start_mean, tuple(tried), tuple(worst))
