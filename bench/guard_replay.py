@@ -1,7 +1,8 @@
 """Replay the fit's quality guard on saved whole fits, at several tolerances, without fitting again.
 
 For every speaker of a voice_similarity run made with --save-packs: the start pack and each
-(style, layers) share in GUARD_SHARES, scored twice: by the guard (DNSMOS of its passage) and
+(style, layers) share in GUARD_SHARES, scored twice: by the guard as it was until s30 (DNSMOS of one
+window of its passage; --each-sentence adds the guard as it is now, each sentence on its own) and
 by the benchmark (judge similarity to the probe, top-1 and DNSMOS of the three evaluation
 sentences; no colour). Then each tolerance is replayed: the share the guard would keep, and
 what that share scores on the benchmark's sentences. Shows how well the guard's score foresees
@@ -78,16 +79,18 @@ def clean_sequentially(start: Share, share: Share, tolerance: float) -> bool:
     """The first window decides, unless it is close to the line; then both windows, against both of the start's."""
     if close_to_the_line(start, share, tolerance):
         return clean_on_both_windows(start, share, tolerance)
-    return clean_as_served(start, share, tolerance)
+    return clean_on_one_window(start, share, tolerance)
 
 
-def clean_as_served(start: Share, share: Share, tolerance: float) -> bool:
-    """The guard as it runs: one window, within `tolerance` of the start's."""
+def clean_on_one_window(start: Share, share: Share, tolerance: float) -> bool:
+    """The guard until s30: one window of its passage, within `tolerance` of the start's (`clean_on_each_sentence`
+    is the guard as it runs now)."""
     return share["guard_dnsmos"] >= start["guard_dnsmos"] - tolerance
 
 
 def clean_on_each_sentence(start: Share, share: Share, tolerance: float) -> bool:
-    """The guard's two sentences heard one by one: none may fall more than `tolerance` below the start's."""
+    """The guard as it runs (served_quality): its two sentences heard one by one, none more than `tolerance` below
+    the start's."""
     return worst_sentence(start, share, ("guard_each",)) >= -tolerance
 
 
@@ -112,7 +115,7 @@ def clean_at_matched_level(start: Share, share: Share, tolerance: float) -> bool
 
 
 def replay(
-    table: list[dict], tolerance: float, clean: Clean = clean_as_served, guard: str = "guard_dnsmos",  # type: ignore[type-arg]
+    table: list[dict], tolerance: float, clean: Clean = clean_on_one_window, guard: str = "guard_dnsmos",  # type: ignore[type-arg]
     bench: str = "bench",
 ) -> dict[str, object]:
     """What a guard with `tolerance` keeps for every speaker (the first share it finds clean, else the start), and
@@ -244,7 +247,7 @@ def main(argv: list[str]) -> None:
         for style_share, layer_share in ((0.0, 0.0), *GUARD_SHARES):
             candidate = offered.share_of_the_way(start_pack, style_share, layer_share)
             bench_audio = speak(engine, candidate, lang)
-            # The guard's score, written out (served_quality's scorer is exactly this) to keep the passage's audio.
+            # The one-window guard's score (served until s30), from the same renders the served guard hears.
             sentences = speak_sentences(candidate, guard_passage(lang))
             passage = join_sentences(sentences)
             shares.append({
