@@ -19,6 +19,11 @@ heard the pair as a whole at +0.04). Policies `each_sentence` (a share is clean 
 sentences falls more than the tolerance below the start's same sentence) and `each_of_four` (the same over
 both passages' four).
 
+--finer-shares also scores the shares in FINER_SHARES, between the served list's steps, and replays the share lists in
+SHARE_LISTS with the served guard (each sentence): where the whole fit fails, would a guard that steps the layers down
+before the style keep more of the likeness (en_3331 in voice_similarity_s30_each kept the style without the layers and
+missed top-1 by 0.016, while its whole fit was top-1)?
+
 --level-matched also scores every share with its output brought to the start's loudness (BS.1770, bench/loudness.py;
 one gain per share, measured on the guard's passage, as a served voice would carry it): the fits move the level by
 a few dB, and DNSMOS P.835 moves with the level. Policy `level_matched`: the guard and the benchmark both hear the
@@ -26,7 +31,7 @@ matched output.
 
     python bench/voice_similarity.py --unguarded --save-packs DIR --out NAME
     python bench/guard_replay.py --packs DIR --results NAME [--tolerances 0,0.03,0.05] [--speakers A,B]
-                                 [--second-passage] [--each-sentence] [--level-matched]
+                                 [--second-passage] [--each-sentence] [--finer-shares] [--level-matched]
     python bench/guard_replay.py --merge SHARD1,SHARD2 --out NAME2    # or one earlier replay, summarised anew
 """
 
@@ -53,6 +58,18 @@ SECOND_PASSAGE = {
            "If it rains this afternoon, we can watch a film at home instead."),
     "zh": ("我们的邻居在房子后面的小花园里种了西红柿和豆子。", "如果下午下雨，我们就在家里看电影吧。"),
     "ja": ("隣の人たちは家の裏の小さな庭にトマトと豆を植えました。", "午後に雨が降ったら、家で映画を見ましょう。"),
+}
+# Shares between the served list's steps (GUARD_SHARES), as (share of the style, share of the per-layer timbre).
+FINER_SHARES = ((1.0, 0.6), (1.0, 0.3), (0.8, 0.8), (0.6, 0.3))
+# Orders a guard could try the shares in, each ending where the served list ends. The served list tries the style
+# without the layers third; these step the layers down first, more finely.
+SHARE_LISTS = {
+    "layers_first": ((1.0, 1.0), (1.0, 0.6), (1.0, 0.3), (1.0, 0.0), (0.6, 0.6), (0.6, 0.3), (0.6, 0.0), (0.3, 0.3),
+                     (0.3, 0.0)),
+    "finer": ((1.0, 1.0), (0.8, 0.8), (1.0, 0.6), (0.6, 0.6), (1.0, 0.3), (1.0, 0.0), (0.3, 0.3), (0.6, 0.0),
+              (0.3, 0.0)),
+    # As many tries as the served list (so the same guard reserve): (1.0, 0.6) in place of (0.6, 0.0).
+    "six_layers_first": ((1.0, 1.0), (1.0, 0.6), (0.6, 0.6), (1.0, 0.0), (0.3, 0.3), (0.3, 0.0)),
 }
 # A first verdict this close to the line (DNSMOS points) asks for the second window, in the sequential policy.
 SECOND_LOOK_MARGIN = 0.05
@@ -114,16 +131,26 @@ def clean_at_matched_level(start: Share, share: Share, tolerance: float) -> bool
     return share["guard_dnsmos_matched"] >= start["guard_dnsmos_matched"] - tolerance
 
 
+def candidates(row: dict, order: tuple[tuple[float, float], ...] | None) -> list[Share]:  # type: ignore[type-arg]
+    """The shares a guard tries, in turn: the served list (GUARD_SHARES, as scored), or `order` (which may take
+    shares from FINER_SHARES)."""
+    if order is None:
+        return row["shares"][1:]  # type: ignore[no-any-return]
+    by_share = {tuple(c["share"]): c for c in row["shares"] + row.get("finer_shares", [])}
+    return [by_share[share] for share in order]
+
+
 def replay(
     table: list[dict], tolerance: float, clean: Clean = clean_on_one_window, guard: str = "guard_dnsmos",  # type: ignore[type-arg]
-    bench: str = "bench",
+    bench: str = "bench", order: tuple[tuple[float, float], ...] | None = None,
 ) -> dict[str, object]:
     """What a guard with `tolerance` keeps for every speaker (the first share it finds clean, else the start), and
-    how the kept share scores on the benchmark (`bench`: the key of the scores the benchmark gave it)."""
+    how the kept share scores on the benchmark (`bench`: the key of the scores the benchmark gave it). `order`:
+    the shares to try, if not the served list."""
     kept = []
     for row in table:
         start = row["shares"][0]
-        choice = next((c for c in row["shares"][1:] if clean(start, c, tolerance)), start)
+        choice = next((c for c in candidates(row, order) if clean(start, c, tolerance)), start)
         kept.append({"speaker": row["speaker"], "kept": choice["share"], **choice[bench]})
     return {
         "guard": guard,
@@ -217,6 +244,8 @@ def main(argv: list[str]) -> None:
                         help="also score each sentence of the passages on its own window")
     parser.add_argument("--level-matched", action="store_true",
                         help="also score every share brought to the start's loudness")
+    parser.add_argument("--finer-shares", action="store_true",
+                        help="also score FINER_SHARES and replay SHARE_LISTS (needs --each-sentence)")
     args = parser.parse_args(argv)
     if args.merge:
         shards = [json.loads((RESULTS / f"{name}.json").read_text()) for name in args.merge.split(",")]
@@ -225,6 +254,8 @@ def main(argv: list[str]) -> None:
         return
     if args.packs is None or args.results is None:
         parser.error("--packs and --results are needed, unless --merge summarises earlier replays")
+    if args.finer_shares and not args.each_sentence:
+        parser.error("--finer-shares replays the guard that hears each sentence: add --each-sentence")
 
     rows, probes, engine = saved_run(args.results, args.voices, args.speakers)
     from bench.loudness import matching_gain
@@ -274,6 +305,17 @@ def main(argv: list[str]) -> None:
                     "bench_matched": score_output(np.clip(bench_audio * gain, -1, 1), probes, speaker),
                 }
         table.append({"speaker": speaker, "stock_voice": row["stock_voice"], "shares": shares})
+        if args.finer_shares:  # what the served guard and the benchmark hear of each share between the steps
+            table[-1]["finer_shares"] = []
+            for style_share, layer_share in FINER_SHARES:
+                candidate = offered.share_of_the_way(start_pack, style_share, layer_share)
+                sentences = speak_sentences(candidate, guard_passage(lang))
+                table[-1]["finer_shares"].append({
+                    "share": [style_share, layer_share],
+                    "guard_dnsmos": round(passage_quality(join_sentences(sentences)), 3),
+                    "guard_each": [round(passage_quality(s), 3) for s in sentences],
+                    "bench": score_output(speak(engine, candidate, lang), probes, speaker),
+                })
         print(json.dumps(table[-1]), flush=True)
 
     write(summarise(table, args.tolerances, args.results), args.out)
@@ -297,6 +339,7 @@ def summarise(table: list[dict], tolerances: str, results: str) -> dict[str, Any
         **(two_windows(table, tolerances, bench) if "guard_dnsmos_b" in table[0]["shares"][0] else {}),
         **(each_sentence(table, tolerances, bench) if "guard_each" in table[0]["shares"][0] else {}),
         **(level_matched(table, tolerances) if "guard_dnsmos_matched" in table[0]["shares"][0] else {}),
+        **(share_lists(table, tolerances) if "finer_shares" in table[0] else {}),
         "best_share_sounding_as_clean_on_the_benchmark": oracle(table),
         "mean_frontier": mean_frontier(table),
         "likeness_trade": [likeness_trade(table, w) for w in (0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 4.0)],
@@ -340,6 +383,33 @@ def each_sentence(table: list[dict], tolerances: str, bench: np.ndarray) -> dict
     return found
 
 
+def share_lists(table: list[dict], tolerances: str) -> dict[str, Any]:  # type: ignore[type-arg]
+    """The served guard (each sentence) trying the shares in each order of SHARE_LISTS, and what every share
+    scores on the benchmark on average (how much likeness each step gives back, at what DNSMOS)."""
+    levels = [float(t) for t in tolerances.split(",")]
+    every_share = sorted({tuple(c["share"]) for c in table[0]["shares"] + table[0]["finer_shares"]}, reverse=True)
+    found: dict[str, Any] = {"share_means": [share_mean(table, share) for share in every_share]}
+    for name, order in SHARE_LISTS.items():
+        found[f"policies_each_sentence_{name}"] = [
+            replay(table, t, clean_on_each_sentence, f"each_sentence_{name}", order=order) for t in levels
+        ]
+    return found
+
+
+def share_mean(table: list[dict], share: tuple[float, float]) -> dict[str, Any]:  # type: ignore[type-arg]
+    """One share's benchmark scores and guard verdicts over every speaker."""
+    scored = [candidates(row, (share,))[0] for row in table]
+    return {
+        "share": list(share),
+        "mean_normalised": round(float(np.mean([c["bench"]["normalised"] for c in scored])), 4),
+        "top1": f"{sum(bool(c['bench']['top1']) for c in scored)}/{len(scored)}",
+        "mean_dnsmos_ovrl": round(float(np.mean([c["bench"]["dnsmos_ovrl"] for c in scored])), 3),
+        "clean_on_each_sentence_at_0.05": sum(
+            clean_on_each_sentence(row["shares"][0], c, 0.05) for row, c in zip(table, scored, strict=True)
+        ),
+    }
+
+
 def level_matched(table: list[dict], tolerances: str) -> dict[str, Any]:  # type: ignore[type-arg]
     """Every share brought to its start's loudness: how far the fits moved the level, how well the guard's verdict
     then foresees the benchmark's (matched) DNSMOS change, and what the guard keeps at each tolerance."""
@@ -366,8 +436,7 @@ def write(result: dict[str, Any], out: str) -> None:
     (RESULTS / f"{out}.json").write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n")
     summaries: dict[str, list[dict[str, Any]]] = {
         name: [{k: v for k, v in p.items() if k != "kept"} for p in result[name]]
-        for name in ("policies", "policies_two_windows", "policies_sequential", "policies_level_matched")
-        if name in result
+        for name in result if name.startswith("policies")
     }
     print(json.dumps({k: v for k, v in result.items() if k != "speakers"} | {
         **summaries,
