@@ -12,12 +12,15 @@ from aiohttp import web
 from gateway.auth import AuthError, bearer_token
 from gateway.ws import CTX_KEY
 from voxroom.errors import HTTP_STATUS, ErrorCode, VoxroomError
+from voxroom.identity import Account
 
 log = logging.getLogger(__name__)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 # Paths under /v1/ that authenticate themselves (the WebSocket closes with 4401 instead of 401).
 _SELF_AUTHENTICATED = {"/v1/ws"}
+# Where the auth middleware puts the verified account for the /v1/ handlers (a typed key, not a string).
+ACCOUNT_KEY = web.RequestKey("account", Account)
 
 
 READ_CHUNK = 64 * 1024
@@ -50,7 +53,7 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
     if request.path.startswith("/v1/") and request.path not in _SELF_AUTHENTICATED:
         ctx = request.app[CTX_KEY]
         try:
-            request["account"] = ctx.auth.verify(bearer_token(request.headers.get("Authorization")))
+            request[ACCOUNT_KEY] = ctx.auth.verify(bearer_token(request.headers.get("Authorization")))
         except AuthError as exc:
             ctx.metrics.auth_failures.inc()
             return web.json_response(

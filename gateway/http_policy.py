@@ -1,7 +1,7 @@
 """HTTP handlers for the voice owner's controls: consent on or off, grants given and revoked.
 
 The gateway's auth middleware has already put the verified `Account` in
-`request["account"]`. Bodies are checked strictly: anything unexpected is a 400
+`request[ACCOUNT_KEY]`. Bodies are checked strictly: anything unexpected is a 400
 with a message saying what to fix, never a 500.
 """
 
@@ -14,6 +14,7 @@ from typing import Any
 
 from aiohttp import web
 
+from gateway.http import ACCOUNT_KEY
 from policy.service import PolicyService, check_account_id
 from voxroom.errors import HTTP_STATUS, ErrorCode, VoxroomError
 from voxroom.identity import Account
@@ -66,7 +67,7 @@ def parse_expiry(value: object) -> dt.datetime | None:
 
 
 def _account(request: web.Request) -> Account:
-    account = request.get("account")
+    account = request.get(ACCOUNT_KEY)
     if not isinstance(account, Account):
         raise web.HTTPUnauthorized()
     return account

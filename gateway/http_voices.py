@@ -1,6 +1,6 @@
 """HTTP handlers for the caller's own voice: enroll (POST /v1/voices), status, and erase.
 
-The auth middleware has already put the verified `Account` in `request["account"]`.
+The auth middleware has already put the verified `Account` in `request[ACCOUNT_KEY]`.
 Every way an upload can be wrong is a 4xx with a message a person can act on:
 413 too large, 415 not an audio type we take, 400 not decodable, 422 refused by the
 quality gate (with the quality report and its advice).
@@ -12,13 +12,12 @@ from typing import Any
 
 from aiohttp import web
 
-from gateway.http import read_body
+from gateway.http import ACCOUNT_KEY, read_body
 from synth.audio_io import AudioDecodeError
 from synth.enroll.contract import LANGUAGE_HINTS
 from synth.enroll.errors import EnrollmentError, RecordingRejected, UnsupportedAudioType, UploadTooLarge
 from synth.enroll.service import EnrollmentService
 from voxroom.errors import ErrorCode
-from voxroom.identity import Account
 
 
 def _refusal(status: int, message: str, **extra: Any) -> web.Response:
@@ -39,7 +38,7 @@ async def _read_upload(request: web.Request, limit: int) -> bytes:
 
 def voice_routes(enrollment: EnrollmentService) -> list[web.RouteDef]:
     async def enroll(request: web.Request) -> web.Response:
-        account: Account = request["account"]
+        account = request[ACCOUNT_KEY]
         if account.kind != "user":
             return _refusal(403, "Only people can enroll a voice; bots speak in voices they are granted.")
         language = request.query.get("lang", "unknown")
@@ -64,11 +63,11 @@ def voice_routes(enrollment: EnrollmentService) -> list[web.RouteDef]:
         return web.json_response(result.to_dict(), status=201)
 
     async def status(request: web.Request) -> web.Response:
-        account: Account = request["account"]
+        account = request[ACCOUNT_KEY]
         return web.json_response(await enrollment.status(account.id))
 
     async def erase(request: web.Request) -> web.Response:
-        account: Account = request["account"]
+        account = request[ACCOUNT_KEY]
         await enrollment.delete(account.id)
         return web.Response(status=204)
 

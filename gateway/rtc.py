@@ -23,6 +23,7 @@ from aiortc import RTCConfiguration, RTCDataChannel, RTCPeerConnection, RTCSessi
 from gateway import protocol
 from gateway.connection import ClientConnection
 from gateway.context import ServerContext
+from gateway.http import ACCOUNT_KEY
 from gateway.rtc_media import ListenerTrack, RoomSpeech
 from gateway.session import Session
 from voxroom.errors import ErrorCode, VoxroomError
@@ -282,7 +283,7 @@ def _parse_offer(body: object) -> tuple[str, RTCSessionDescription]:
 
 
 async def offer_handler(request: web.Request) -> web.Response:
-    account: Account = request["account"]
+    account = request[ACCOUNT_KEY]
     try:
         body = json.loads(await request.text())
     except (json.JSONDecodeError, UnicodeDecodeError):

@@ -10,6 +10,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
+from gateway.http import ACCOUNT_KEY
 from gateway.http_voices import voice_routes
 from synth.enroll import quality
 from synth.enroll.jobs import EnrollmentWorkers
@@ -17,9 +18,6 @@ from synth.enroll.service import EnrollmentService
 from synth.voicestore import VoiceStore, load_or_create_deployment_key
 from tests.enroll.conftest import voice_path, wav_bytes
 from voxroom.identity import Account
-
-# The gateway's contract is the plain string key request["account"]; aiohttp merely prefers typed keys.
-pytestmark = pytest.mark.filterwarnings("ignore::aiohttp.web_exceptions.NotAppKeyWarning")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 SERVICE = web.AppKey("service", EnrollmentService)
@@ -32,7 +30,7 @@ async def header_auth(request: web.Request, handler: Handler) -> web.StreamRespo
     name = request.headers.get("X-Account")
     if not name:
         return web.json_response({"error": {"code": "unauthorized"}}, status=401)
-    request["account"] = Account(id=name, kind="bot" if name.startswith("bot-") else "user")
+    request[ACCOUNT_KEY] = Account(id=name, kind="bot" if name.startswith("bot-") else "user")
     return await handler(request)
 
 

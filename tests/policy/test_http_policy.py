@@ -10,6 +10,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
+from gateway.http import ACCOUNT_KEY
 from gateway.http_policy import policy_routes
 from policy.clock import ManualClock
 from policy.config import PolicyConfig
@@ -18,9 +19,6 @@ from policy.service import PolicyService
 from policy.voice_directory import StaticVoiceDirectory
 from voxroom.identity import Account
 
-# The gateway's contract is the plain string key request["account"]; aiohttp merely prefers typed keys.
-pytestmark = pytest.mark.filterwarnings("ignore::aiohttp.web_exceptions.NotAppKeyWarning")
-
 
 @web.middleware
 async def fake_auth(request: web.Request, handler: Any) -> web.StreamResponse:
@@ -28,7 +26,7 @@ async def fake_auth(request: web.Request, handler: Any) -> web.StreamResponse:
     name = request.headers.get("X-Account")
     if not name:
         raise web.HTTPUnauthorized()
-    request["account"] = Account(name)
+    request[ACCOUNT_KEY] = Account(name)
     return await handler(request)
 
 
