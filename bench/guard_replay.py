@@ -111,6 +111,13 @@ def clean_on_each_sentence(start: Share, share: Share, tolerance: float) -> bool
     return worst_sentence(start, share, ("guard_each",)) >= -tolerance
 
 
+def clean_on_mean_of_sentences(start: Share, share: Share, tolerance: float) -> bool:
+    """The served guard's two sentences, heard one by one as it hears them, but judged on their mean change from the
+    start's: one sentence's fall may be made up by the other's rise."""
+    changes = [s - b for s, b in zip(share["guard_each"], start["guard_each"], strict=True)]
+    return float(np.mean(changes)) >= -tolerance
+
+
 def clean_on_each_of_four(start: Share, share: Share, tolerance: float) -> bool:
     """Both passages' four sentences heard one by one: none may fall more than `tolerance` below the start's."""
     return worst_sentence(start, share, ("guard_each", "guard_each_b")) >= -tolerance
@@ -375,6 +382,9 @@ def each_sentence(table: list[dict], tolerances: str, bench: np.ndarray) -> dict
     found: dict[str, Any] = {
         "each_sentence_vs_bench_dnsmos_change": {"correlation_worst_of_two": correlation(worst_two, bench)},
         "policies_each_sentence": [replay(table, t, clean_on_each_sentence, "each_sentence") for t in levels],
+        "policies_mean_of_sentences": [
+            replay(table, t, clean_on_mean_of_sentences, "mean_of_sentences") for t in levels
+        ],
     }
     if four:
         worst_four = worst_changes(table, ("guard_each", "guard_each_b"))
@@ -392,6 +402,9 @@ def share_lists(table: list[dict], tolerances: str) -> dict[str, Any]:  # type: 
     for name, order in SHARE_LISTS.items():
         found[f"policies_each_sentence_{name}"] = [
             replay(table, t, clean_on_each_sentence, f"each_sentence_{name}", order=order) for t in levels
+        ]
+        found[f"policies_mean_of_sentences_{name}"] = [
+            replay(table, t, clean_on_mean_of_sentences, f"mean_of_sentences_{name}", order=order) for t in levels
         ]
     return found
 
