@@ -153,8 +153,8 @@ def guard_record(guard) -> dict[str, object]:  # type: ignore[no-untyped-def]
         "dnsmos": round(guard.quality, 3),
         "start_pack_dnsmos": round(guard.start_quality, 3),
         "tried": [[share, round(quality, 3)] for share, quality in guard.tried],
-        # Each tried share's worst sentence against the start's same sentence (the guard's verdict).
-        "worst_sentence_changes": [round(change, 3) for change in guard.worst_changes],
+        # Each tried share's change on each guard sentence from the start's same sentence (the verdict: their mean).
+        "sentence_changes": [[round(change, 3) for change in share] for share in guard.sentence_changes],
     }
 
 

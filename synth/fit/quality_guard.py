@@ -7,9 +7,12 @@ judge's similarity rose). Here the offset is scaled back, step by step, until a
 no-reference quality score (DNSMOS, never the judge) of the served engine's output is
 no worse than the start pack's; at worst the start pack itself is kept.
 
-The guard hears each of its sentences on its own and compares it with the start pack's
-same sentence: a fit can spoil some sentences and leave others clean, and one score of
-the two together let such a fit through (zh_S0764 in voice_similarity_s29).
+The guard hears each of its sentences on its own (one DNSMOS window of the two together left
+part of the second sentence unheard) and compares it with the start pack's same sentence.
+A share is clean when the mean of those changes is within TOLERANCE: the mean of two noisy
+changes foresees the benchmark's DNSMOS change better than the worst of them (r 0.39 against
+0.29 over 162 shares of three runs, bench/guard_replay.py), and keeps more of the fits at a
+higher P.835 (README "Your voice").
 """
 
 from __future__ import annotations
@@ -24,8 +27,10 @@ from synth.enroll.contract import FittedStyle
 
 # Share of the fitted offset tried in turn; the first that sounds as clean as the start pack is kept.
 SCALES = (1.0, 0.6, 0.3)
-# DNSMOS points the fitted voice may fall below the start pack on any one of the guard's sentences.
-TOLERANCE = 0.05
+# DNSMOS points the fitted voice may fall below the start pack, on the mean of its change on each of the guard's
+# sentences (pooled over three runs' fits, 0.02 kept 0.485 of the likeness at +0.029 P.835 over the stock voices,
+# and at or above them on each run; 0.05 kept 0.507 at +0.020, but 0.014 below them on one run).
+TOLERANCE = 0.02
 # The guard listens to two sentences: the test sentence alone judged fits 0.12 DNSMOS kinder on average than
 # three other sentences did, partly because the fit had trained on half of its words. Neither sentence is a
 # training sentence of the fit.
@@ -36,7 +41,7 @@ GUARD_SECOND_SENTENCES = {
 }
 PASSAGE_GAP_S = 0.3
 
-Quality = float | np.ndarray  # one score, or one per sentence heard on its own (compared sentence by sentence)
+Quality = float | np.ndarray  # one score, or one per sentence heard on its own (compared with the same sentence)
 Scorer = Callable[[np.ndarray], Quality]  # candidate parameters -> quality of the served engine speaking with them
 
 
@@ -47,7 +52,8 @@ class GuardResult:
     start_quality: float  # mean over sentences
     quality: float  # mean over sentences
     tried: tuple[tuple[float, float], ...] = ()  # (share of the fit, its mean quality), in the order tried
-    worst_changes: tuple[float, ...] = ()  # each tried share's worst sentence, against the start's same sentence
+    # Each tried share's change on each sentence from the start's same sentence (the verdict is their mean).
+    sentence_changes: tuple[tuple[float, ...], ...] = ()
 
 
 def served_quality(
@@ -147,8 +153,9 @@ def keep_first_clean(
     tolerance: float = TOLERANCE,
     start_quality: tuple[Quality, float] | None = None,
 ) -> GuardResult:
-    """The first of `candidates` ((label, parameters), most of the fit first) whose quality is within
-    `tolerance` of `start`'s on every sentence; `start` itself when none is, or when no time is left to show it.
+    """The first of `candidates` ((label, parameters), most of the fit first) whose quality, compared with
+    `start`'s sentence by sentence, falls by no more than `tolerance` on the mean; `start` itself when none does,
+    or when no time is left to show it.
 
     `start_quality`: (quality, CPU seconds that score took) when `start` was scored already."""
     if start_quality is None:
@@ -157,13 +164,13 @@ def keep_first_clean(
     start_scores, cost = np.atleast_1d(start_quality[0]), start_quality[1]
     start_mean = float(start_scores.mean())
     tried: list[tuple[float, float]] = []
-    worst: list[float] = []
+    changes: list[tuple[float, ...]] = []
     for label, candidate in candidates:
         if deadline is not None and clock() + cost > deadline:
             break
         scores = np.atleast_1d(score(candidate))
         tried.append((label, float(scores.mean())))
-        worst.append(float((scores - start_scores).min()))
-        if worst[-1] >= -tolerance:
-            return GuardResult(candidate, label, start_mean, tried[-1][1], tuple(tried), tuple(worst))
-    return GuardResult(start.astype(np.float32), 0.0, start_mean, start_mean, tuple(tried), tuple(worst))
+        changes.append(tuple(float(change) for change in scores - start_scores))
+        if np.mean(changes[-1]) >= -tolerance:
+            return GuardResult(candidate, label, start_mean, tried[-1][1], tuple(tried), tuple(changes))
+    return GuardResult(start.astype(np.float32), 0.0, start_mean, start_mean, tuple(tried), tuple(changes))
