@@ -2,7 +2,7 @@
 
 For every speaker of a voice_similarity run made with --save-packs: the start pack and each
 (style, layers) share in GUARD_SHARES, scored twice: by the guard as it was until s30 (DNSMOS of one
-window of its passage; --each-sentence adds the guard as it is now, each sentence on its own) and
+window of its passage; --each-sentence adds the guards that hear each sentence on its own) and
 by the benchmark (judge similarity to the probe, top-1 and DNSMOS of the three evaluation
 sentences; no colour). Then each tolerance is replayed: the share the guard would keep, and
 what that share scores on the benchmark's sentences. Shows how well the guard's score foresees
@@ -15,12 +15,13 @@ verdict is close, foresee the benchmark better than the guard's one window?
 --each-sentence also scores each sentence of the guard's passage (and, with --second-passage, of the second passage)
 on its own, repeated to fill one DNSMOS window: a fit can spoil some sentences and not others (zh_S0764 in
 voice_similarity_s29: -0.27 on two of the benchmark's sentences, -0.07 and +0.05 on the guard's two, which
-heard the pair as a whole at +0.04). Policies `each_sentence` (a share is clean when none of the guard's two
-sentences falls more than the tolerance below the start's same sentence) and `each_of_four` (the same over
-both passages' four).
+heard the pair as a whole at +0.04). Policies `each_sentence` (the guard of s30: a share is clean when none of the
+guard's two sentences falls more than the tolerance below the start's same sentence), `mean_of_sentences` (the guard
+since s31: the mean of those two changes is within the tolerance) and `each_of_four` (as `each_sentence`, over both
+passages' four).
 
 --finer-shares also scores the shares in FINER_SHARES, between the served list's steps, and replays the share lists in
-SHARE_LISTS with the served guard (each sentence): where the whole fit fails, would a guard that steps the layers down
+SHARE_LISTS with the guards that hear each sentence: where the whole fit fails, would a guard that steps the layers down
 before the style keep more of the likeness (en_3331 in voice_similarity_s30_each kept the style without the layers and
 missed top-1 by 0.016, while its whole fit was top-1)?
 
@@ -100,20 +101,20 @@ def clean_sequentially(start: Share, share: Share, tolerance: float) -> bool:
 
 
 def clean_on_one_window(start: Share, share: Share, tolerance: float) -> bool:
-    """The guard until s30: one window of its passage, within `tolerance` of the start's (`clean_on_each_sentence`
+    """The guard until s30: one window of its passage, within `tolerance` of the start's (`clean_on_mean_of_sentences`
     is the guard as it runs now)."""
     return share["guard_dnsmos"] >= start["guard_dnsmos"] - tolerance
 
 
 def clean_on_each_sentence(start: Share, share: Share, tolerance: float) -> bool:
-    """The guard as it runs (served_quality): its two sentences heard one by one, none more than `tolerance` below
-    the start's."""
+    """The guard of s30: its two sentences heard one by one (served_quality), none more than `tolerance` below the
+    start's same sentence."""
     return worst_sentence(start, share, ("guard_each",)) >= -tolerance
 
 
 def clean_on_mean_of_sentences(start: Share, share: Share, tolerance: float) -> bool:
-    """The served guard's two sentences, heard one by one as it hears them, but judged on their mean change from the
-    start's: one sentence's fall may be made up by the other's rise."""
+    """The guard as it runs since s31 (quality_guard.keep_first_clean): its two sentences heard one by one, judged on
+    the mean of their changes from the start's same sentences."""
     changes = [s - b for s, b in zip(share["guard_each"], start["guard_each"], strict=True)]
     return float(np.mean(changes)) >= -tolerance
 
