@@ -9,10 +9,10 @@ no worse than the start pack's; at worst the start pack itself is kept.
 
 The guard hears each of its sentences on its own (one DNSMOS window of the two together left
 part of the second sentence unheard) and compares it with the start pack's same sentence.
-A share is clean when the mean of those changes is within TOLERANCE: the mean of two noisy
-changes foresees the benchmark's DNSMOS change better than the worst of them (r 0.39 against
-0.29 over 162 shares of three runs, bench/guard_replay.py), and keeps more of the fits at a
-higher P.835 (README "Your voice").
+A share is clean when the mean of those changes is within TOLERANCE. Replayed on three runs'
+fits (bench/guard_replay.py, 162 shares), the mean foresaw the benchmark's DNSMOS change as
+well as the worst of the two changes on two runs and better on the third (pooled r 0.39
+against 0.29), and kept more of the fits at a higher P.835 (README "Your voice").
 """
 
 from __future__ import annotations
