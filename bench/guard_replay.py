@@ -115,8 +115,9 @@ def clean_on_each_sentence(start: Share, share: Share, tolerance: float) -> bool
 def clean_on_mean_of_sentences(start: Share, share: Share, tolerance: float) -> bool:
     """The guard as it runs since s31 (quality_guard.keep_first_clean): its two sentences heard one by one, judged on
     the mean of their changes from the start's same sentences."""
-    changes = [s - b for s, b in zip(share["guard_each"], start["guard_each"], strict=True)]
-    return float(np.mean(changes)) >= -tolerance
+    from synth.fit.quality_guard import sounds_clean
+
+    return sounds_clean([s - b for s, b in zip(share["guard_each"], start["guard_each"], strict=True)], tolerance)
 
 
 def clean_on_each_of_four(start: Share, share: Share, tolerance: float) -> bool:
@@ -286,21 +287,16 @@ def main(argv: list[str]) -> None:
         for style_share, layer_share in ((0.0, 0.0), *GUARD_SHARES):
             candidate = offered.share_of_the_way(start_pack, style_share, layer_share)
             bench_audio = speak(engine, candidate, lang)
-            # The one-window guard's score (served until s30), from the same renders the served guard hears.
             sentences = speak_sentences(candidate, guard_passage(lang))
             passage = join_sentences(sentences)
             shares.append({
                 "share": [style_share, layer_share],
-                "guard_dnsmos": round(passage_quality(passage), 3),
+                **guard_hearing(sentences, args.each_sentence),
                 "bench": score_output(bench_audio, probes, speaker),
             })
-            if args.each_sentence:  # one sentence alone is repeated by DNSMOS to fill its window
-                shares[-1]["guard_each"] = [round(passage_quality(s), 3) for s in sentences]
             if args.second_passage:
-                second = speak_sentences(candidate, second_passage)
-                shares[-1]["guard_dnsmos_b"] = round(passage_quality(join_sentences(second)), 3)
-                if args.each_sentence:
-                    shares[-1]["guard_each_b"] = [round(passage_quality(s), 3) for s in second]
+                second = guard_hearing(speak_sentences(candidate, second_passage), args.each_sentence)
+                shares[-1] |= {f"{key}_b": heard for key, heard in second.items()}  # guard_dnsmos_b, guard_each_b
             if args.level_matched:
                 if not shares[1:]:
                     start_passage, start_bench_audio = passage, bench_audio
@@ -317,16 +313,26 @@ def main(argv: list[str]) -> None:
             table[-1]["finer_shares"] = []
             for style_share, layer_share in FINER_SHARES:
                 candidate = offered.share_of_the_way(start_pack, style_share, layer_share)
-                sentences = speak_sentences(candidate, guard_passage(lang))
                 table[-1]["finer_shares"].append({
                     "share": [style_share, layer_share],
-                    "guard_dnsmos": round(passage_quality(join_sentences(sentences)), 3),
-                    "guard_each": [round(passage_quality(s), 3) for s in sentences],
+                    **guard_hearing(speak_sentences(candidate, guard_passage(lang)), each_sentence=True),
                     "bench": score_output(speak(engine, candidate, lang), probes, speaker),
                 })
         print(json.dumps(table[-1]), flush=True)
 
     write(summarise(table, args.tolerances, args.results), args.out)
+
+
+def guard_hearing(sentences: list[np.ndarray], each_sentence: bool) -> Share:
+    """What the guards hear of the guard's passage, from the same renders: the one-window guard (served until s30)
+    the passage as a whole, and, with `each_sentence`, the guards since then each sentence on its own (repeated by
+    DNSMOS to fill its window)."""
+    from synth.fit.quality_guard import join_sentences, passage_quality
+
+    heard: Share = {"guard_dnsmos": round(passage_quality(join_sentences(sentences)), 3)}
+    if each_sentence:
+        heard["guard_each"] = [round(passage_quality(sentence), 3) for sentence in sentences]
+    return heard
 
 
 def summarise(table: list[dict], tolerances: str, results: str) -> dict[str, Any]:  # type: ignore[type-arg]

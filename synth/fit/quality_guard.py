@@ -143,6 +143,12 @@ def keep_quality(
     return keep_first_clean(start_pack, candidates, score, deadline=deadline, clock=clock, tolerance=tolerance)
 
 
+def sounds_clean(sentence_changes: Sequence[float], tolerance: float = TOLERANCE) -> bool:
+    """The guard's verdict on a share, from its change on each sentence against the start's same sentence: the
+    mean of the changes falls by no more than `tolerance`."""
+    return float(np.mean(sentence_changes)) >= -tolerance
+
+
 def keep_first_clean(
     start: np.ndarray,
     candidates: Sequence[tuple[float, np.ndarray]],
@@ -171,6 +177,6 @@ def keep_first_clean(
         scores = np.atleast_1d(score(candidate))
         tried.append((label, float(scores.mean())))
         changes.append(tuple(float(change) for change in scores - start_scores))
-        if np.mean(changes[-1]) >= -tolerance:
+        if sounds_clean(changes[-1], tolerance):
             return GuardResult(candidate, label, start_mean, tried[-1][1], tuple(tried), tuple(changes))
     return GuardResult(start.astype(np.float32), 0.0, start_mean, start_mean, tuple(tried), tuple(changes))
