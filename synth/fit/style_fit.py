@@ -96,6 +96,9 @@ class FitSettings:
     style_budget_share: float = 0.55
     layer_lr: float = 0.2  # in stock-spread units of the timbre half, like the style offset
     w_layer_prior: float = 0.0002
+    # Weight of the stock-contrast term of the speaker loss: how far a render is more like each stock voice (by the
+    # fitting encoder) than the recording is, averaged over the stock voices. 0: off.
+    w_stock_contrast: float = 0.0
     # Decoder parts (kokoro_layers.LAYER_GROUPS) whose per-layer timbre is fitted; the other rows stay zero.
     layer_groups: tuple[str, ...] = ("upsample2",)
     # The quality guard scores the start pack before the fit, which says what one score of its passage costs on
@@ -198,12 +201,37 @@ def _spectrum_loss(audio: torch.Tensor, target: FitTarget, s: FitSettings) -> to
     return ((shape - t_shape) ** 2).mean() + ((std[bands] - t_std) ** 2).mean()
 
 
+@dataclass(frozen=True)
+class StockAnchors:
+    """The stock voices' fitting-encoder prints, and the recording's cosine to each."""
+
+    prints: torch.Tensor  # [voices, 256], unit rows
+    recording_cosines: torch.Tensor  # [voices]
+
+    @classmethod
+    def for_voiceprint(cls, voiceprint: torch.Tensor) -> StockAnchors:
+        from synth.enroll.tasks import stock_prints
+
+        prints = torch.tensor(np.stack([p["voiceprint"] for p in stock_prints().values()]), dtype=torch.float32)
+        prints = prints / prints.norm(dim=1, keepdim=True).clamp_min(1e-12)
+        return cls(prints, prints @ voiceprint)
+
+    def excess(self, embedding: torch.Tensor) -> torch.Tensor:
+        """Mean over the stock voices of how much more like each the render is than the recording (0 if less)."""
+        return torch.relu(self.prints @ embedding - self.recording_cosines).mean()
+
+
 def _speaker_loss(
-    audio: torch.Tensor, target: FitTarget, voiceprint: torch.Tensor, s: FitSettings
+    audio: torch.Tensor, target: FitTarget, voiceprint: torch.Tensor, s: FitSettings,
+    anchors: StockAnchors | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """(1 - Resemblyzer cosine to the voiceprint, that plus the weighted spectrum loss) of a render."""
-    speaker = 1.0 - torch.dot(resemblyzer_torch.embed(audio), voiceprint)
-    return speaker, speaker + s.w_spectrum * _spectrum_loss(audio, target, s)
+    """(1 - Resemblyzer cosine to the voiceprint, that plus the weighted spectrum and stock-contrast losses)."""
+    embedding = resemblyzer_torch.embed(audio)
+    speaker = 1.0 - torch.dot(embedding, voiceprint)
+    loss = speaker + s.w_spectrum * _spectrum_loss(audio, target, s)
+    if anchors is not None and s.w_stock_contrast > 0:
+        loss = loss + s.w_stock_contrast * anchors.excess(embedding)
+    return speaker, loss
 
 
 class _SpeakerSteps:
@@ -294,6 +322,7 @@ def fit_style(
     if voiceprint.shape != (256,) or not torch.isfinite(voiceprint).all():
         raise ValueError("the target voiceprint must be a finite 256-d vector")
     voiceprint = voiceprint / voiceprint.norm().clamp_min(1e-12)
+    anchors = StockAnchors.for_voiceprint(voiceprint) if settings.w_stock_contrast > 0 else None
     torch.set_num_threads(1)
 
     def spent() -> float:
@@ -345,7 +374,9 @@ def fit_style(
     steps = _SpeakerSteps(sentences, spent, progress, cpu_budget_s, cost_per_token)
 
     def style_loss(tokens: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
-        speaker, loss = _speaker_loss(kokoro_torch.run(tokens, style_for(tokens)).audio, target, voiceprint, settings)
+        speaker, loss = _speaker_loss(
+            kokoro_torch.run(tokens, style_for(tokens)).audio, target, voiceprint, settings, anchors
+        )
         return speaker, loss + _prior(d, space, settings)
 
     steps.run(style_loss, d, torch.optim.Adam([d], lr=settings.lr), fit_end * settings.style_budget_share, timbre_mask)
@@ -357,7 +388,7 @@ def fit_style(
     def layer_loss(tokens: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
         style = kokoro_torch.style_row(fitted_pack, len(tokens))
         audio = kokoro_torch.run(tokens, style, layers=z * fitted_rows * space.sigma[:TIMBRE_DIMS]).audio
-        speaker, loss = _speaker_loss(audio, target, voiceprint, settings)
+        speaker, loss = _speaker_loss(audio, target, voiceprint, settings, anchors)
         return speaker, loss + settings.w_layer_prior * (z**2).sum()
 
     layer_steps = steps.run(layer_loss, z, torch.optim.Adam([z], lr=settings.layer_lr), fit_end)

@@ -224,3 +224,26 @@ def test_the_pitch_loss_weighs_the_pitch_range_only_as_asked(english_target: Fit
     with_range = FitSettings(w_pitch_spread=0.5)
     ranged = [float(style_fit._pitch_loss(f0, english_target, with_range)) for f0 in (narrow, wide)]
     assert abs(ranged[0] - ranged[1]) > 0.01
+
+
+def test_the_stock_contrast_counts_only_what_a_render_has_of_the_stock_voices_beyond_the_recording(
+    english_target: FitTarget, start_pack: np.ndarray
+) -> None:
+    from synth.text.g2p import G2P
+
+    voiceprint = torch.as_tensor(english_target.voiceprint) / float(np.linalg.norm(english_target.voiceprint))
+    anchors = style_fit.StockAnchors.for_voiceprint(voiceprint)
+    assert anchors.prints.shape == (5, 256)
+    assert float(anchors.excess(voiceprint)) == 0.0  # the recording is exactly as like each stock voice as itself
+    # A stock voice's own render is more like its stock print than a real speaker is.
+    tokens = kokoro_torch.token_ids(G2P().phonemize(TRAINING_SENTENCES["en"][0], "en"))
+    with torch.no_grad():
+        audio = kokoro_torch.run(tokens, kokoro_torch.style_row(start_pack, len(tokens))).audio
+    render_print = resemblyzer_torch.embed(audio)
+    excess = float(anchors.excess(render_print))
+    assert excess > 0.02
+    # The term adds its weight times that excess to the loss, and only when asked; the speaker term is untouched.
+    plain = style_fit._speaker_loss(audio, english_target, voiceprint, FitSettings(), anchors)
+    weighted = style_fit._speaker_loss(audio, english_target, voiceprint, FitSettings(w_stock_contrast=2.0), anchors)
+    assert float(weighted[0]) == pytest.approx(float(plain[0]), abs=1e-6)
+    assert float(weighted[1] - plain[1]) == pytest.approx(2.0 * excess, rel=1e-4)
