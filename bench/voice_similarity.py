@@ -210,6 +210,8 @@ def main(argv: list[str]) -> None:
                              "mel_top_band; experiments)")
     parser.add_argument("--stock-contrast", type=float, default=None,
                         help="override FitSettings.w_stock_contrast (experiments; 0 = off)")
+    parser.add_argument("--training-sentences", type=int, default=None,
+                        help="override FitSettings.training_sentences (experiments)")
     parser.add_argument("--layer-groups", default=None,
                         help="comma-separated LAYER_GROUPS to fit (FitSettings.layer_groups; experiments)")
     args = parser.parse_args(argv)
@@ -232,6 +234,7 @@ def main(argv: list[str]) -> None:
     overrides = {
         "layer_lr": args.layer_lr, "w_layer_prior": args.layer_prior, "w_spectrum": args.spectrum_weight,
         "w_pitch_spread": args.pitch_spread_weight, "w_stock_contrast": args.stock_contrast,
+        "training_sentences": args.training_sentences,
         "spectrum_in_room": args.spectrum_in_room or None, "denoise_output": 0.0 if args.no_denoise else None,
         "layer_groups": tuple(args.layer_groups.split(",")) if args.layer_groups else None,
         **(dict(zip(("mel_low_band", "mel_top_band"), map(int, args.spectrum_bands.split(",")), strict=True))

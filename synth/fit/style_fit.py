@@ -54,10 +54,21 @@ Progress = Callable[[float, str], None]
 
 # Short sentences (about 1.5-2.5 s): long enough for one Resemblyzer window, cheap to back-propagate. None
 # shares words with the enrollment test sentence, which the similarity score and the quality guard hear.
+# The fit uses the first FitSettings.training_sentences of each language's.
 TRAINING_SENTENCES = {
-    "en": ("Let me know when you get home.", "Could you pass me that book?", "We will meet again next week."),
-    "zh": ("我马上就到，请等一下。", "请把那本书递给我。", "我们下周再见面吧。"),
-    "ja": ("駅で待っています。", "その本を取ってください。", "また来週会いましょう。"),
+    "en": (
+        "Let me know when you get home.", "Could you pass me that book?", "We will meet again next week.",
+        "She found fresh bread at the corner shop.", "Turn off the lights when the film starts.",
+        "Our team won the match on Sunday.",
+    ),
+    "zh": (
+        "我马上就到，请等一下。", "请把那本书递给我。", "我们下周再见面吧。",
+        "她在街角的小店找到了面包。", "电影开始以后请关灯。", "我们队星期天赢了比赛。",
+    ),
+    "ja": (
+        "駅で待っています。", "その本を取ってください。", "また来週会いましょう。",
+        "角の店でパンを見つけました。", "映画が始まったら電気を消して。", "日曜日の試合に勝ちました。",
+    ),
 }
 # An unknown language trains on English and Japanese alike.
 _LANGS_FOR_HINT = {"en": ("en",), "zh": ("zh",), "ja": ("ja",), "unknown": ("en", "ja")}
@@ -99,6 +110,8 @@ class FitSettings:
     # Weight of the stock-contrast term of the speaker loss: how far a render is more like each stock voice (by the
     # fitting encoder) than the recording is, averaged over the stock voices. 0: off.
     w_stock_contrast: float = 0.0
+    # How many of each language's TRAINING_SENTENCES the fit steps through, one per step.
+    training_sentences: int = 3
     # Decoder parts (kokoro_layers.LAYER_GROUPS) whose per-layer timbre is fitted; the other rows stay zero.
     layer_groups: tuple[str, ...] = ("upsample2",)
     # The quality guard scores the start pack before the fit, which says what one score of its passage costs on
@@ -114,6 +127,8 @@ class FitSettings:
     def __post_init__(self) -> None:
         if not 0 <= self.mel_low_band < self.mel_top_band <= 80:
             raise ValueError("the spectrum loss needs 0 <= mel_low_band < mel_top_band <= 80")
+        if not 1 <= self.training_sentences <= min(len(t) for t in TRAINING_SENTENCES.values()):
+            raise ValueError(f"training_sentences must be 1 to {min(len(t) for t in TRAINING_SENTENCES.values())}")
         if not 0.0 <= self.denoise_output <= 1.0:
             raise ValueError("denoise_output is a share, from 0 to 1")
 
@@ -141,18 +156,18 @@ def stock_space(k: int) -> StockSpace:
     )
 
 
-def training_texts(language_hint: str) -> list[tuple[str, str]]:
+def training_texts(language_hint: str, per_language: int = 3) -> list[tuple[str, str]]:
     """(text, language) of the sentences the fit trains on, for a recording in `language_hint`."""
     langs = _LANGS_FOR_HINT.get(language_hint, ("en", "ja"))
-    return [(text, lang) for lang in langs for text in TRAINING_SENTENCES[lang]]
+    return [(text, lang) for lang in langs for text in TRAINING_SENTENCES[lang][:per_language]]
 
 
-def _training_tokens(language_hint: str) -> list[list[int]]:
+def _training_tokens(language_hint: str, per_language: int = 3) -> list[list[int]]:
     from synth.text.g2p import G2P
 
     g2p = G2P()
     tokens = []
-    for text, lang in training_texts(language_hint):
+    for text, lang in training_texts(language_hint, per_language):
         ids = kokoro_torch.token_ids(g2p.phonemize(text, lang))
         if ids:
             tokens.append(ids)
@@ -339,7 +354,7 @@ def fit_style(
     else:
         guard_s = 0.0
     space = stock_space(settings.principal_dims)
-    sentences = _training_tokens(target.language_hint)
+    sentences = _training_tokens(target.language_hint, settings.training_sentences)
     kokoro_torch.graph()
     pack_t = torch.from_numpy(pack.reshape(-1, 256))
     d = torch.zeros(256, requires_grad=True)  # offset in stock-spread units

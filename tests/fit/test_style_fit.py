@@ -190,6 +190,9 @@ def test_bad_inputs_are_refused(english_target: FitTarget, start_pack: np.ndarra
         fit_style(english_target, start_pack, progress=quiet, settings=FitSettings(layer_groups=("vocoder",)))
     with pytest.raises(ValueError, match="share"):
         FitSettings(denoise_output=1.5)
+    for count in (0, 7):
+        with pytest.raises(ValueError, match="training_sentences"):
+            FitSettings(training_sentences=count)
     broken = dataclasses.replace(english_target, voiceprint=np.full(256, np.nan, np.float32))
     with pytest.raises(ValueError, match="voiceprint"):
         fit_style(broken, start_pack, progress=quiet)
@@ -247,3 +250,12 @@ def test_the_stock_contrast_counts_only_what_a_render_has_of_the_stock_voices_be
     weighted = style_fit._speaker_loss(audio, english_target, voiceprint, FitSettings(w_stock_contrast=2.0), anchors)
     assert float(weighted[0]) == pytest.approx(float(plain[0]), abs=1e-6)
     assert float(weighted[1] - plain[1]) == pytest.approx(2.0 * excess, rel=1e-4)
+
+
+def test_the_fit_steps_through_as_many_training_sentences_as_asked() -> None:
+    for lang in ("en", "zh", "ja"):
+        three, six = style_fit._training_tokens(lang, 3), style_fit._training_tokens(lang, 6)
+        assert len(three) == 3 and len(six) == 6 and six[:3] == three
+        assert len({tuple(tokens) for tokens in six}) == 6 and all(len(tokens) > 10 for tokens in six)
+    # A recording of unknown language trains on English and Japanese alike.
+    assert [lang for _, lang in style_fit.training_texts("unknown", 2)] == ["en", "en", "ja", "ja"]
