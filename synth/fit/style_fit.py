@@ -70,6 +70,9 @@ TRAINING_SENTENCES = {
         "角の店でパンを見つけました。", "映画が始まったら電気を消して。", "日曜日の試合に勝ちました。",
     ),
 }
+# How many of each language's the fit uses unless told otherwise, and the most it can be told to use.
+DEFAULT_TRAINING_SENTENCES = 3
+MOST_TRAINING_SENTENCES = min(len(sentences) for sentences in TRAINING_SENTENCES.values())
 # An unknown language trains on English and Japanese alike.
 _LANGS_FOR_HINT = {"en": ("en",), "zh": ("zh",), "ja": ("ja",), "unknown": ("en", "ja")}
 
@@ -114,7 +117,7 @@ class FitSettings:
     # How many of each language's TRAINING_SENTENCES the fit steps through, one per step. At 6, on two runs of the nine
     # reference speakers, the whole fits came out more alike and cleaner, and the served voices more alike, but
     # one run's served P.835 fell 0.012 below stock: not yet the default (README "Your voice").
-    training_sentences: int = 3
+    training_sentences: int = DEFAULT_TRAINING_SENTENCES
     # Decoder parts (kokoro_layers.LAYER_GROUPS) whose per-layer timbre is fitted; the other rows stay zero.
     layer_groups: tuple[str, ...] = ("upsample2",)
     # The quality guard scores the start pack before the fit, which says what one score of its passage costs on
@@ -130,8 +133,8 @@ class FitSettings:
     def __post_init__(self) -> None:
         if not 0 <= self.mel_low_band < self.mel_top_band <= 80:
             raise ValueError("the spectrum loss needs 0 <= mel_low_band < mel_top_band <= 80")
-        if not 1 <= self.training_sentences <= min(len(t) for t in TRAINING_SENTENCES.values()):
-            raise ValueError(f"training_sentences must be 1 to {min(len(t) for t in TRAINING_SENTENCES.values())}")
+        if not 1 <= self.training_sentences <= MOST_TRAINING_SENTENCES:
+            raise ValueError(f"training_sentences must be 1 to {MOST_TRAINING_SENTENCES}")
         if not 0.0 <= self.denoise_output <= 1.0:
             raise ValueError("denoise_output is a share, from 0 to 1")
 
@@ -159,13 +162,13 @@ def stock_space(k: int) -> StockSpace:
     )
 
 
-def training_texts(language_hint: str, per_language: int = 3) -> list[tuple[str, str]]:
+def training_texts(language_hint: str, per_language: int = DEFAULT_TRAINING_SENTENCES) -> list[tuple[str, str]]:
     """(text, language) of the sentences the fit trains on, for a recording in `language_hint`."""
     langs = _LANGS_FOR_HINT.get(language_hint, ("en", "ja"))
     return [(text, lang) for lang in langs for text in TRAINING_SENTENCES[lang][:per_language]]
 
 
-def _training_tokens(language_hint: str, per_language: int = 3) -> list[list[int]]:
+def _training_tokens(language_hint: str, per_language: int = DEFAULT_TRAINING_SENTENCES) -> list[list[int]]:
     from synth.text.g2p import G2P
 
     g2p = G2P()
@@ -247,7 +250,7 @@ def _speaker_loss(
     embedding = resemblyzer_torch.embed(audio)
     speaker = 1.0 - torch.dot(embedding, voiceprint)
     loss = speaker + s.w_spectrum * _spectrum_loss(audio, target, s)
-    if anchors is not None and s.w_stock_contrast > 0:
+    if anchors is not None:  # fit_style makes them only when the term has a weight
         loss = loss + s.w_stock_contrast * anchors.excess(embedding)
     return speaker, loss
 
