@@ -3,12 +3,13 @@
 A fitted voice's colour (synth/voice_colour.py) raises judged similarity and, on average, lowers
 P.835 DNSMOS. Scaling the whole curve down (what the colour guard does) trades one for the other
 along a line. This asks whether a differently shaped curve does better than that line: narrower
-limits, a narrower band, more smoothing, or the spectral tilt alone. The colour is a filter after
-the engine, so every variant is applied to the same renders of the benchmark's three sentences
-(bench/voice_similarity.py's), with each speaker's served pack and per-layer timbre from a run's
---save-packs folder (or the nearest stock voice without one). Each variant whole, and with --guarded
-also behind the colour guard (synth/fit/colour_fit.py, no deadline), as enrollment would serve it:
-with the served packs of a run, the "served_guarded" row replays that run's served voices.
+limits, a narrower band, more smoothing, the spectral tilt alone, or the served curve without its
+tilt. The colour is a filter after the engine, so every variant is applied to the same renders of
+the benchmark's three sentences (bench/voice_similarity.py's), with each speaker's served pack and
+per-layer timbre from a run's --save-packs folder (or the nearest stock voice without one). Each
+variant whole, and with --guarded also behind the colour guard (synth/fit/colour_fit.py, no
+deadline), as enrollment would serve it: with the served packs of a run, the "served_guarded" row
+replays that run's served voices.
 
     python bench/colour_variants.py [--packs DIR] [--guarded] [--speakers A,B] [--out colour_variants]
     python bench/colour_variants.py --merge shard1,shard2 --out colour_variants
@@ -65,6 +66,9 @@ def variant_gains(recording: np.ndarray, render: np.ndarray) -> dict[str, np.nda
     out = {name: share * voice_colour.colour_gains(recording, render, **kwargs)  # type: ignore[arg-type]
            for name, (kwargs, share) in VARIANTS.items()}
     out["tilt_only"] = tilt_only(out["wide_12db"])
+    # The served curve without its broad tilt: a microphone or room colours a recording mostly by tilt, and
+    # en_1998's enrollment is 10 to 14 dB brighter than its probe above 3.2 kHz (bench/recording_channels.py).
+    out["served_without_tilt"] = out["served"] - tilt_only(out["served"])
     return out
 
 
@@ -171,7 +175,9 @@ def main(argv: list[str]) -> None:
         "what": "one speaker's renders of the benchmark's sentences with each shape of colour, whole; judge "
         "similarity on bench/voice_similarity.py's 0..1 scale, top-1 among all probes, DNSMOS",
         "variants": {name: {"colour_gains": kwargs, "share": share} for name, (kwargs, share) in VARIANTS.items()}
-        | {"tilt_only": {"colour_gains": "wide_12db, then its least-squares line over log frequency", "share": 1.0}},
+        | {"tilt_only": {"colour_gains": "wide_12db, then its least-squares line over log frequency", "share": 1.0},
+           "served_without_tilt": {"colour_gains": "served, less its least-squares line over log frequency",
+                                   "share": 1.0}},
         "packs": str(args.packs) if args.packs else "nearest stock voice",
     }, rows, summarise, started)
 
