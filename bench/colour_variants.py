@@ -66,8 +66,7 @@ def variant_gains(recording: np.ndarray, render: np.ndarray) -> dict[str, np.nda
     out = {name: share * voice_colour.colour_gains(recording, render, **kwargs)  # type: ignore[arg-type]
            for name, (kwargs, share) in VARIANTS.items()}
     out["tilt_only"] = tilt_only(out["wide_12db"])
-    # The served curve without its broad tilt: a microphone or room colours a recording mostly by tilt, and
-    # en_1998's enrollment is 10 to 14 dB brighter than its probe above 3.2 kHz (bench/recording_channels.py).
+    # The served curve without its broad tilt: a microphone or room colours a recording mostly by tilt.
     out["served_without_tilt"] = out["served"] - tilt_only(out["served"])
     return out
 

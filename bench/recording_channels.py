@@ -2,11 +2,13 @@
 
 The fit's colour matches the enrollment recording's long-term spectrum, microphone and room included, while the
 benchmark judges the output against *_probe.wav, another recording of the same person. Where the two recordings
-differ in colour, the colour can move the output away from the probe. This prints, per speaker, the long-term
-spectrum of the louder half of the frames (mostly speech) of each recording in half-octave bands from 100 Hz, the
-difference enrollment minus probe (overall level removed) and its RMS over the bands; with --results, also what the
-whole colour did to the whole fit's judged similarity in those runs (unguarded_full_colour minus unguarded_pack_only,
-on the 0..1 scale), and the correlation of the two over the speakers.
+differ in colour, the colour can move the output away from the probe. Both recordings are measured as the colour
+measures a recording (`voice_colour.speech_logmel_mean`: mean log-mel over the speech frames). This prints, per
+speaker, the difference enrollment minus probe (overall level removed) in half-octave bands from 100 Hz, its RMS
+over those bands and its RMS over the mel bands inside the colour's band (voice_colour.LOW_HZ to TOP_HZ, where the
+colour acts); with --results, also what the whole colour did to the whole fit's judged similarity in those runs
+(unguarded_full_colour minus unguarded_pack_only, on the 0..1 scale), and the correlation of that with each RMS
+over the speakers.
 
     python bench/recording_channels.py [--voices DIR] [--results voice_similarity_s33_base1,voice_similarity_s33_t61]
 """
@@ -25,22 +27,40 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.common import correlation, write_result  # noqa: E402
 from bench.voice_similarity import RESULTS, ROOT, read_24k  # noqa: E402
 
-RATE = 24000
-FRAME, HOP = 1024, 512
 BAND_EDGES_HZ = 100.0 * 2.0 ** (np.arange(15) / 2)  # half-octave bands, 100 Hz to 12.8 kHz
-SPEECH_SHARE = 0.5  # the louder half of the frames stands for the speech
+DB_PER_NEPER = 20.0 / np.log(10.0)  # log-mel values are natural-log magnitudes
 
 
-def band_levels_db(audio: np.ndarray) -> np.ndarray:
-    """Long-term level (dB) of each half-octave band below Nyquist over the louder frames, overall level removed."""
-    frames = np.lib.stride_tricks.sliding_window_view(audio, FRAME)[::HOP] * np.hanning(FRAME)
-    power = np.abs(np.fft.rfft(frames, axis=1)) ** 2
-    energy = power.sum(axis=1)
-    power = power[energy >= np.quantile(energy, 1.0 - SPEECH_SHARE)]
-    freqs = np.fft.rfftfreq(FRAME, 1.0 / RATE)
-    bands = [(low, high) for low, high in zip(BAND_EDGES_HZ[:-1], BAND_EDGES_HZ[1:], strict=True) if high <= RATE / 2]
-    levels = np.array([10 * np.log10(power[:, (freqs >= low) & (freqs < high)].mean() + 1e-12) for low, high in bands])
-    return levels - levels.mean()
+def recording_difference_db(enroll: np.ndarray, probe: np.ndarray) -> np.ndarray:
+    """Per mel band, the enrollment's speech spectrum minus the probe's, in dB, overall level removed."""
+    from synth import voice_colour
+
+    difference = DB_PER_NEPER * (voice_colour.speech_logmel_mean(enroll) - voice_colour.speech_logmel_mean(probe))
+    return difference - difference.mean()
+
+
+def half_octaves(per_mel_band: np.ndarray) -> np.ndarray:
+    """Mean of the mel bands whose centres fall in each half-octave band (those holding any), level removed."""
+    from synth import voice_colour
+
+    centres = voice_colour.band_centres_hz()
+    edges = zip(BAND_EDGES_HZ[:-1], BAND_EDGES_HZ[1:], strict=True)
+    inside = [(centres >= low) & (centres < high) for low, high in edges]
+    bands = np.array([per_mel_band[mask].mean() for mask in inside if mask.any()])
+    return bands - bands.mean()
+
+
+def in_colour_band(per_mel_band: np.ndarray) -> np.ndarray:
+    """The mel bands where the colour acts (the curve is held flat outside), level removed."""
+    from synth import voice_colour
+
+    centres = voice_colour.band_centres_hz()
+    band = per_mel_band[(centres >= voice_colour.LOW_HZ) & (centres <= voice_colour.TOP_HZ)]
+    return band - band.mean()
+
+
+def rms(values: np.ndarray) -> float:
+    return round(float(np.sqrt(np.mean(values**2))), 2)
 
 
 def colour_effects(results: list[str]) -> dict[str, float]:
@@ -60,34 +80,42 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--results", default="", help="comma-separated voice_similarity runs made with --unguarded")
     parser.add_argument("--out", default="recording_channels", help="results name under bench/results/")
     args = parser.parse_args(argv)
+    from synth import voice_colour
 
     effects = colour_effects([name for name in args.results.split(",") if name])
     rows = []
     for enroll in sorted(args.voices.glob("*_enroll.wav")):
         speaker = enroll.name[: -len("_enroll.wav")]
-        difference = band_levels_db(read_24k(enroll)) - band_levels_db(read_24k(args.voices / f"{speaker}_probe.wav"))
-        difference -= difference.mean()
+        per_mel_band = recording_difference_db(read_24k(enroll), read_24k(args.voices / f"{speaker}_probe.wav"))
+        difference = half_octaves(per_mel_band)
         row = {
             "speaker": speaker,
             "enroll_minus_probe_db": [round(float(d), 1) for d in difference],
-            "rms_difference_db": round(float(np.sqrt(np.mean(difference**2))), 2),
+            "rms_difference_db": rms(difference),
+            "rms_difference_in_colour_band_db": rms(in_colour_band(per_mel_band)),
             "whole_colour_similarity_change": round(effects[speaker], 3) if speaker in effects else None,
         }
         rows.append(row)
-        print(f"{speaker:14s} RMS {row['rms_difference_db']:4.1f} dB  colour "
-              f"{row['whole_colour_similarity_change'] if effects else '-'}  {row['enroll_minus_probe_db']}")
+        print(f"{speaker:14s} RMS {row['rms_difference_db']:4.1f} dB "
+              f"(colour band {row['rms_difference_in_colour_band_db']:4.1f})"
+              f"  colour {row['whole_colour_similarity_change'] if effects else '-'}  {row['enroll_minus_probe_db']}")
     paired = [row for row in rows if row["whole_colour_similarity_change"] is not None]
-    summary = {
+    changes = np.array([row["whole_colour_similarity_change"] for row in paired])
+    summary: dict[str, object] = {
         "median_rms_difference_db": round(float(np.median([row["rms_difference_db"] for row in rows])), 2),
-        "correlation_rms_vs_colour_change": round(correlation(
-            np.array([row["rms_difference_db"] for row in paired]),
-            np.array([row["whole_colour_similarity_change"] for row in paired]),
-        ), 3) if len(paired) > 2 else None,
+        "median_rms_difference_in_colour_band_db": round(
+            float(np.median([row["rms_difference_in_colour_band_db"] for row in rows])), 2),
     }
+    if len(paired) > 2:
+        for key in ("rms_difference_db", "rms_difference_in_colour_band_db"):
+            values = np.array([row[key] for row in paired])
+            summary[f"correlation_{key}_vs_colour_change"] = correlation(values, changes)
     write_result(args.out, {
-        "what": "enrollment minus probe long-term spectrum (half-octave bands from 100 Hz, louder half of the frames, "
-                "overall level removed) and what the whole colour did to the whole fit's judged similarity",
+        "what": "enrollment minus probe speech spectrum as the colour measures it (voice_colour.speech_logmel_mean; "
+                "half-octave bands from 100 Hz, and the mel bands where the colour acts; overall level removed), and "
+                "what the whole colour did to the whole fit's judged similarity",
         "band_edges_hz": [round(float(edge)) for edge in BAND_EDGES_HZ],
+        "colour_band_hz": [voice_colour.LOW_HZ, voice_colour.TOP_HZ],
         "results": args.results,
         "speakers": rows,
         "summary": summary,
