@@ -7,7 +7,8 @@ import pytest
 
 from synth import voice_colour
 from synth.enroll.contract import FitTarget
-from synth.fit.colour_fit import SHARES, MeasuredColour, keep_clean_share, measure_colour
+from synth.fit.colour_fit import COLOUR_SENTENCES, SHARES, MeasuredColour, keep_clean_share, measure_colour
+from synth.fit.style_fit import TRAINING_SENTENCES
 
 
 def spectral_distance_db(target: FitTarget, audio: np.ndarray) -> float:
@@ -22,6 +23,23 @@ def spectral_distance_db(target: FitTarget, audio: np.ndarray) -> float:
 def measured(english_target: FitTarget, start_pack: np.ndarray) -> MeasuredColour:
     """The curve from a Japanese stock voice's renders to a real English recording."""
     return measure_colour(english_target, start_pack)
+
+
+def test_the_colour_is_measured_on_the_first_three_training_sentences_whatever_the_style_fit_uses(
+    english_target: FitTarget, start_pack: np.ndarray, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from synth.enroll import render
+
+    spoken: list[tuple[str, str]] = []
+
+    def render_text(pack: np.ndarray, text: str, lang: str, *args: object, **kwargs: object) -> np.ndarray:
+        spoken.append((text, lang))
+        return np.zeros(2400, np.float32)
+
+    monkeypatch.setattr(render, "render_text", render_text)
+    measure_colour(english_target, start_pack)
+    assert COLOUR_SENTENCES == 3
+    assert spoken == [(text, "en") for text in TRAINING_SENTENCES["en"][:3]]
 
 
 def test_the_colour_brings_the_renders_spectrum_to_the_recordings(
