@@ -1,9 +1,9 @@
 """After the style fit: measure the voice's colour (synth.voice_colour), keep as much as sounds clean.
 
 The colour is the recording's long-term spectrum against the fitted pack's, measured on the
-first of the fit's training sentences rendered by the serving engine. As for the pack, a no-reference
-quality score (DNSMOS, never the judge) of those renders, filtered, decides how much of it is
-kept: a strong curve can make a voice boom or hiss.
+first COLOUR_SENTENCES of each language's training sentences rendered by the serving engine.
+As for the pack, a no-reference quality score (DNSMOS, never the judge) of those renders,
+filtered, decides how much of it is kept: a strong curve can make a voice boom or hiss.
 """
 
 from __future__ import annotations
