@@ -212,6 +212,10 @@ def main(argv: list[str]) -> None:
                         help="override FitSettings.w_stock_contrast (experiments; 0 = off)")
     parser.add_argument("--training-sentences", type=int, default=None,
                         help="override FitSettings.training_sentences (experiments)")
+    parser.add_argument("--steps", default=None,
+                        help="PITCH,STYLE,LAYERS: fit exactly these steps per stage, whatever they cost, and let both "
+                             "quality checks try every share (FitSettings.steps): the same fit on any day or load, "
+                             "for comparing fits; each row records the steps its fit took either way")
     parser.add_argument("--layer-groups", default=None,
                         help="comma-separated LAYER_GROUPS to fit (FitSettings.layer_groups; experiments)")
     args = parser.parse_args(argv)
@@ -229,7 +233,7 @@ def main(argv: list[str]) -> None:
     from synth.fit import fit_style, nearest_stock_pack
     from synth.fit.colour_fit import keep_clean_share, measure_colour
     from synth.fit.quality_guard import GuardResult
-    from synth.fit.style_fit import FitSettings
+    from synth.fit.style_fit import FitSettings, StepCounts
 
     overrides = {
         "layer_lr": args.layer_lr, "w_layer_prior": args.layer_prior, "w_spectrum": args.spectrum_weight,
@@ -237,6 +241,7 @@ def main(argv: list[str]) -> None:
         "training_sentences": args.training_sentences,
         "spectrum_in_room": args.spectrum_in_room or None, "denoise_output": 0.0 if args.no_denoise else None,
         "layer_groups": tuple(args.layer_groups.split(",")) if args.layer_groups else None,
+        "steps": StepCounts.parse(args.steps) if args.steps else None,
         **(dict(zip(("mel_low_band", "mel_top_band"), map(int, args.spectrum_bands.split(",")), strict=True))
            if args.spectrum_bands else {}),
     }
@@ -251,6 +256,7 @@ def main(argv: list[str]) -> None:
     rows = []
     for speaker in chosen:
         guards: list[tuple[GuardResult, FittedStyle]] = []
+        steps: list[StepCounts] = []
         lang = speaker.split("_", 1)[0]
         enroll = read_24k(args.voices / f"{speaker}_enroll.wav")
         gate, analysis = quality.assess(enroll)  # the gate's verdict is recorded, not enforced
@@ -263,11 +269,12 @@ def main(argv: list[str]) -> None:
             progress=report if args.verbose else lambda f, s: None,
             cpu_budget_s=args.budget - COLOUR_CPU_S,  # as the enrollment job splits its budget
             on_guard=lambda guard, offered: guards.append((guard, offered)),  # noqa: B023 (called before the loop moves on)
+            on_steps=steps.append,
             settings=settings,
         )
-        # fit_colour, in two steps: the whole curve is scored too
+        # fit_colour, in two steps: the whole curve is scored too. A fit told its steps has no deadline.
         measured = measure_colour(target, fitted.pack, fitted.layers)
-        colour = keep_clean_share(measured, deadline=t0 + args.budget)
+        colour = keep_clean_share(measured, deadline=None if settings.steps is not None else t0 + args.budget)
         fit_cpu = time.process_time() - t0
         row: dict[str, object] = {
             "speaker": speaker,
@@ -275,6 +282,7 @@ def main(argv: list[str]) -> None:
             "gate_verdict": gate.verdict,
             "stock_voice": stock_name,
             "fit_cpu_s": round(fit_cpu, 1),
+            "steps": dataclasses.asdict(steps[0]) if steps else None,  # (pitch, style, layers) the fit took
             # The fit's quality guard: the share of the fitted offset kept, and its DNSMOS check (test sentence).
             "guard": guard_record(guards[0][0]) if guards else None,
             "layers_rms": None if fitted.layers is None else round(float(np.sqrt(np.mean(fitted.layers**2))), 4),

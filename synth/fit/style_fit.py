@@ -84,6 +84,32 @@ GUARD_SHARES = ((1.0, 1.0), (0.6, 0.6), (1.0, 0.0), (0.3, 0.3), (0.6, 0.0), (0.3
 
 
 @dataclass(frozen=True)
+class StepCounts:
+    """Steps of each stage of a fit: what a budget gave (`fit_style`'s `on_steps`), or what a fit must take.
+
+    A fit told its counts (`FitSettings.steps`) takes exactly these, whatever they cost, and its guard tries every
+    share: the same recording then gives the same fit on any day. Under a CPU budget the counts move with the
+    machine's load and speed, and where they end moves a fit more than most changes under test (README "Your
+    voice"), so comparisons of fits use counts. Serving uses the budget."""
+
+    pitch: int
+    style: int
+    layers: int
+
+    def __post_init__(self) -> None:
+        if min(self.pitch, self.style, self.layers) < 0:
+            raise ValueError("step counts cannot be negative")
+
+    @classmethod
+    def parse(cls, text: str) -> StepCounts:
+        """From 'PITCH,STYLE,LAYERS' (a command-line flag)."""
+        parts = text.split(",")
+        if len(parts) != 3 or not all(part.strip().isdigit() for part in parts):
+            raise ValueError(f"step counts are three whole numbers, PITCH,STYLE,LAYERS (got {text!r})")
+        return cls(*(int(part) for part in parts))
+
+
+@dataclass(frozen=True)
 class FitSettings:
     principal_dims: int = 24  # stock principal directions the offset may use freely
     lr: float = 0.15
@@ -130,6 +156,8 @@ class FitSettings:
     # which hear the engine alone: the fits hiss, and the suppressor wins back P.835 DNSMOS (README "Your voice").
     # 0 turns it off.
     denoise_output: float = 0.5
+    # Exact steps per stage instead of the budget's (StepCounts): for comparing fits, never for serving.
+    steps: StepCounts | None = None
 
     def __post_init__(self) -> None:
         if not 0 <= self.mel_low_band < self.mel_top_band <= 80:
@@ -274,12 +302,16 @@ class _SpeakerSteps:
         opt: torch.optim.Optimizer,
         until_s: float,
         grad_mask: torch.Tensor | None = None,
+        count: int | None = None,
     ) -> int:
-        """Steps until the next would end after `until_s` CPU-s of the fit; returns how many were taken."""
+        """Steps until the next would end after `until_s` CPU-s of the fit, or exactly `count` steps whatever
+        they cost; returns how many were taken."""
         taken = 0
         while True:
             tokens = self.sentences[self.step % len(self.sentences)]
-            if self.spent() + 1.2 * self.cost_per_token * len(tokens) > until_s:
+            if count is not None and taken >= count:
+                return taken
+            if count is None and self.spent() + 1.2 * self.cost_per_token * len(tokens) > until_s:
                 return taken
             t0 = time.process_time()
             opt.zero_grad()
@@ -323,6 +355,7 @@ def fit_style(
     cpu_budget_s: float = FIT_CPU_BUDGET_S,
     settings: FitSettings = FitSettings(),
     on_guard: Callable[[GuardResult, FittedStyle], None] | None = None,
+    on_steps: Callable[[StepCounts], None] | None = None,
     per_layer_timbre: bool = True,
 ) -> FittedStyle:
     """A style pack [510, 1, 256] and per-layer timbre fitted to `target`, from `start_pack`, within the budget.
@@ -330,8 +363,9 @@ def fit_style(
     `per_layer_timbre=False` fits the style alone, with the whole budget: a voice less like its speaker that
     sounds as clean as the stock voices (the deployment's choice; see README "Your voice").
 
-    `on_guard` is told what the quality guard decided and the whole fit it was offered (the benchmark
-    records both).
+    `on_guard` is told what the quality guard decided and the whole fit it was offered, `on_steps` how many
+    steps each stage took (the benchmark records them). With `settings.steps` the fit takes exactly those,
+    whatever the budget (see StepCounts).
     """
     start = time.process_time()
     pack = check_pack(start_pack)
@@ -376,9 +410,12 @@ def fit_style(
     pitch_opt = torch.optim.Adam([d], lr=settings.pitch_lr)
     # CPU seconds per token of a step, first guessed from this machine class, then measured.
     pitch_cost_per_token, cost_per_token = 0.04, 0.3
-    for step in range(settings.pitch_steps):
+    pitch_steps = settings.steps.pitch if settings.steps else settings.pitch_steps
+    pitch_taken = 0
+    for step in range(pitch_steps):
         tokens = sentences[step % len(sentences)]
-        if spent() + 1.5 * pitch_cost_per_token * len(tokens) > settings.pitch_budget_share * cpu_budget_s:
+        over = spent() + 1.5 * pitch_cost_per_token * len(tokens) > settings.pitch_budget_share * cpu_budget_s
+        if over and settings.steps is None:
             break
         t0 = time.process_time()
         pitch_opt.zero_grad()
@@ -388,6 +425,7 @@ def fit_style(
         assert d.grad is not None
         d.grad *= prosody_mask
         pitch_opt.step()
+        pitch_taken += 1
         pitch_cost_per_token = max(pitch_cost_per_token, (time.process_time() - t0) / len(tokens))
         progress(min(0.95, spent() / cpu_budget_s), "matching the pitch")
 
@@ -401,7 +439,11 @@ def fit_style(
         )
         return speaker, loss + _prior(d, space, settings)
 
-    steps.run(style_loss, d, torch.optim.Adam([d], lr=settings.lr), fit_end * settings.style_budget_share, timbre_mask)
+    fixed = settings.steps
+    style_steps = steps.run(
+        style_loss, d, torch.optim.Adam([d], lr=settings.lr), fit_end * settings.style_budget_share, timbre_mask,
+        count=None if fixed is None else fixed.style,
+    )
 
     # Stage 3: one timbre offset per decoder layer of the chosen groups, on the fitted style, to the budget's end.
     fitted_pack = torch.from_numpy(_apply(pack, (space.sigma * d.detach()).numpy()).reshape(-1, 256))
@@ -413,7 +455,12 @@ def fit_style(
         speaker, loss = _speaker_loss(audio, target, voiceprint, settings, anchors)
         return speaker, loss + settings.w_layer_prior * (z**2).sum()
 
-    layer_steps = steps.run(layer_loss, z, torch.optim.Adam([z], lr=settings.layer_lr), fit_end)
+    layer_steps = steps.run(
+        layer_loss, z, torch.optim.Adam([z], lr=settings.layer_lr), fit_end,
+        count=None if fixed is None else fixed.layers if settings.style_budget_share < 1.0 else 0,
+    )
+    if on_steps is not None:
+        on_steps(StepCounts(pitch_taken, style_steps, layer_steps))
 
     layers = (z.detach() * fitted_rows * space.sigma[:TIMBRE_DIMS]).numpy().astype(np.float32) if layer_steps else None
     fitted = FittedStyle(fitted_pack.numpy().reshape(PACK_SHAPE).copy(), layers)
@@ -430,7 +477,7 @@ def fit_style(
             np.zeros(2, np.float32),
             [(style_share, np.array([style_share, layer_share], np.float32)) for style_share, layer_share in shares],
             lambda kept: score(fitted.share_of_the_way(pack, float(kept[0]), float(kept[1]))),
-            deadline=start + cpu_budget_s,
+            deadline=None if fixed is not None else start + cpu_budget_s,  # told its steps, the guard tries every share
             start_quality=(start_quality, score_cost),
         )
         style_share, layer_share = (float(x) for x in guarded.kept)

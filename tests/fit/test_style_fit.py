@@ -13,7 +13,7 @@ from synth.engines.kokoro_layers import LAYER_GROUPS
 from synth.enroll.contract import PACK_SHAPE, FitTarget, FittedStyle
 from synth.fit import fit_style, kokoro_torch, nearest_stock_pack, resemblyzer_torch, style_fit
 from synth.fit.quality_guard import SCALES, GuardResult
-from synth.fit.style_fit import GUARD_SHARES, TRAINING_SENTENCES, FitSettings, guard_reserve_s
+from synth.fit.style_fit import GUARD_SHARES, TRAINING_SENTENCES, FitSettings, StepCounts, guard_reserve_s
 
 BUDGET_S = 40.0
 
@@ -32,6 +32,7 @@ def speaker_similarity(pack: np.ndarray, target: FitTarget, layers: np.ndarray |
 @pytest.mark.slow
 def test_fit_improves_the_objective_within_budget(english_target: FitTarget, start_pack: np.ndarray) -> None:
     seen: list[float] = []
+    steps: list[StepCounts] = []
     begin = time.process_time()
     fitted = fit_style(
         english_target,
@@ -39,8 +40,12 @@ def test_fit_improves_the_objective_within_budget(english_target: FitTarget, sta
         progress=lambda f, s: seen.append(f),
         cpu_budget_s=BUDGET_S,
         settings=FitSettings(quality_guard=False),  # the gradient fit alone; the guard is tested below
+        on_steps=steps.append,
     )
     spent = time.process_time() - begin
+    # The fit says how many steps the budget gave each stage: some of each, the pitch's within its cap.
+    ((taken,),) = (steps,)
+    assert 0 < taken.pitch <= FitSettings().pitch_steps and taken.style > 0 and taken.layers > 0
     pack, layers = fitted.pack, fitted.layers
     assert pack.shape == PACK_SHAPE and pack.dtype == np.float32 and np.isfinite(pack).all()
     assert spent <= BUDGET_S * 1.1
@@ -145,6 +150,57 @@ def test_slow_guard_scores_still_try_every_share_within_the_budget(
     assert [share for share, _ in decision.tried] == [style for style, _ in shares_that_move(whole, start_pack)]
     assert decision.scale == 0.0
     assert time.process_time() - started < 20.0 + 1.0  # the budget holds
+
+
+@pytest.mark.slow
+def test_a_fit_told_its_steps_takes_exactly_those_and_its_guard_tries_every_share_past_the_budget(
+    english_target: FitTarget, start_pack: np.ndarray, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    scored: list[FittedStyle] = []
+
+    def worse_when_moved(language_hint: str):  # type: ignore[no-untyped-def]
+        def score(fitted: FittedStyle) -> float:
+            scored.append(fitted)
+            return 3.0 if len(scored) == 1 else 2.0  # the start pack, scored first, is the only clean one
+
+        return score
+
+    monkeypatch.setattr(style_fit, "served_quality", worse_when_moved)
+    steps: list[StepCounts] = []
+    offered: list[tuple[GuardResult, FittedStyle]] = []
+    fit_style(
+        # A budget of one CPU-second would take no step of the style or the layers, and no share to the guard.
+        english_target, start_pack, progress=lambda f, s: None, cpu_budget_s=1.0,
+        settings=FitSettings(steps=StepCounts(pitch=2, style=1, layers=1)),
+        on_guard=lambda guard, whole: offered.append((guard, whole)), on_steps=steps.append,
+    )
+    assert steps == [StepCounts(2, 1, 1)]
+    ((decision, whole),) = offered
+    assert whole.layers is not None and not np.array_equal(whole.pack, start_pack)
+    assert [share for share, _ in decision.tried] == [style for style, _ in GUARD_SHARES]
+    assert decision.scale == 0.0 and len(scored) == 1 + len(GUARD_SHARES)
+
+
+@pytest.mark.slow
+def test_a_fit_told_its_steps_is_the_same_fit_every_time(english_target: FitTarget, start_pack: np.ndarray) -> None:
+    def fit() -> FittedStyle:
+        settings = FitSettings(quality_guard=False, steps=StepCounts(pitch=1, style=1, layers=1))
+        return fit_style(english_target, start_pack, progress=lambda f, s: None, settings=settings)
+
+    first, again = fit(), fit()
+    assert not np.array_equal(first.pack, start_pack) and first.layers is not None and again.layers is not None
+    np.testing.assert_array_equal(first.pack, again.pack)
+    np.testing.assert_array_equal(first.layers, again.layers)
+
+
+def test_step_counts_are_three_whole_numbers() -> None:
+    assert StepCounts.parse("20,24,30") == StepCounts(pitch=20, style=24, layers=30)
+    assert FitSettings(steps=StepCounts.parse("0, 3,0")).steps == StepCounts(0, 3, 0)
+    for bad in ("20,24", "20,24,30,1", "a,b,c", "20,-1,3", ""):
+        with pytest.raises(ValueError, match="three whole numbers"):
+            StepCounts.parse(bad)
+    with pytest.raises(ValueError, match="negative"):
+        StepCounts(1, -1, 1)
 
 
 def test_without_per_layer_timbre_the_style_takes_the_whole_budget(
