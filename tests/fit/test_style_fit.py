@@ -77,6 +77,7 @@ def shares_that_move(whole: FittedStyle, start_pack: np.ndarray) -> list[tuple[f
     return moving
 
 
+@pytest.mark.usefixtures("warm_fit")  # small budgets: the load must not count
 def test_a_fit_the_quality_guard_rejects_leaves_the_start_pack(
     english_target: FitTarget, start_pack: np.ndarray, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -122,23 +123,29 @@ def test_the_guard_keeps_back_a_score_for_every_share_at_what_a_score_costs_here
     assert guard_reserve_s(30.0, 6, 215.0, settings) == pytest.approx(settings.guard_max_share * 215.0)
 
 
-@pytest.mark.slow
-def test_slow_guard_scores_still_try_every_share_within_the_budget(
-    english_target: FitTarget, start_pack: np.ndarray, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    calls: list[float] = []
+def only_the_start_sounds_clean(scored: list[float], cost_s: float = 0.0):  # type: ignore[no-untyped-def]
+    """A stand-in for `served_quality` whose first score, the start pack's (taken before the fit), is the only clean
+    one. Each score costs `cost_s` CPU-seconds and appends to `scored` the CPU time it ended at."""
 
-    def slow_scores(language_hint: str):  # type: ignore[no-untyped-def]
+    def served_quality(language_hint: str):  # type: ignore[no-untyped-def]
         def score(fitted: FittedStyle) -> float:
-            until = time.process_time() + 0.6  # as on a slow CPU
+            until = time.process_time() + cost_s
             while time.process_time() < until:
                 pass
-            calls.append(until)
-            return 3.0 if len(calls) == 1 else 2.0  # the start pack, scored first, is the only clean one
+            scored.append(until)
+            return 3.0 if len(scored) == 1 else 2.0
 
         return score
 
-    monkeypatch.setattr(style_fit, "served_quality", slow_scores)
+    return served_quality
+
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("warm_fit")  # small budgets: the load must not count
+def test_slow_guard_scores_still_try_every_share_within_the_budget(
+    english_target: FitTarget, start_pack: np.ndarray, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(style_fit, "served_quality", only_the_start_sounds_clean([], cost_s=0.6))  # a slow CPU
     offered: list[tuple[GuardResult, FittedStyle]] = []
     started = time.process_time()
     fit_style(
@@ -156,16 +163,8 @@ def test_slow_guard_scores_still_try_every_share_within_the_budget(
 def test_a_fit_told_its_steps_takes_exactly_those_and_its_guard_tries_every_share_past_the_budget(
     english_target: FitTarget, start_pack: np.ndarray, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    scored: list[FittedStyle] = []
-
-    def worse_when_moved(language_hint: str):  # type: ignore[no-untyped-def]
-        def score(fitted: FittedStyle) -> float:
-            scored.append(fitted)
-            return 3.0 if len(scored) == 1 else 2.0  # the start pack, scored first, is the only clean one
-
-        return score
-
-    monkeypatch.setattr(style_fit, "served_quality", worse_when_moved)
+    scored: list[float] = []
+    monkeypatch.setattr(style_fit, "served_quality", only_the_start_sounds_clean(scored))
     steps: list[StepCounts] = []
     offered: list[tuple[GuardResult, FittedStyle]] = []
     fit_style(
@@ -203,6 +202,7 @@ def test_step_counts_are_three_whole_numbers() -> None:
         StepCounts(1, -1, 1)
 
 
+@pytest.mark.usefixtures("warm_fit")  # small budgets: the load must not count
 def test_without_per_layer_timbre_the_style_takes_the_whole_budget(
     english_target: FitTarget, start_pack: np.ndarray
 ) -> None:
@@ -216,6 +216,7 @@ def test_without_per_layer_timbre_the_style_takes_the_whole_budget(
     assert any(stage.startswith("shaping the voice") for stage in stages)
 
 
+@pytest.mark.usefixtures("warm_fit")  # small budgets: the load must not count
 def test_the_per_layer_timbre_can_be_fitted_in_some_decoder_parts_only(
     english_target: FitTarget, start_pack: np.ndarray
 ) -> None:
