@@ -22,6 +22,7 @@ import argparse
 import sys
 import time
 import zlib
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -41,8 +42,6 @@ SCORES = ("p835", "similarity", "guard_change")
 def hair_apart(start: np.ndarray, whole: Any, half: str, rng: np.random.Generator) -> Any:
     """`whole` (a FittedStyle) with its offset from `start` scaled per dimension by 1 + EPS * N(0, 1) in `half`:
     the timbre half of the style and the per-layer timbre, or the prosody half of the style."""
-    from dataclasses import replace
-
     scale = np.ones(256, np.float32)
     dims = slice(0, 128) if half == "timbre" else slice(128, 256)
     scale[dims] += EPS * rng.standard_normal(128).astype(np.float32)

@@ -410,12 +410,13 @@ def fit_style(
     pitch_opt = torch.optim.Adam([d], lr=settings.pitch_lr)
     # CPU seconds per token of a step, first guessed from this machine class, then measured.
     pitch_cost_per_token, cost_per_token = 0.04, 0.3
-    pitch_steps = settings.steps.pitch if settings.steps else settings.pitch_steps
+    fixed = settings.steps  # exact steps per stage, or None: the budget decides
     pitch_taken = 0
-    for step in range(pitch_steps):
+    for step in range(settings.pitch_steps if fixed is None else fixed.pitch):
         tokens = sentences[step % len(sentences)]
-        over = spent() + 1.5 * pitch_cost_per_token * len(tokens) > settings.pitch_budget_share * cpu_budget_s
-        if over and settings.steps is None:
+        if fixed is None and spent() + 1.5 * pitch_cost_per_token * len(tokens) > (
+            settings.pitch_budget_share * cpu_budget_s
+        ):
             break
         t0 = time.process_time()
         pitch_opt.zero_grad()
@@ -439,7 +440,6 @@ def fit_style(
         )
         return speaker, loss + _prior(d, space, settings)
 
-    fixed = settings.steps
     style_steps = steps.run(
         style_loss, d, torch.optim.Adam([d], lr=settings.lr), fit_end * settings.style_budget_share, timbre_mask,
         count=None if fixed is None else fixed.style,
@@ -455,9 +455,10 @@ def fit_style(
         speaker, loss = _speaker_loss(audio, target, voiceprint, settings, anchors)
         return speaker, loss + settings.w_layer_prior * (z**2).sum()
 
+    # A style fit with the whole budget (per_layer_timbre=False) fits no layers, whatever its step counts say.
+    layer_count = None if fixed is None else fixed.layers if settings.style_budget_share < 1.0 else 0
     layer_steps = steps.run(
-        layer_loss, z, torch.optim.Adam([z], lr=settings.layer_lr), fit_end,
-        count=None if fixed is None else fixed.layers if settings.style_budget_share < 1.0 else 0,
+        layer_loss, z, torch.optim.Adam([z], lr=settings.layer_lr), fit_end, count=layer_count
     )
     if on_steps is not None:
         on_steps(StepCounts(pitch_taken, style_steps, layer_steps))
