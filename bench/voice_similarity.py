@@ -70,15 +70,17 @@ def read_24k(path: Path) -> np.ndarray:
     return audio
 
 
-def speak(engine, fitted, lang: str, colour: np.ndarray | None = None) -> np.ndarray:  # type: ignore[no-untyped-def]
-    """The evaluation sentences spoken by the served engine with a FittedStyle (pack and per-layer timbre)."""
+def speak(engine, fitted, lang: str, colour: np.ndarray | None = None,  # type: ignore[no-untyped-def]
+          texts: tuple[str, ...] | None = None) -> np.ndarray:
+    """The evaluation sentences (or `texts`) spoken by the served engine with a FittedStyle (pack and per-layer
+    timbre), one after another with short gaps."""
     from synth.engines.base import ClauseRequest, Voice
 
     voice = Voice(id="bench", engine="kokoro", params=fitted.pack, owner="bench", colour=colour, layers=fitted.layers,
                   denoise=fitted.denoise)
     gap = np.zeros(int(GAP_S * 24000), np.float32)
     parts = []
-    for text in EVAL_SENTENCES[lang]:
+    for text in texts or EVAL_SENTENCES[lang]:
         parts += [engine.synthesize_batch([ClauseRequest(text, lang, voice)])[0], gap]
     return np.concatenate(parts[:-1])
 
