@@ -25,6 +25,11 @@ SHARE_LISTS with the guards that hear each sentence: where the whole fit fails, 
 before the style keep more of the likeness (en_3331 in voice_similarity_s30_each kept the style without the layers and
 missed top-1 by 0.016, while its whole fit was top-1)?
 
+--more-sentences also scores every share on bench/more_sentences.py's five more passages of three held-out sentences,
+spoken and scored like the benchmark's three ("bench_more": the mean over all six passages): three sentences judge a
+share's P.835 only roughly (a fit moved a hair moves it by a median SD of about 0.06, dnsmos_sensitivity_s35.json),
+so each policy is also replayed against eighteen sentences, as are the best share and the frontier below.
+
 --level-matched also scores every share with its output brought to the start's loudness (BS.1770, bench/loudness.py;
 one gain per share, measured on the guard's passage, as a served voice would carry it): the fits move the level by
 a few dB, and DNSMOS P.835 moves with the level. Policy `level_matched`: the guard and the benchmark both hear the
@@ -33,6 +38,7 @@ matched output.
     python bench/voice_similarity.py --unguarded --save-packs DIR --out NAME
     python bench/guard_replay.py --packs DIR --results NAME [--tolerances 0,0.03,0.05] [--speakers A,B]
                                  [--second-passage] [--each-sentence] [--finer-shares] [--level-matched]
+                                 [--more-sentences]
     python bench/guard_replay.py --merge SHARD1,SHARD2 --out NAME2    # or one earlier replay, summarised anew
 """
 
@@ -173,15 +179,15 @@ def replay(
     }
 
 
-def oracle(table: list[dict]) -> dict[str, object]:  # type: ignore[type-arg]
+def oracle(table: list[dict], bench: str = "bench") -> dict[str, object]:  # type: ignore[type-arg]
     """What no guard can beat: per speaker, the most similar share whose DNSMOS on the benchmark's own sentences
-    is no worse than the start's (a guard would have to hear those sentences to choose it)."""
+    (`bench`: the key of those scores) is no worse than the start's (a guard would have to hear them to choose it)."""
     kept = []
     for row in table:
-        start = row["shares"][0]["bench"]["dnsmos_ovrl"]
-        clean = [c for c in row["shares"] if c["bench"]["dnsmos_ovrl"] >= start]
-        best = max(clean, key=lambda c: c["bench"]["normalised"])
-        kept.append({"speaker": row["speaker"], "kept": best["share"], **best["bench"]})
+        start = row["shares"][0][bench]["dnsmos_ovrl"]
+        clean = [c for c in row["shares"] if c[bench]["dnsmos_ovrl"] >= start]
+        best = max(clean, key=lambda c: c[bench]["normalised"])
+        kept.append({"speaker": row["speaker"], "kept": best["share"], **best[bench]})
     return {
         "mean_normalised": round(float(np.mean([k["normalised"] for k in kept])), 4),
         "top1": f"{sum(bool(k['top1']) for k in kept)}/{len(kept)}",
@@ -190,25 +196,25 @@ def oracle(table: list[dict]) -> dict[str, object]:  # type: ignore[type-arg]
     }
 
 
-def mean_frontier(table: list[dict]) -> dict[str, object]:  # type: ignore[type-arg]
+def mean_frontier(table: list[dict], bench: str = "bench") -> dict[str, object]:  # type: ignore[type-arg]
     """What no choice of shares can beat on the mean: the goals compare mean DNSMOS with the stock voices', so
     one speaker may trade quality for likeness where another gives some back. For each weight w, every speaker
     keeps the share (or the start) with the most benchmark similarity + w x benchmark DNSMOS; the points traced
     are the upper edge of what a guard choosing among these shares could reach. Optimistic: it chooses on the
-    benchmark's own scores, render-to-render spread included."""
+    benchmark's own scores (`bench`: their key), render-to-render spread included."""
     points: dict[tuple[float, float], dict[str, object]] = {}
     for weight in np.linspace(0.0, 5.0, 201):
-        kept = [max(r["shares"], key=lambda c: c["bench"]["normalised"] + weight * c["bench"]["dnsmos_ovrl"])
+        kept = [max(r["shares"], key=lambda c: c[bench]["normalised"] + weight * c[bench]["dnsmos_ovrl"])
                 for r in table]
-        similarity = round(float(np.mean([c["bench"]["normalised"] for c in kept])), 4)
-        dnsmos = round(float(np.mean([c["bench"]["dnsmos_ovrl"] for c in kept])), 3)
+        similarity = round(float(np.mean([c[bench]["normalised"] for c in kept])), 4)
+        dnsmos = round(float(np.mean([c[bench]["dnsmos_ovrl"] for c in kept])), 3)
         points.setdefault((similarity, dnsmos), {
             "weight": round(float(weight), 3),
             "mean_normalised": similarity,
-            "top1": f"{sum(bool(c['bench']['top1']) for c in kept)}/{len(kept)}",
+            "top1": f"{sum(bool(c[bench]['top1']) for c in kept)}/{len(kept)}",
             "mean_dnsmos_ovrl": dnsmos,
         })
-    start = round(float(np.mean([r["shares"][0]["bench"]["dnsmos_ovrl"] for r in table])), 3)
+    start = round(float(np.mean([r["shares"][0][bench]["dnsmos_ovrl"] for r in table])), 3)
     clean = [key for key in points if key[1] >= start]
     return {
         "start_mean_dnsmos_ovrl": start,
@@ -253,6 +259,8 @@ def main(argv: list[str]) -> None:
                         help="also score each sentence of the passages on its own window")
     parser.add_argument("--level-matched", action="store_true",
                         help="also score every share brought to the start's loudness")
+    parser.add_argument("--more-sentences", action="store_true",
+                        help="also score every share like the benchmark on bench/more_sentences.py's passages")
     parser.add_argument("--finer-shares", action="store_true",
                         help="also score FINER_SHARES and replay SHARE_LISTS (needs --each-sentence)")
     args = parser.parse_args(argv)
@@ -294,6 +302,9 @@ def main(argv: list[str]) -> None:
                 **guard_hearing(sentences, args.each_sentence),
                 "bench": score_output(bench_audio, probes, speaker),
             })
+            if args.more_sentences:
+                shares[-1]["bench_more"] = on_more_sentences(engine, candidate, lang, probes, speaker,
+                                                             shares[-1]["bench"])
             if args.second_passage:
                 second = guard_hearing(speak_sentences(candidate, second_passage), args.each_sentence)
                 shares[-1] |= {f"{key}_b": heard for key, heard in second.items()}  # guard_dnsmos_b, guard_each_b
@@ -321,6 +332,20 @@ def main(argv: list[str]) -> None:
         print(json.dumps(table[-1]), flush=True)
 
     write(summarise(table, args.tolerances, args.results), args.out)
+
+
+def on_more_sentences(engine: Any, candidate: Any, lang: str, probes: dict[str, np.ndarray], speaker: str,
+                      bench: dict[str, Any]) -> dict[str, Any]:
+    """A share's benchmark scores over six passages: the benchmark's own (`bench`, already scored) and
+    bench/more_sentences.py's five more, in the benchmark's keys ("top1": top-1 on most of the passages)."""
+    from bench.more_sentences import SCORES, means, passages, scored_passages
+
+    more = scored_passages(engine, candidate, lang, None, probes, speaker, passages(lang)[1:])["passages"]
+    first = {score: bench[key] for score, key in SCORES.items()} | {"top1": bench["top1"]}
+    mean = means([first, *more])
+    return {key: mean[score] for score, key in SCORES.items()} | {
+        "top1": mean["top1_share"] > 0.5, "top1_share": mean["top1_share"]
+    }
 
 
 def guard_hearing(sentences: list[np.ndarray], each_sentence: bool) -> Share:
@@ -354,6 +379,7 @@ def summarise(table: list[dict], tolerances: str, results: str) -> dict[str, Any
         **(each_sentence(table, tolerances, bench) if "guard_each" in table[0]["shares"][0] else {}),
         **(level_matched(table, tolerances) if "guard_dnsmos_matched" in table[0]["shares"][0] else {}),
         **(share_lists(table, tolerances) if "finer_shares" in table[0] else {}),
+        **(more_sentences(table, tolerances) if "bench_more" in table[0]["shares"][0] else {}),
         "best_share_sounding_as_clean_on_the_benchmark": oracle(table),
         "mean_frontier": mean_frontier(table),
         "likeness_trade": [likeness_trade(table, w) for w in (0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 4.0)],
@@ -397,6 +423,33 @@ def each_sentence(table: list[dict], tolerances: str, bench: np.ndarray) -> dict
         worst_four = worst_changes(table, ("guard_each", "guard_each_b"))
         found["each_sentence_vs_bench_dnsmos_change"]["correlation_worst_of_four"] = correlation(worst_four, bench)
         found["policies_each_of_four"] = [replay(table, t, clean_on_each_of_four, "each_of_four") for t in levels]
+    return found
+
+
+def more_sentences(table: list[dict], tolerances: str) -> dict[str, Any]:  # type: ignore[type-arg]
+    """The guards judged on eighteen sentences instead of the benchmark's three: how well the guard's change foresees
+    the benchmark's over six passages, what each policy keeps by that measure, the best share and the frontier."""
+    levels = [float(t) for t in tolerances.split(",")]
+    bench_more = changes_from_start(table, lambda c: c["bench_more"]["dnsmos_ovrl"])
+    bench = changes_from_start(table, lambda c: c["bench"]["dnsmos_ovrl"])
+    found: dict[str, Any] = {
+        "more_sentences_dnsmos_change": {
+            "correlation_guard_one_window": correlation(changes_from_start(table, itemgetter("guard_dnsmos")),
+                                                        bench_more),
+            "correlation_benchmark_three_sentences": correlation(bench, bench_more),
+            "mean_change": round(float(bench_more.mean()), 3),
+        },
+        "policies_more_sentences": [replay(table, t, bench="bench_more") for t in levels],
+        "more_sentences_best_share": oracle(table, "bench_more"),
+        "more_sentences_frontier": mean_frontier(table, "bench_more"),
+    }
+    if "guard_each" in table[0]["shares"][0]:
+        guard_mean = changes_from_start(table, lambda c: float(np.mean(c["guard_each"])))
+        found["more_sentences_dnsmos_change"]["correlation_guard_mean_of_sentences"] = correlation(
+            guard_mean, bench_more)
+        found["policies_more_sentences_mean_of_sentences"] = [
+            replay(table, t, clean_on_mean_of_sentences, "mean_of_sentences", "bench_more") for t in levels
+        ]
     return found
 
 
@@ -464,6 +517,8 @@ def write(result: dict[str, Any], out: str) -> None:
             k: v for k, v in result["best_share_sounding_as_clean_on_the_benchmark"].items() if k != "kept"
         },
         "mean_frontier": result["mean_frontier"],
+        **({"more_sentences_best_share": {k: v for k, v in result["more_sentences_best_share"].items() if k != "kept"}}
+           if "more_sentences_best_share" in result else {}),
         "likeness_trade": result["likeness_trade"],
     }, indent=2))
 

@@ -151,16 +151,20 @@ def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def scored_passages(engine: Any, fitted: Any, lang: str, colour: np.ndarray | None, probes: dict[str, np.ndarray],
-                    speaker: str) -> dict[str, Any]:
-    """Each passage spoken in one voice and scored like the benchmark, and the means over them."""
+                    speaker: str, which: list[tuple[str, ...]] | None = None) -> dict[str, Any]:
+    """Each passage (of `which`, default all of `lang`'s) spoken in one voice and scored like the benchmark, and the
+    means over them."""
     scored = []
-    for texts in passages(lang):
+    for texts in passages(lang) if which is None else which:
         out = score_output(speak(engine, fitted, lang, colour, texts), probes, speaker)
         scored.append({score: out[key] for score, key in SCORES.items()} | {"top1": out["top1"]})
-    return {
-        "passages": scored,
-        "mean": {score: round(float(np.mean([p[score] for p in scored])), 4) for score in SCORES}
-        | {"top1_share": round(float(np.mean([p["top1"] for p in scored])), 3)},
+    return {"passages": scored, "mean": means(scored)}
+
+
+def means(scored: list[dict[str, Any]]) -> dict[str, Any]:
+    """The mean of each score over passages, and the share of them that were top-1."""
+    return {score: round(float(np.mean([p[score] for p in scored])), 4) for score in SCORES} | {
+        "top1_share": round(float(np.mean([p["top1"] for p in scored])), 3)
     }
 
 
