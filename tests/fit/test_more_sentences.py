@@ -1,0 +1,46 @@
+"""bench/more_sentences.py measures P.835 on sentences nothing else says: they must stay held out, and its paired
+summary must be the arithmetic it claims."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from bench.guard_replay import SECOND_PASSAGE
+from bench.more_sentences import MORE_PASSAGES, MORE_SENTENCES, PER_PASSAGE, passages, summarise
+from bench.voice_similarity import EVAL_SENTENCES
+from synth.enroll.render import TEST_SENTENCES
+from synth.fit.quality_guard import GUARD_SECOND_SENTENCES
+from synth.fit.style_fit import TRAINING_SENTENCES
+
+
+@pytest.mark.parametrize("lang", ["en", "zh", "ja"])
+def test_the_more_sentences_are_said_nowhere_else(lang: str) -> None:
+    said_elsewhere = {*TRAINING_SENTENCES[lang], GUARD_SECOND_SENTENCES[lang], TEST_SENTENCES[lang],
+                      *EVAL_SENTENCES[lang], *SECOND_PASSAGE[lang]}
+    assert len(set(MORE_SENTENCES[lang])) == len(MORE_SENTENCES[lang]) == MORE_PASSAGES * PER_PASSAGE
+    assert not said_elsewhere & set(MORE_SENTENCES[lang])
+    spoken = passages(lang)
+    assert spoken[0] == EVAL_SENTENCES[lang]  # passage 0 reproduces the benchmark's own row
+    assert [len(p) for p in spoken] == [PER_PASSAGE] * (1 + MORE_PASSAGES)
+
+
+def voice(p835: list[float]) -> dict[str, Any]:
+    scored = [{"p835": x, "p808": 4.0, "similarity": 0.5, "top1": True} for x in p835]
+    return {"passages": scored, "mean": {"p835": sum(p835) / len(p835)}}
+
+
+def test_served_minus_stock_is_paired_by_passage_and_by_speaker() -> None:
+    n = 1 + MORE_PASSAGES
+    rows = [
+        {"speaker": "a", "stock": voice([3.0] * n), "served": voice([3.1] * n)},
+        {"speaker": "b", "stock": voice([3.2] * n), "served": voice([3.0] + [3.3] * (n - 1))},
+    ]
+    paired = summarise(rows)["served_minus_stock_p835"]
+    assert paired["by_passage"][0] == pytest.approx((0.1 - 0.2) / 2)
+    assert paired["by_passage"][1] == pytest.approx((0.1 + 0.1) / 2)
+    b_change = (-0.2 + 0.1 * (n - 1)) / n
+    assert paired["all_passages"] == pytest.approx((0.1 + b_change) / 2, abs=1e-4)
+    assert paired["all_passages_standard_error"] == pytest.approx(abs(0.1 - b_change) / 2, abs=1e-4)
+    assert paired["by_speaker"] == {"a": pytest.approx(0.1), "b": pytest.approx(b_change, abs=1e-4)}
