@@ -7,22 +7,26 @@ two sentences does not follow: the two move together across copies of one fit at
 dnsmos_sensitivity_s35.json). So P.835 on a few sentences is part voice, part which sentences were said.
 
 This replays a voice_similarity run saved with --save-packs: for every speaker the stock voice it started from,
-the served voice (pack, per-layer timbre, suppressor and the share of colour that run kept) and the whole fit
-(never served: what the quality checks give up) each speak the benchmark's three sentences (passage 0, which
-reproduces the run's own row) and MORE_PASSAGES more passages of three held-out sentences in the same way, each
-passage scored like the benchmark (judge similarity, top-1, P.835, P.808). Reported per voice: the mean over
-speakers on passage 0 and over all passages, the served voice's paired change from stock on every passage (how
-far three sentences alone can swing the comparison) and on all of them together.
+the served voice (pack, per-layer timbre, suppressor and the share of colour that run kept), the whole fit (never
+served: what the quality checks give up) and, for what the colour and the suppressor do, the served voice without
+its colour and the whole fit with the served suppressor share each speak the benchmark's three sentences (passage
+0, which reproduces the run's own row) and MORE_PASSAGES more passages of three held-out sentences in the same way,
+each passage scored like the benchmark (judge similarity, top-1, P.835, P.808). Reported per voice: the mean over
+speakers on passage 0 and over all passages, the served voice's paired change from stock on every passage (how far
+three sentences alone can swing the comparison) and on all of them together.
 
     python bench/voice_similarity.py --unguarded --save-packs DIR --out NAME
-    python bench/more_sentences.py --packs DIR --results NAME [--speakers A,B] [--out more_sentences]
+    python bench/more_sentences.py --packs DIR --results NAME [--speakers A,B] [--voices-to-score A,B]
+                                   [--out more_sentences]
     python bench/more_sentences.py --merge SHARD1,SHARD2 --out more_sentences
 """
 
 from __future__ import annotations
 
+import argparse
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -98,9 +102,12 @@ MORE_SENTENCES = {
 }
 PER_PASSAGE = len(EVAL_SENTENCES["en"])  # sentences per passage, as the benchmark speaks them
 MORE_PASSAGES = len(MORE_SENTENCES["en"]) // PER_PASSAGE
-VOICES = ("stock", "served", "whole")
+# "served_pack_only": the served voice without its colour; "whole_denoised": the whole fit with the served voice's
+# suppressor share (what serving it unguarded would sound like; the benchmark scores it without).
+VOICES = ("stock", "served", "whole", "served_pack_only", "whole_denoised")
 # The voice_similarity row each voice's passage 0 should reproduce.
-BENCHMARK_ROW = {"stock": "stock", "served": "fitted", "whole": "unguarded_pack_only"}
+BENCHMARK_ROW = {"stock": "stock", "served": "fitted", "whole": "unguarded_pack_only",
+                 "served_pack_only": "fitted_pack_only"}
 SCORES = {"p835": "dnsmos_ovrl", "p808": "dnsmos_p808", "similarity": "normalised"}
 
 
@@ -168,8 +175,13 @@ def means(scored: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
+def add_options(parser: argparse.ArgumentParser) -> None:
+    add_results_option(parser)
+    parser.add_argument("--voices-to-score", default=",".join(VOICES), help=f"comma-separated, of {VOICES}")
+
+
 def main(argv: list[str]) -> None:
-    args = parse_replay(argv, __doc__, "more_sentences", summarise, add_results_option)
+    args = parse_replay(argv, __doc__, "more_sentences", summarise, add_options)
     if args is None:
         return
     from synth.enroll.contract import FittedStyle
@@ -189,22 +201,27 @@ def main(argv: list[str]) -> None:
         voices: dict[str, tuple[Any, np.ndarray | None]] = {
             "stock": (FittedStyle(stock), None),
             "served": (served, measure_colour(target, served.pack, served.layers).taps(share)),
+            "served_pack_only": (served, None),
         }
         if whole_path.exists():
             layers_path = args.packs / f"{speaker}.offered.layers.npy"
-            voices["whole"] = (FittedStyle(np.load(whole_path), np.load(layers_path) if layers_path.exists() else None),
-                               None)
+            whole = FittedStyle(np.load(whole_path), np.load(layers_path) if layers_path.exists() else None)
+            voices["whole"] = (whole, None)
+            voices["whole_denoised"] = (replace(whole, denoise=served.denoise), None)
+        chosen = args.voices_to_score.split(",")
         row: dict[str, Any] = {"speaker": speaker, "colour_share": share}
+        voices = {voice: spoken for voice, spoken in voices.items() if voice in chosen}
         for voice, (fitted, colour) in voices.items():
             row[voice] = scored_passages(engine, fitted, lang, colour, probes, speaker)
-            row[voice]["benchmark_row_p835"] = row_in[BENCHMARK_ROW[voice]]["dnsmos_ovrl"]
+            if voice in BENCHMARK_ROW:
+                row[voice]["benchmark_row_p835"] = row_in[BENCHMARK_ROW[voice]]["dnsmos_ovrl"]
         rows.append(row)
         print(f"{speaker} ({time.perf_counter() - started:.0f} s): P.835 " + ", ".join(
-            f"{voice} {row[voice]['passages'][0]['p835']:.3f} (row {row[voice]['benchmark_row_p835']:.3f}) "
+            f"{voice} {row[voice]['passages'][0]['p835']:.3f} (row {row[voice].get('benchmark_row_p835')}) "
             f"all {row[voice]['mean']['p835']:.3f}" for voice in voices), file=sys.stderr, flush=True)
     write_replay(args.out, {
-        "what": f"stock, served and whole-fit voices each scored like the benchmark on its three sentences (passage "
-                f"0) and on {MORE_PASSAGES} more passages of {PER_PASSAGE} held-out sentences",
+        "what": f"{args.voices_to_score.replace(',', ', ')} voices each scored like the benchmark on its three "
+                f"sentences (passage 0) and on {MORE_PASSAGES} more passages of {PER_PASSAGE} held-out sentences",
         "packs": str(args.packs),
         "results": args.results,
         "more_sentences": MORE_SENTENCES,
