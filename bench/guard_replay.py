@@ -445,8 +445,11 @@ def more_sentences(table: list[dict], tolerances: str) -> dict[str, Any]:  # typ
     }
     if "guard_each" in table[0]["shares"][0]:
         guard_mean = changes_from_start(table, lambda c: float(np.mean(c["guard_each"])))
-        found["more_sentences_dnsmos_change"]["correlation_guard_mean_of_sentences"] = correlation(
-            guard_mean, bench_more)
+        found["more_sentences_dnsmos_change"] |= {
+            "correlation_guard_mean_of_sentences": correlation(guard_mean, bench_more),
+            # The same guard against the benchmark's three sentences alone, for comparison.
+            "correlation_guard_mean_of_sentences_three_sentences": correlation(guard_mean, bench),
+        }
         found["policies_more_sentences_mean_of_sentences"] = [
             replay(table, t, clean_on_mean_of_sentences, "mean_of_sentences", "bench_more") for t in levels
         ]
