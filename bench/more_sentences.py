@@ -38,10 +38,9 @@ sys.path.insert(0, str(ROOT))
 from bench.common import add_results_option, parse_replay, write_replay  # noqa: E402
 from bench.voice_similarity import (  # noqa: E402
     EVAL_SENTENCES,
-    enrolled_target,
     saved_run,
+    saved_voice,
     score_output,
-    served_style,
     speak,
 )
 
@@ -185,8 +184,6 @@ def main(argv: list[str]) -> None:
     if args is None:
         return
     from synth.enroll.contract import FittedStyle
-    from synth.fit import nearest_stock_pack
-    from synth.fit.colour_fit import measure_colour
 
     started = time.perf_counter()
     rows_in, probes, engine = saved_run(args.results, args.voices, args.speakers)
@@ -194,13 +191,11 @@ def main(argv: list[str]) -> None:
     for row_in in rows_in:
         speaker = row_in["speaker"]
         whole_path = args.packs / f"{speaker}.offered.npy"
-        lang, target = enrolled_target(args.voices, speaker)
-        stock = nearest_stock_pack(target)[1]
-        served = served_style(args.packs, speaker, stock)
-        share = (row_in.get("colour_guard") or {}).get("scale", 0.0)  # the colour share that run served
+        saved = saved_voice(args.packs, args.voices, row_in)
+        lang, served = saved.lang, saved.served
         voices: dict[str, tuple[Any, np.ndarray | None]] = {
-            "stock": (FittedStyle(stock), None),
-            "served": (served, measure_colour(target, served.pack, served.layers).taps(share)),
+            "stock": (FittedStyle(saved.stock), None),
+            "served": (served, saved.colour),
             "served_pack_only": (served, None),
         }
         if whole_path.exists():
@@ -209,7 +204,7 @@ def main(argv: list[str]) -> None:
             voices["whole"] = (whole, None)
             voices["whole_denoised"] = (replace(whole, denoise=served.denoise), None)
         chosen = args.voices_to_score.split(",")
-        row: dict[str, Any] = {"speaker": speaker, "colour_share": share}
+        row: dict[str, Any] = {"speaker": speaker, "colour_share": saved.colour_share}
         voices = {voice: spoken for voice, spoken in voices.items() if voice in chosen}
         for voice, (fitted, colour) in voices.items():
             row[voice] = scored_passages(engine, fitted, lang, colour, probes, speaker)

@@ -26,7 +26,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.common import add_results_option, parse_replay, write_replay  # noqa: E402
-from bench.voice_similarity import enrolled_target, read_24k, saved_run, served_style, speak  # noqa: E402
+from bench.voice_similarity import read_24k, saved_run, saved_voice, speak  # noqa: E402
 
 
 def margins(print_: np.ndarray, probes: dict[str, np.ndarray], speaker: str) -> dict[str, Any]:
@@ -66,19 +66,14 @@ def main(argv: list[str]) -> None:
 
     from synth.enroll import judge
     from synth.enroll.contract import FittedStyle
-    from synth.fit import nearest_stock_pack
-    from synth.fit.colour_fit import measure_colour
 
     started = time.perf_counter()
     rows_in, probes, engine = saved_run(args.results, args.voices, args.speakers)
     rows = []
     for row in rows_in:
         speaker = row["speaker"]
-        lang, target = enrolled_target(args.voices, speaker)
-        stock = nearest_stock_pack(target)[1]
-        served = served_style(args.packs, speaker, stock)
-        share = (row.get("colour_guard") or {}).get("scale", 0.0)  # the colour share that run served
-        colour = measure_colour(target, served.pack, served.layers).taps(share)
+        saved = saved_voice(args.packs, args.voices, row)
+        lang, stock, served, share, colour = saved.lang, saved.stock, saved.served, saved.colour_share, saved.colour
         recording = judge.embed_speech_of(read_24k(args.voices / f"{speaker}_enroll.wav"), 24000)
         rows.append({
             "speaker": speaker,

@@ -27,9 +27,13 @@ import os
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import soundfile
+
+if TYPE_CHECKING:  # synth is imported where it is used, after the thread count is set
+    from synth.enroll.contract import FitTarget, FittedStyle
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
@@ -128,6 +132,31 @@ def served_style(packs: Path | None, speaker: str, stock: np.ndarray):  # type: 
     layers, denoise = packs / f"{speaker}.layers.npy", packs / f"{speaker}.denoise"
     return FittedStyle(np.load(packs / f"{speaker}.npy"), np.load(layers) if layers.exists() else None,
                        float(denoise.read_text()) if denoise.exists() else 0.0)
+
+
+@dataclasses.dataclass(frozen=True)
+class SavedVoice:
+    """A speaker's voices as a saved run served them."""
+
+    lang: str
+    target: FitTarget  # of the enrollment recording
+    stock: np.ndarray  # the nearest stock pack, where the fit started
+    served: FittedStyle  # the served pack, per-layer timbre and suppressor share (the stock pack without packs)
+    colour_share: float  # share of the colour that run's colour guard kept
+    colour: np.ndarray | None  # that share of the colour, re-measured on the served style (the fit is deterministic)
+
+
+def saved_voice(packs: Path | None, voices: Path, row: dict) -> SavedVoice:  # type: ignore[type-arg]
+    """The served voice of a saved run's `row`, with its colour, as that run served it."""
+    from synth.fit import nearest_stock_pack
+    from synth.fit.colour_fit import measure_colour
+
+    lang, target = enrolled_target(voices, row["speaker"])
+    stock = nearest_stock_pack(target)[1]
+    served = served_style(packs, row["speaker"], stock)
+    share = (row.get("colour_guard") or {}).get("scale", 0.0)
+    colour = measure_colour(target, served.pack, served.layers).taps(share)
+    return SavedVoice(lang, target, stock, served, share, colour)
 
 
 def saved_fits(packs: Path, rows: list[dict]):  # type: ignore[no-untyped-def, type-arg]
