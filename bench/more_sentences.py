@@ -19,11 +19,17 @@ three sentences alone can swing the comparison) and on all of them together.
     python bench/more_sentences.py --packs DIR --results NAME [--speakers A,B] [--voices-to-score A,B]
                                    [--out more_sentences]
     python bench/more_sentences.py --merge SHARD1,SHARD2 --out more_sentences
+
+With --guard-replay (a guard_replay --each-sentence --more-sentences result on the same packs) and
+--guard-tolerances T1,T2, it also scores "served_guard_T": the voice the fit would have served had its style guard
+had tolerance T (the share that guard keeps of the saved whole fit, the suppressor, and the colour fitted and
+guarded on it anew). At fixed steps the fit does not depend on the guard, so this is the whole served path.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from dataclasses import replace
@@ -35,7 +41,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.common import add_results_option, parse_replay, write_replay  # noqa: E402
+from bench.common import RESULTS, add_results_option, parse_replay, write_replay  # noqa: E402
 from bench.voice_similarity import (  # noqa: E402
     EVAL_SENTENCES,
     saved_run,
@@ -121,9 +127,17 @@ def mean_of(rows: list[dict[str, Any]], voice: str, score: str, which: slice) ->
     return float(np.mean([np.mean([p[score] for p in row[voice]["passages"][which]]) for row in rows]))
 
 
+def scored_voices(rows: list[dict[str, Any]]) -> list[str]:
+    """The voices scored in `rows`, in the order first met (VOICES, then any served_guard_T)."""
+    names: dict[str, None] = {}
+    for row in rows:
+        names |= {key: None for key, value in row.items() if isinstance(value, dict) and "passages" in value}
+    return list(names)
+
+
 def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
     summary: dict[str, Any] = {"speakers": len(rows), "passages": 1 + MORE_PASSAGES, "per_passage": PER_PASSAGE}
-    for voice in VOICES:
+    for voice in scored_voices(rows):
         found = [row for row in rows if voice in row]
         if not found:
             continue
@@ -177,6 +191,24 @@ def means(scored: list[dict[str, Any]]) -> dict[str, Any]:
 def add_options(parser: argparse.ArgumentParser) -> None:
     add_results_option(parser)
     parser.add_argument("--voices-to-score", default=",".join(VOICES), help=f"comma-separated, of {VOICES}")
+    parser.add_argument("--guard-replay", default=None,
+                        help="a guard_replay --each-sentence result on the same packs: with --guard-tolerances, also "
+                             "score the voice served had the style guard had another tolerance")
+    parser.add_argument("--guard-tolerances", default="", help="comma-separated, for --guard-replay")
+
+
+def kept_shares(guard_replay: str, tolerances: str) -> dict[str, dict[str, tuple[float, float]]]:
+    """For each of the comma-separated `tolerances`: the (style, layers) share the served style guard (the mean of
+    its sentences' changes) keeps of each speaker's whole fit, replayed on a guard_replay result's scores (the
+    renders and scores are deterministic, so this is the share the fit would have kept)."""
+    from bench.guard_replay import clean_on_mean_of_sentences, replay
+
+    table = json.loads((RESULTS / f"{guard_replay}.json").read_text())["speakers"]
+    return {
+        tolerance: {k["speaker"]: tuple(k["kept"]) for k in replay(table, float(tolerance), clean_on_mean_of_sentences,
+                                                                   "mean_of_sentences")["kept"]}  # type: ignore[attr-defined]
+        for tolerance in tolerances.split(",") if tolerance
+    }
 
 
 def main(argv: list[str]) -> None:
@@ -184,7 +216,10 @@ def main(argv: list[str]) -> None:
     if args is None:
         return
     from synth.enroll.contract import FittedStyle
+    from synth.fit.colour_fit import fit_colour
+    from synth.fit.style_fit import FitSettings
 
+    kept_at = kept_shares(args.guard_replay, args.guard_tolerances) if args.guard_replay else {}
     started = time.perf_counter()
     rows_in, probes, engine = saved_run(args.results, args.voices, args.speakers)
     rows = []
@@ -192,6 +227,7 @@ def main(argv: list[str]) -> None:
         speaker = row_in["speaker"]
         whole_path = args.packs / f"{speaker}.offered.npy"
         saved = saved_voice(args.packs, args.voices, row_in)
+        shares: dict[str, dict[str, Any]] = {}  # what each served_guard_T voice kept
         lang, served = saved.lang, saved.served
         voices: dict[str, tuple[Any, np.ndarray | None]] = {
             "stock": (FittedStyle(saved.stock), None),
@@ -203,13 +239,25 @@ def main(argv: list[str]) -> None:
             whole = FittedStyle(np.load(whole_path), np.load(layers_path) if layers_path.exists() else None)
             voices["whole"] = (whole, None)
             voices["whole_denoised"] = (replace(whole, denoise=served.denoise), None)
-        chosen = args.voices_to_score.split(",")
+            for tolerance, kept in kept_at.items():  # what the fit would serve, its guard at `tolerance`
+                style_share, layer_share = kept[speaker]
+                guarded = whole.share_of_the_way(saved.stock, style_share, layer_share)
+                if guarded.layers is not None or style_share:  # as fit_style: a moved voice gets the suppressor
+                    guarded = replace(guarded, denoise=FitSettings().denoise_output)
+                kept_colour = fit_colour(saved.target, guarded.pack, layers=guarded.layers)
+                voices[f"served_guard_{tolerance}"] = (guarded, kept_colour.taps)
+                shares[f"served_guard_{tolerance}"] = {
+                    "kept": [style_share, layer_share],
+                    "colour_share": kept_colour.guard.scale if kept_colour.guard else 0.0,
+                }
+        chosen = args.voices_to_score.split(",") + [f"served_guard_{tolerance}" for tolerance in kept_at]
         row: dict[str, Any] = {"speaker": speaker, "colour_share": saved.colour_share}
         voices = {voice: spoken for voice, spoken in voices.items() if voice in chosen}
         for voice, (fitted, colour) in voices.items():
             row[voice] = scored_passages(engine, fitted, lang, colour, probes, speaker)
             if voice in BENCHMARK_ROW:
                 row[voice]["benchmark_row_p835"] = row_in[BENCHMARK_ROW[voice]]["dnsmos_ovrl"]
+            row[voice] |= shares.get(voice, {})
         rows.append(row)
         print(f"{speaker} ({time.perf_counter() - started:.0f} s): P.835 " + ", ".join(
             f"{voice} {row[voice]['passages'][0]['p835']:.3f} (row {row[voice].get('benchmark_row_p835')}) "
