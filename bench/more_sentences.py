@@ -139,8 +139,6 @@ def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
     summary: dict[str, Any] = {"speakers": len(rows), "passages": 1 + MORE_PASSAGES, "per_passage": PER_PASSAGE}
     for voice in scored_voices(rows):
         found = [row for row in rows if voice in row]
-        if not found:
-            continue
         hits = [p["top1"] for row in found for p in row[voice]["passages"]]
         summary[voice] = {
             f"{score}_{part}": round(mean_of(found, voice, score, which), 4)
@@ -217,7 +215,7 @@ def main(argv: list[str]) -> None:
         return
     from synth.enroll.contract import FittedStyle
     from synth.fit.colour_fit import fit_colour
-    from synth.fit.style_fit import FitSettings
+    from synth.fit.style_fit import FitSettings, with_suppressor
 
     kept_at = kept_shares(args.guard_replay, args.guard_tolerances) if args.guard_replay else {}
     started = time.perf_counter()
@@ -241,9 +239,8 @@ def main(argv: list[str]) -> None:
             voices["whole_denoised"] = (replace(whole, denoise=served.denoise), None)
             for tolerance, kept in kept_at.items():  # what the fit would serve, its guard at `tolerance`
                 style_share, layer_share = kept[speaker]
-                guarded = whole.share_of_the_way(saved.stock, style_share, layer_share)
-                if guarded.layers is not None or style_share:  # as fit_style: a moved voice gets the suppressor
-                    guarded = replace(guarded, denoise=FitSettings().denoise_output)
+                guarded = with_suppressor(whole.share_of_the_way(saved.stock, style_share, layer_share), saved.stock,
+                                          FitSettings().denoise_output)
                 kept_colour = fit_colour(saved.target, guarded.pack, layers=guarded.layers)
                 voices[f"served_guard_{tolerance}"] = (guarded, kept_colour.taps)
                 shares[f"served_guard_{tolerance}"] = {

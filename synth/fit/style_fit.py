@@ -490,7 +490,14 @@ def fit_style(
         if on_guard is not None:
             on_guard(guarded, fitted)
         fitted = fitted.share_of_the_way(pack, style_share, layer_share)
-    if fitted.layers is not None or not np.array_equal(fitted.pack, pack):  # the start pack is served as it is
-        fitted = replace(fitted, denoise=settings.denoise_output)
+    fitted = with_suppressor(fitted, pack, settings.denoise_output)
     progress(1.0, "done")
+    return fitted
+
+
+def with_suppressor(fitted: FittedStyle, start_pack: np.ndarray, share: float) -> FittedStyle:
+    """`fitted` as it is served: a voice moved from its start pack gets `share` of the noise suppressor's output
+    (FitSettings.denoise_output); the start pack itself is served as it is."""
+    if fitted.layers is not None or not np.array_equal(fitted.pack, start_pack):
+        return replace(fitted, denoise=share)
     return fitted
