@@ -23,7 +23,9 @@ three sentences alone can swing the comparison) and on all of them together.
 With --guard-replay (a guard_replay --each-sentence --more-sentences result on the same packs) and
 --guard-tolerances T1,T2, it also scores "served_guard_T": the voice the fit would have served had its style guard
 had tolerance T (the share that guard keeps of the saved whole fit, the suppressor, and the colour fitted and
-guarded on it anew). At fixed steps the fit does not depend on the guard, so this is the whole served path.
+guarded on it anew). At fixed steps the fit does not depend on the guard, so this is the whole served path. A
+served_guard_T voice that keeps the served share (or an earlier T's) is that voice, and takes its scores ("same_as").
+Every voice's paired P.835 change from stock is summarised as "<voice>_minus_stock_p835".
 """
 
 from __future__ import annotations
@@ -135,6 +137,24 @@ def scored_voices(rows: list[dict[str, Any]]) -> list[str]:
     return list(names)
 
 
+def minus_stock_p835(paired: list[dict[str, Any]], voice: str) -> dict[str, Any]:
+    """`voice` minus stock P.835, per passage (a 9-voice mean on three sentences, as the benchmark takes it) and per
+    speaker over all passages (the paired change and its standard error over speakers)."""
+    by_passage = [
+        float(np.mean([row[voice]["passages"][i]["p835"] - row["stock"]["passages"][i]["p835"] for row in paired]))
+        for i in range(1 + MORE_PASSAGES)
+    ]
+    by_speaker = [row[voice]["mean"]["p835"] - row["stock"]["mean"]["p835"] for row in paired]
+    return {
+        "by_passage": [round(x, 4) for x in by_passage],
+        "by_passage_sd": round(float(np.std(by_passage, ddof=1)), 4),
+        "all_passages": round(float(np.mean(by_speaker)), 4),
+        "all_passages_standard_error": round(float(np.std(by_speaker, ddof=1) / np.sqrt(len(by_speaker))), 4)
+        if len(by_speaker) > 1 else None,
+        "by_speaker": {row["speaker"]: round(d, 4) for row, d in zip(paired, by_speaker, strict=True)},
+    }
+
+
 def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
     summary: dict[str, Any] = {"speakers": len(rows), "passages": 1 + MORE_PASSAGES, "per_passage": PER_PASSAGE}
     for voice in scored_voices(rows):
@@ -147,24 +167,11 @@ def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
             "top1_benchmark": f"{sum(row[voice]['passages'][0]['top1'] for row in found)}/{len(found)}",
             "top1_all_passages": f"{sum(hits)}/{len(hits)}",
         }
-    paired = [row for row in rows if "served" in row and "stock" in row]
-    if paired:
-        # Served minus stock P.835, per passage (a 9-voice mean on three sentences, as the benchmark takes it) and
-        # per speaker over all passages (the paired change and its standard error over speakers).
-        by_passage = [
-            float(np.mean([row["served"]["passages"][i]["p835"] - row["stock"]["passages"][i]["p835"]
-                           for row in paired]))
-            for i in range(1 + MORE_PASSAGES)
-        ]
-        by_speaker = [row["served"]["mean"]["p835"] - row["stock"]["mean"]["p835"] for row in paired]
-        summary["served_minus_stock_p835"] = {
-            "by_passage": [round(x, 4) for x in by_passage],
-            "by_passage_sd": round(float(np.std(by_passage, ddof=1)), 4),
-            "all_passages": round(float(np.mean(by_speaker)), 4),
-            "all_passages_standard_error": round(float(np.std(by_speaker, ddof=1) / np.sqrt(len(by_speaker))), 4)
-            if len(by_speaker) > 1 else None,
-            "by_speaker": {row["speaker"]: round(d, 4) for row, d in zip(paired, by_speaker, strict=True)},
-        }
+    for voice in scored_voices(rows):
+        if voice != "stock":
+            paired = [row for row in rows if voice in row and "stock" in row]
+            if paired:
+                summary[f"{voice}_minus_stock_p835"] = minus_stock_p835(paired, voice)
     return summary
 
 
@@ -220,6 +227,7 @@ def main(argv: list[str]) -> None:
     kept_at = kept_shares(args.guard_replay, args.guard_tolerances) if args.guard_replay else {}
     started = time.perf_counter()
     rows_in, probes, engine = saved_run(args.results, args.voices, args.speakers)
+    chosen = args.voices_to_score.split(",") + [f"served_guard_{tolerance}" for tolerance in kept_at]
     rows = []
     for row_in in rows_in:
         speaker = row_in["speaker"]
@@ -237,17 +245,27 @@ def main(argv: list[str]) -> None:
             whole = FittedStyle(np.load(whole_path), np.load(layers_path) if layers_path.exists() else None)
             voices["whole"] = (whole, None)
             voices["whole_denoised"] = (replace(whole, denoise=served.denoise), None)
+            # A served_guard_T voice that keeps the served share, or an earlier tolerance's, is that voice (the
+            # renders are deterministic: s36's rebuilt voices reproduced the served ones to the last digit), so its
+            # scores are copied rather than spoken again.
+            voice_keeping = {tuple(row_in["guard"]["kept"]): "served"} if "served" in chosen else {}
             for tolerance, kept in kept_at.items():  # what the fit would serve, its guard at `tolerance`
                 style_share, layer_share = kept[speaker]
+                name = f"served_guard_{tolerance}"
+                if (style_share, layer_share) in voice_keeping:
+                    twin = voice_keeping[(style_share, layer_share)]
+                    colour_share = saved.colour_share if twin == "served" else shares[twin]["colour_share"]
+                    shares[name] = {"kept": [style_share, layer_share], "same_as": twin, "colour_share": colour_share}
+                    continue
+                voice_keeping[(style_share, layer_share)] = name
                 guarded = with_suppressor(whole.share_of_the_way(saved.stock, style_share, layer_share), saved.stock,
                                           FitSettings().denoise_output)
                 kept_colour = fit_colour(saved.target, guarded.pack, layers=guarded.layers)
-                voices[f"served_guard_{tolerance}"] = (guarded, kept_colour.taps)
-                shares[f"served_guard_{tolerance}"] = {
+                voices[name] = (guarded, kept_colour.taps)
+                shares[name] = {
                     "kept": [style_share, layer_share],
                     "colour_share": kept_colour.guard.scale if kept_colour.guard else 0.0,
                 }
-        chosen = args.voices_to_score.split(",") + [f"served_guard_{tolerance}" for tolerance in kept_at]
         row: dict[str, Any] = {"speaker": speaker, "colour_share": saved.colour_share}
         voices = {voice: spoken for voice, spoken in voices.items() if voice in chosen}
         for voice, (fitted, colour) in voices.items():
@@ -255,6 +273,10 @@ def main(argv: list[str]) -> None:
             if voice in BENCHMARK_ROW:
                 row[voice]["benchmark_row_p835"] = row_in[BENCHMARK_ROW[voice]]["dnsmos_ovrl"]
             row[voice] |= shares.get(voice, {})
+        for voice, choice in shares.items():
+            if "same_as" in choice:
+                twin_scores = row[choice["same_as"]]
+                row[voice] = {"passages": twin_scores["passages"], "mean": twin_scores["mean"]} | choice
         rows.append(row)
         print(f"{speaker} ({time.perf_counter() - started:.0f} s): P.835 " + ", ".join(
             f"{voice} {row[voice]['passages'][0]['p835']:.3f} (row {row[voice].get('benchmark_row_p835')}) "

@@ -44,3 +44,17 @@ def test_served_minus_stock_is_paired_by_passage_and_by_speaker() -> None:
     assert paired["all_passages"] == pytest.approx((0.1 + b_change) / 2, abs=1e-4)
     assert paired["all_passages_standard_error"] == pytest.approx(abs(0.1 - b_change) / 2, abs=1e-4)
     assert paired["by_speaker"] == {"a": pytest.approx(0.1), "b": pytest.approx(b_change, abs=1e-4)}
+
+
+def test_every_voice_is_paired_with_stock() -> None:
+    n = 1 + MORE_PASSAGES
+    rows = [
+        {"speaker": "a", "stock": voice([3.0] * n), "served": voice([3.1] * n), "served_guard_0.1": voice([2.9] * n)},
+        {"speaker": "b", "stock": voice([3.2] * n), "served": voice([3.2] * n)},
+    ]
+    summary = summarise(rows)
+    assert "stock_minus_stock_p835" not in summary
+    assert summary["served_minus_stock_p835"]["all_passages"] == pytest.approx(0.05)
+    looser = summary["served_guard_0.1_minus_stock_p835"]  # paired only where both were scored
+    assert looser["by_speaker"] == {"a": pytest.approx(-0.1)}
+    assert looser["all_passages_standard_error"] is None
