@@ -99,7 +99,7 @@ def summarise(rows: list[dict]) -> dict[str, object]:  # type: ignore[type-arg]
     return summary
 
 
-REPLAY_TOLERANCES = (0.02, 0.05, 0.08, 0.12, 0.2)  # the guard runs with 0.02
+REPLAY_TOLERANCES = (0.02, 0.05, 0.08, 0.12, 0.2)  # the colour guard runs with colour_fit.TOLERANCE
 
 
 def replay_guard(rows: list[dict], name: str, tolerance: float) -> dict[str, object]:  # type: ignore[type-arg]

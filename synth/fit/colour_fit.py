@@ -23,7 +23,7 @@ from synth.fit.style_fit import training_texts
 # guard's verdict on the training renders foresees the benchmark sentences' only loosely (correlation 0.24
 # over 116 fits), so a tight tolerance throws likeness away on noise: replayed on 9 served packs
 # (colour_variants_s23_tol.json), 0.02 kept similarity 0.453 (6/9 top-1) at P.835 3.169, 0.05 kept
-# 0.470 (7/9) at 3.160. The style guard uses the same 0.05.
+# 0.470 (7/9) at 3.160. The style guard has its own (quality_guard.TOLERANCE).
 SHARES = (1.0, 0.75, 0.5, 0.25)
 TOLERANCE = 0.05
 # The colour is measured on the first three training sentences of each language whatever the style fit trains on:
