@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.common import add_results_option, correlation, parse_replay, write_replay  # noqa: E402
 from bench.more_sentences import passages  # noqa: E402
-from bench.voice_similarity import saved_fits, saved_run  # noqa: E402
+from bench.voice_similarity import saved_fits, saved_rows  # noqa: E402
 
 TARGET_STANDARD_ERROR = 0.05  # DNSMOS points: a quarter of the guard's tolerance
 
@@ -70,9 +70,8 @@ def main(argv: list[str]) -> None:
     from synth.fit.quality_guard import guard_passage, served_quality
 
     started = time.perf_counter()
-    rows_in, _, _ = saved_run(args.results, args.voices, args.speakers)
     rows = []
-    for row_in, lang, start, whole in saved_fits(args.packs, rows_in):
+    for row_in, lang, start, whole in saved_fits(args.packs, saved_rows(args.results, args.speakers)):
         guard_texts = guard_passage(lang)
         texts = guard_texts + [(text, lang) for passage in passages(lang) for text in passage]
         score = served_quality(lang, texts)  # each sentence heard on its own, as the guard hears its two

@@ -48,6 +48,7 @@ from bench.voice_similarity import (  # noqa: E402
     EVAL_SENTENCES,
     saved_run,
     saved_voice,
+    saved_whole_fit,
     score_output,
     speak,
 )
@@ -167,11 +168,9 @@ def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
             "top1_benchmark": f"{sum(row[voice]['passages'][0]['top1'] for row in found)}/{len(found)}",
             "top1_all_passages": f"{sum(hits)}/{len(hits)}",
         }
-    for voice in scored_voices(rows):
-        if voice != "stock":
-            paired = [row for row in rows if voice in row and "stock" in row]
-            if paired:
-                summary[f"{voice}_minus_stock_p835"] = minus_stock_p835(paired, voice)
+        paired = [row for row in found if "stock" in row]
+        if voice != "stock" and paired:
+            summary[f"{voice}_minus_stock_p835"] = minus_stock_p835(paired, voice)
     return summary
 
 
@@ -231,7 +230,7 @@ def main(argv: list[str]) -> None:
     rows = []
     for row_in in rows_in:
         speaker = row_in["speaker"]
-        whole_path = args.packs / f"{speaker}.offered.npy"
+        whole = saved_whole_fit(args.packs, speaker)
         saved = saved_voice(args.packs, args.voices, row_in)
         shares: dict[str, dict[str, Any]] = {}  # what each served_guard_T voice kept
         lang, served = saved.lang, saved.served
@@ -240,9 +239,7 @@ def main(argv: list[str]) -> None:
             "served": (served, saved.colour),
             "served_pack_only": (served, None),
         }
-        if whole_path.exists():
-            layers_path = args.packs / f"{speaker}.offered.layers.npy"
-            whole = FittedStyle(np.load(whole_path), np.load(layers_path) if layers_path.exists() else None)
+        if whole is not None:
             voices["whole"] = (whole, None)
             voices["whole_denoised"] = (replace(whole, denoise=served.denoise), None)
             # A served_guard_T voice that keeps the served share, or an earlier tolerance's, is that voice (the

@@ -98,8 +98,14 @@ def saved_run(results: str, voices: Path, speakers: str) -> tuple[list[dict], di
     from synth.engines.kokoro import KokoroEngine
 
     chosen, probes = speakers_and_probes(voices, speakers)
-    rows = [r for r in json.loads((RESULTS / f"{results}.json").read_text())["speakers"] if r["speaker"] in chosen]
-    return rows, probes, KokoroEngine(threads=1)
+    return [r for r in saved_rows(results) if r["speaker"] in chosen], probes, KokoroEngine(threads=1)
+
+
+def saved_rows(results: str, speakers: str = "") -> list[dict]:  # type: ignore[type-arg]
+    """A saved run's rows, of the comma-separated `speakers` (default all), for replays that need no judge."""
+    chosen = {speaker for speaker in speakers.split(",") if speaker}
+    rows = json.loads((RESULTS / f"{results}.json").read_text())["speakers"]
+    return [row for row in rows if not chosen or row["speaker"] in chosen]
 
 
 def speakers_and_probes(voices: Path, speakers: str) -> tuple[list[str], dict[str, np.ndarray]]:
@@ -162,18 +168,26 @@ def saved_voice(packs: Path | None, voices: Path, row: dict) -> SavedVoice:  # t
 def saved_fits(packs: Path, rows: list[dict]):  # type: ignore[no-untyped-def, type-arg]
     """(row, language, start pack, whole fit offered to the guard) of every speaker whose whole fit was saved
     by --save-packs in `packs`."""
-    from synth.enroll.contract import FittedStyle
     from synth.fit.stock import stock_packs
 
     for row in rows:
         speaker = row["speaker"]
-        offered_path = packs / f"{speaker}.offered.npy"
-        if not offered_path.exists():
+        offered = saved_whole_fit(packs, speaker)
+        if offered is None:
             print(f"{speaker}: no whole fit saved, skipped", file=sys.stderr)
             continue
-        layers_path = packs / f"{speaker}.offered.layers.npy"
-        offered = FittedStyle(np.load(offered_path), np.load(layers_path) if layers_path.exists() else None)
         yield row, speaker.split("_", 1)[0], stock_packs()[row["stock_voice"]], offered
+
+
+def saved_whole_fit(packs: Path, speaker: str) -> FittedStyle | None:
+    """`speaker`'s whole fit as --save-packs wrote it to `packs` (pack and per-layer timbre), or None if not saved."""
+    from synth.enroll.contract import FittedStyle
+
+    pack = packs / f"{speaker}.offered.npy"
+    if not pack.exists():
+        return None
+    layers = packs / f"{speaker}.offered.layers.npy"
+    return FittedStyle(np.load(pack), np.load(layers) if layers.exists() else None)
 
 
 def guard_record(guard) -> dict[str, object]:  # type: ignore[no-untyped-def]

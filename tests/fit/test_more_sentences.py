@@ -58,3 +58,27 @@ def test_every_voice_is_paired_with_stock() -> None:
     looser = summary["served_guard_0.1_minus_stock_p835"]  # paired only where both were scored
     assert looser["by_speaker"] == {"a": pytest.approx(-0.1)}
     assert looser["all_passages_standard_error"] is None
+
+
+def test_a_saved_whole_fit_is_read_as_the_run_wrote_it(tmp_path: Any) -> None:
+    import numpy as np
+
+    from bench.voice_similarity import saved_whole_fit
+
+    pack, layers = np.arange(6, dtype=np.float32).reshape(2, 3), np.ones((4, 2), np.float32)
+    np.save(tmp_path / "en_a.offered.npy", pack)
+    np.save(tmp_path / "en_a.offered.layers.npy", layers)
+    np.save(tmp_path / "en_b.offered.npy", pack)  # a whole fit without per-layer timbre
+    a, b = saved_whole_fit(tmp_path, "en_a"), saved_whole_fit(tmp_path, "en_b")
+    assert a is not None and np.array_equal(a.pack, pack) and np.array_equal(a.layers, layers)
+    assert b is not None and np.array_equal(b.pack, pack) and b.layers is None
+    assert saved_whole_fit(tmp_path, "en_c") is None
+
+
+def test_saved_rows_are_those_of_the_speakers_asked_for() -> None:
+    from bench.voice_similarity import saved_rows
+
+    every = saved_rows("voice_similarity_s37_tol02")
+    assert len(every) == 9
+    assert [row["speaker"] for row in saved_rows("voice_similarity_s37_tol02", "zh_S0764,en_533")] == [
+        "en_533", "zh_S0764"]
