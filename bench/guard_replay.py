@@ -30,6 +30,12 @@ spoken and scored like the benchmark's three ("bench_more": the mean over all si
 share's P.835 only roughly (a fit moved a hair moves it by a median SD of about 0.06, dnsmos_sensitivity_s35.json),
 so each policy is also replayed against eighteen sentences, as are the best share and the frontier below.
 
+--more-guard-sentences also scores each share on quality_guard.GUARD_MORE_SENTENCES' four, each on its own like the
+guard's two: a two-sentence mean judges a share's change with a standard error of about 0.135 (guard_sentences_s37).
+Policies `mean_of_4` and `mean_of_6` (the served guard's rule, the mean of the changes, over its two and the first two
+or all four more), and `six_near_the_line` (the served two decide, unless their mean is within MORE_LOOK_MARGIN of the
+line: then all six, the start's four more heard once). Each policy's `guard_sentences_heard` is what it would cost.
+
 --level-matched also scores every share with its output brought to the start's loudness (BS.1770, bench/loudness.py;
 one gain per share, measured on the guard's passage, as a served voice would carry it): the fits move the level by
 a few dB, and DNSMOS P.835 moves with the level. Policy `level_matched`: the guard and the benchmark both hear the
@@ -38,7 +44,7 @@ matched output.
     python bench/voice_similarity.py --unguarded --save-packs DIR --out NAME
     python bench/guard_replay.py --packs DIR --results NAME [--tolerances 0,0.03,0.05] [--speakers A,B]
                                  [--second-passage] [--each-sentence] [--finer-shares] [--level-matched]
-                                 [--more-sentences]
+                                 [--more-sentences] [--more-guard-sentences]
     python bench/guard_replay.py --merge SHARD1,SHARD2 --out NAME2    # or one earlier replay, summarised anew
 """
 
@@ -58,14 +64,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.common import changes_from_start, correlation  # noqa: E402
 from bench.voice_similarity import RESULTS, saved_fits, saved_run, score_output, speak  # noqa: E402
+from synth.fit.quality_guard import GUARD_MORE_SENTENCES  # noqa: E402
 
-# Two sentences the fit, the guard's own passage and the benchmark never say: a second window for the guard.
-SECOND_PASSAGE = {
-    "en": ("Our neighbours planted tomatoes and beans in the small garden behind the house.",
-           "If it rains this afternoon, we can watch a film at home instead."),
-    "zh": ("我们的邻居在房子后面的小花园里种了西红柿和豆子。", "如果下午下雨，我们就在家里看电影吧。"),
-    "ja": ("隣の人たちは家の裏の小さな庭にトマトと豆を植えました。", "午後に雨が降ったら、家で映画を見ましょう。"),
-}
+# Two sentences the fit, the guard's own passage and the benchmark never say: a second window for the guard (the
+# first two a guard told to hear more sentences adds).
+SECOND_PASSAGE = {lang: sentences[:2] for lang, sentences in GUARD_MORE_SENTENCES.items()}
 # Shares between the served list's steps (GUARD_SHARES), as (share of the style, share of the per-layer timbre).
 FINER_SHARES = ((1.0, 0.6), (1.0, 0.3), (0.8, 0.8), (0.6, 0.3))
 # Orders a guard could try the shares in, each ending where the served list ends. The served list tries the style
@@ -80,6 +83,9 @@ SHARE_LISTS = {
 }
 # A first verdict this close to the line (DNSMOS points) asks for the second window, in the sequential policy.
 SECOND_LOOK_MARGIN = 0.05
+# A two-sentence verdict this close to the line asks for four more sentences: one standard error of a two-sentence
+# mean's change (a voice's change spreads by a median SD of 0.191 between sentences, guard_sentences_s37.json).
+MORE_LOOK_MARGIN = 0.135
 
 
 Share = dict[str, Any]  # one share's scores: "share", "guard_dnsmos" (and "guard_dnsmos_b"), "bench"
@@ -126,6 +132,37 @@ def clean_on_mean_of_sentences(start: Share, share: Share, tolerance: float) -> 
     return sounds_clean([s - b for s, b in zip(share["guard_each"], start["guard_each"], strict=True)], tolerance)
 
 
+def heard_changes(start: Share, share: Share, count: int) -> list[float]:
+    """A share's change from the start on each of the first `count` sentences a guard hears: its two, then the four
+    of --more-guard-sentences."""
+    heard = share["guard_each"] + share.get("guard_each_more", [])
+    start_heard = start["guard_each"] + start.get("guard_each_more", [])
+    if count > len(heard):
+        raise ValueError(f"{count} sentences asked for, {len(heard)} heard: replay with --more-guard-sentences")
+    return [s - b for s, b in zip(heard[:count], start_heard[:count], strict=True)]
+
+
+def clean_on_mean_of(count: int) -> Clean:
+    """The served guard's rule (the mean of the sentences' changes within the tolerance) over `count` sentences."""
+    from synth.fit.quality_guard import sounds_clean
+
+    def clean(start: Share, share: Share, tolerance: float) -> bool:
+        return sounds_clean(heard_changes(start, share, count), tolerance)
+
+    return clean
+
+
+def needs_more_sentences(start: Share, share: Share, tolerance: float) -> bool:
+    """The served two sentences' verdict is within MORE_LOOK_MARGIN of the line."""
+    return abs(float(np.mean(heard_changes(start, share, 2))) + tolerance) < MORE_LOOK_MARGIN
+
+
+def clean_on_six_near_the_line(start: Share, share: Share, tolerance: float) -> bool:
+    """The served two sentences decide, unless their verdict is close to the line; then all six."""
+    count = 6 if needs_more_sentences(start, share, tolerance) else 2
+    return clean_on_mean_of(count)(start, share, tolerance)
+
+
 def clean_on_each_of_four(start: Share, share: Share, tolerance: float) -> bool:
     """Both passages' four sentences heard one by one: none may fall more than `tolerance` below the start's."""
     return worst_sentence(start, share, ("guard_each", "guard_each_b")) >= -tolerance
@@ -165,8 +202,12 @@ def replay(
     kept = []
     for row in table:
         start = row["shares"][0]
-        choice = next((c for c in candidates(row, order) if clean(start, c, tolerance)), start)
-        kept.append({"speaker": row["speaker"], "kept": choice["share"], **choice[bench]})
+        tried = candidates(row, order)
+        found = next((i for i, c in enumerate(tried) if clean(start, c, tolerance)), None)
+        choice = start if found is None else tried[found]
+        kept.append({"speaker": row["speaker"], "kept": choice["share"], "tried": len(tried) if found is None else
+                     found + 1, "dnsmos_change": round(choice[bench]["dnsmos_ovrl"] - start[bench]["dnsmos_ovrl"], 3),
+                     **choice[bench]})
     return {
         "guard": guard,
         "tolerance": tolerance,
@@ -175,6 +216,8 @@ def replay(
         "mean_dnsmos_ovrl": round(float(np.mean([k["dnsmos_ovrl"] for k in kept])), 3),
         "mean_dnsmos_p808": round(float(np.mean([k["dnsmos_p808"] for k in kept])), 3),
         "start_mean_dnsmos_ovrl": round(float(np.mean([r["shares"][0][bench]["dnsmos_ovrl"] for r in table])), 3),
+        # The voices that pay for the mean: kept shares more than 0.05 below their start on this measure.
+        "more_than_0.05_below_start": [k["speaker"] for k in kept if k["dnsmos_change"] < -0.05],
         "kept": kept,
     }
 
@@ -261,6 +304,8 @@ def main(argv: list[str]) -> None:
                         help="also score every share brought to the start's loudness")
     parser.add_argument("--more-sentences", action="store_true",
                         help="also score every share like the benchmark on bench/more_sentences.py's passages")
+    parser.add_argument("--more-guard-sentences", action="store_true",
+                        help="also score each share on quality_guard.GUARD_MORE_SENTENCES, each on its own")
     parser.add_argument("--finer-shares", action="store_true",
                         help="also score FINER_SHARES and replay SHARE_LISTS (needs --each-sentence)")
     args = parser.parse_args(argv)
@@ -273,10 +318,13 @@ def main(argv: list[str]) -> None:
         parser.error("--packs and --results are needed, unless --merge summarises earlier replays")
     if args.finer_shares and not args.each_sentence:
         parser.error("--finer-shares replays the guard that hears each sentence: add --each-sentence")
+    if args.more_guard_sentences and not args.each_sentence:
+        parser.error("--more-guard-sentences adds to the guard's two sentences heard one by one: add --each-sentence")
 
     rows, probes, engine = saved_run(args.results, args.voices, args.speakers)
     from bench.loudness import matching_gain
     from synth.fit.quality_guard import (
+        MOST_GUARD_SENTENCES,
         guard_passage,
         join_sentences,
         passage_quality,
@@ -305,6 +353,9 @@ def main(argv: list[str]) -> None:
             if args.more_sentences:
                 shares[-1]["bench_more"] = on_more_sentences(engine, candidate, lang, probes, speaker,
                                                              shares[-1]["bench"])
+            if args.more_guard_sentences:
+                more = speak_sentences(candidate, guard_passage(lang, MOST_GUARD_SENTENCES)[2:])
+                shares[-1]["guard_each_more"] = [round(passage_quality(sentence), 3) for sentence in more]
             if args.second_passage:
                 second = guard_hearing(speak_sentences(candidate, second_passage), args.each_sentence)
                 shares[-1] |= {f"{key}_b": heard for key, heard in second.items()}  # guard_dnsmos_b, guard_each_b
@@ -380,6 +431,7 @@ def summarise(table: list[dict], tolerances: str, results: str) -> dict[str, Any
         **(level_matched(table, tolerances) if "guard_dnsmos_matched" in table[0]["shares"][0] else {}),
         **(share_lists(table, tolerances) if "finer_shares" in table[0] else {}),
         **(more_sentences(table, tolerances) if "bench_more" in table[0]["shares"][0] else {}),
+        **(more_guard_sentences(table, tolerances) if "guard_each_more" in table[0]["shares"][0] else {}),
         "best_share_sounding_as_clean_on_the_benchmark": oracle(table),
         "mean_frontier": mean_frontier(table),
         "likeness_trade": [likeness_trade(table, w) for w in (0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 4.0)],
@@ -454,6 +506,50 @@ def more_sentences(table: list[dict], tolerances: str) -> dict[str, Any]:  # typ
             replay(table, t, clean_on_mean_of_sentences, "mean_of_sentences", "bench_more") for t in levels
         ]
     return found
+
+
+GUARDS_OF_MORE_SENTENCES: dict[str, Clean] = {
+    "mean_of_2": clean_on_mean_of(2), "mean_of_4": clean_on_mean_of(4), "mean_of_6": clean_on_mean_of(6),
+    "six_near_the_line": clean_on_six_near_the_line,
+}
+
+
+def more_guard_sentences(table: list[dict], tolerances: str) -> dict[str, Any]:  # type: ignore[type-arg]
+    """Guards that hear 2, 4 or 6 sentences (or 6 only near the line): how well their mean change foresees the
+    benchmark's DNSMOS change (its three sentences; with --more-sentences, eighteen), what each keeps at every
+    tolerance by either measure, and how many sentences it hears to choose (each costs about 2.5 CPU-s)."""
+    levels = [float(t) for t in tolerances.split(",")]
+    measures = ["bench", *(["bench_more"] if "bench_more" in table[0]["shares"][0] else [])]
+    correlations = {}
+    for measure in measures:
+        dnsmos_change = np.array([c[measure]["dnsmos_ovrl"] - r["shares"][0][measure]["dnsmos_ovrl"]
+                                  for r in table for c in r["shares"][1:]])
+        for count in (2, 4, 6):
+            guard_change = np.array([np.mean(heard_changes(r["shares"][0], c, count))
+                                     for r in table for c in r["shares"][1:]])
+            correlations[f"{count}_sentences_vs_{measure}"] = correlation(guard_change, dnsmos_change)
+    found: dict[str, Any] = {"mean_of_sentences_vs_dnsmos_change": correlations}
+    for name, clean in GUARDS_OF_MORE_SENTENCES.items():
+        for measure in measures:
+            policies = [replay(table, t, clean, name, measure) for t in levels]
+            for t, policy in zip(levels, policies, strict=True):
+                kept: list[dict[str, Any]] = policy["kept"]  # type: ignore[assignment]
+                policy["guard_sentences_heard"] = sum(
+                    sentences_heard(row, k["tried"], name, t) for row, k in zip(table, kept, strict=True)
+                )
+            found[f"policies_{name}_on_{measure}"] = policies
+    return found
+
+
+def sentences_heard(row: dict, tried: int, guard: str, tolerance: float) -> int:  # type: ignore[type-arg]
+    """Sentences a guard hears to choose for one speaker: its count for the start and each share tried; the
+    sequential guard its two for each, and the start's four more and each share's the first time it needs them."""
+    if guard != "six_near_the_line":
+        per_hearing = int(guard.rsplit("_", 1)[1])
+        return per_hearing * (1 + tried)
+    start, shares = row["shares"][0], row["shares"][1 : 1 + tried]
+    looks = sum(needs_more_sentences(start, share, tolerance) for share in shares)
+    return 2 * (1 + tried) + 4 * (looks + (looks > 0))
 
 
 def share_lists(table: list[dict], tolerances: str) -> dict[str, Any]:  # type: ignore[type-arg]

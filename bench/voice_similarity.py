@@ -257,6 +257,8 @@ def main(argv: list[str]) -> None:
                         help="override FitSettings.w_stock_contrast (experiments; 0 = off)")
     parser.add_argument("--training-sentences", type=int, default=None,
                         help="override FitSettings.training_sentences (experiments)")
+    parser.add_argument("--guard-sentences", type=int, default=None,
+                        help="override FitSettings.guard_sentences: how many sentences the style guard hears")
     parser.add_argument("--steps", default=None,
                         help="PITCH,STYLE,LAYERS: fit exactly these steps per stage, whatever they cost, and let both "
                              "quality checks try every share (FitSettings.steps): the same fit on any day or load, "
@@ -283,7 +285,7 @@ def main(argv: list[str]) -> None:
     overrides = {
         "layer_lr": args.layer_lr, "w_layer_prior": args.layer_prior, "w_spectrum": args.spectrum_weight,
         "w_pitch_spread": args.pitch_spread_weight, "w_stock_contrast": args.stock_contrast,
-        "training_sentences": args.training_sentences,
+        "training_sentences": args.training_sentences, "guard_sentences": args.guard_sentences,
         "spectrum_in_room": args.spectrum_in_room or None, "denoise_output": 0.0 if args.no_denoise else None,
         "layer_groups": tuple(args.layer_groups.split(",")) if args.layer_groups else None,
         "steps": StepCounts.parse(args.steps) if args.steps else None,

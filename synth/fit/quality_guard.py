@@ -43,6 +43,33 @@ GUARD_SECOND_SENTENCES = {
     "zh": "明天早上我们早点出发吧，免得桥上堵车，又要等很久。",
     "ja": "明日の朝は橋の道が混む前に、少し早めに出発しましょう。",
 }
+# What a guard that hears more than two sentences adds, in this order: everyday sentences that neither the fit, the
+# benchmark nor bench/more_sentences.py's held-out passages say (the first two are bench/guard_replay.py's second
+# passage). Two sentences judge a share's DNSMOS change with a standard error of about 0.135 (a voice's change spreads
+# by an SD of 0.19 between sentences, guard_sentences_s37.json); six would bring it to about 0.08.
+GUARD_MORE_SENTENCES = {
+    "en": (
+        "Our neighbours planted tomatoes and beans in the small garden behind the house.",
+        "If it rains this afternoon, we can watch a film at home instead.",
+        "My sister called last night to say that her new job starts on Monday.",
+        "We waited at the bus stop for twenty minutes, and then we decided to walk.",
+    ),
+    "zh": (
+        "我们的邻居在房子后面的小花园里种了西红柿和豆子。",
+        "如果下午下雨，我们就在家里看电影吧。",
+        "我妹妹昨天晚上打电话说，她的新工作星期一开始。",
+        "我们在公交站等了二十分钟，最后决定走路回家。",
+    ),
+    "ja": (
+        "隣の人たちは家の裏の小さな庭にトマトと豆を植えました。",
+        "午後に雨が降ったら、家で映画を見ましょう。",
+        "昨日の夜、妹から電話があって、新しい仕事は月曜日から始まるそうです。",
+        "バス停で二十分待ったので、結局歩いて帰ることにしました。",
+    ),
+}
+# How many sentences the served guard hears, and the most it can be told to hear.
+GUARD_SENTENCES = 2
+MOST_GUARD_SENTENCES = 2 + min(len(sentences) for sentences in GUARD_MORE_SENTENCES.values())
 PASSAGE_GAP_S = 0.3
 
 Quality = float | np.ndarray  # one score, or one per sentence heard on its own (compared with the same sentence)
@@ -119,12 +146,16 @@ def first_words(text: str) -> str:
     return text[: min(pauses) + 1] if pauses else text
 
 
-def guard_passage(language_hint: str) -> list[tuple[str, str]]:
-    """(text, language) the guard listens to: the enrollment test sentence and one more, neither trained on."""
+def guard_passage(language_hint: str, sentences: int = GUARD_SENTENCES) -> list[tuple[str, str]]:
+    """(text, language) the guard listens to: the enrollment test sentence, one more, and `sentences` - 2 of
+    GUARD_MORE_SENTENCES; none trained on."""
     from synth.enroll import render
 
+    if not 1 <= sentences <= MOST_GUARD_SENTENCES:
+        raise ValueError(f"the guard hears 1 to {MOST_GUARD_SENTENCES} sentences, not {sentences}")
     lang = language_hint if language_hint in GUARD_SECOND_SENTENCES else "ja"
-    return [(render.TEST_SENTENCES[lang], lang), (GUARD_SECOND_SENTENCES[lang], lang)]
+    texts = [render.TEST_SENTENCES[lang], GUARD_SECOND_SENTENCES[lang], *GUARD_MORE_SENTENCES[lang]]
+    return [(text, lang) for text in texts[:sentences]]
 
 
 def keep_quality(

@@ -45,7 +45,15 @@ import torch
 from synth.engines.kokoro_layers import LAYER_GROUPS, LAYERS, TIMBRE_DIMS
 from synth.enroll.contract import FIT_CPU_BUDGET_S, PACK_SHAPE, FitTarget, FittedStyle, check_pack
 from synth.fit import kokoro_torch, resemblyzer_torch
-from synth.fit.quality_guard import SCALES, GuardResult, keep_first_clean, served_quality
+from synth.fit.quality_guard import (
+    GUARD_SENTENCES,
+    MOST_GUARD_SENTENCES,
+    SCALES,
+    GuardResult,
+    guard_passage,
+    keep_first_clean,
+    served_quality,
+)
 from synth.fit.stock import stock_packs
 from synth.fit.torch_features import speech_log_mel_stats
 
@@ -152,6 +160,9 @@ class FitSettings:
     # budget). A fixed 32 CPU-s let a Zen 2 CPU (about 10 s a score) try one or two shares, then keep nothing.
     guard_max_share: float = 0.35
     quality_guard: bool = True
+    # Sentences the quality guard hears (quality_guard.guard_passage): more judge a share's DNSMOS change more
+    # surely, for about 2.5 CPU-s a sentence on each share tried (bench/guard_replay.py --more-guard-sentences).
+    guard_sentences: int = GUARD_SENTENCES
     # Share of a noise suppressor's output (synth.output_denoise) mixed into a fitted voice's, after the guards,
     # which hear the engine alone: the fits hiss, and the suppressor wins back P.835 DNSMOS (README "Your voice").
     # 0 turns it off.
@@ -164,6 +175,8 @@ class FitSettings:
             raise ValueError("the spectrum loss needs 0 <= mel_low_band < mel_top_band <= 80")
         if not 1 <= self.training_sentences <= MOST_TRAINING_SENTENCES:
             raise ValueError(f"training_sentences must be 1 to {MOST_TRAINING_SENTENCES}")
+        if not 1 <= self.guard_sentences <= MOST_GUARD_SENTENCES:
+            raise ValueError(f"guard_sentences must be 1 to {MOST_GUARD_SENTENCES}")
         if not 0.0 <= self.denoise_output <= 1.0:
             raise ValueError("denoise_output is a share, from 0 to 1")
 
@@ -387,7 +400,7 @@ def fit_style(
     progress(0.0, "preparing the voice model")
     guard_shares = GUARD_SHARES if settings.style_budget_share < 1.0 else tuple((s, 0.0) for s in SCALES)
     if settings.quality_guard:
-        score = served_quality(target.language_hint)
+        score = served_quality(target.language_hint, guard_passage(target.language_hint, settings.guard_sentences))
         t0 = time.process_time()
         start_quality = score(FittedStyle(pack, None))
         score_cost = time.process_time() - t0

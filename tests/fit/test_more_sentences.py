@@ -7,18 +7,17 @@ from typing import Any
 
 import pytest
 
-from bench.guard_replay import SECOND_PASSAGE
 from bench.more_sentences import MORE_PASSAGES, MORE_SENTENCES, PER_PASSAGE, passages, summarise
 from bench.voice_similarity import EVAL_SENTENCES
 from synth.enroll.render import TEST_SENTENCES
-from synth.fit.quality_guard import GUARD_SECOND_SENTENCES
+from synth.fit.quality_guard import GUARD_MORE_SENTENCES, GUARD_SECOND_SENTENCES
 from synth.fit.style_fit import TRAINING_SENTENCES
 
 
 @pytest.mark.parametrize("lang", ["en", "zh", "ja"])
 def test_the_more_sentences_are_said_nowhere_else(lang: str) -> None:
     said_elsewhere = {*TRAINING_SENTENCES[lang], GUARD_SECOND_SENTENCES[lang], TEST_SENTENCES[lang],
-                      *EVAL_SENTENCES[lang], *SECOND_PASSAGE[lang]}
+                      *EVAL_SENTENCES[lang], *GUARD_MORE_SENTENCES[lang]}
     assert len(set(MORE_SENTENCES[lang])) == len(MORE_SENTENCES[lang]) == MORE_PASSAGES * PER_PASSAGE
     assert not said_elsewhere & set(MORE_SENTENCES[lang])
     spoken = passages(lang)

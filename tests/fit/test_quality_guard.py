@@ -7,7 +7,14 @@ import pytest
 
 from synth.enroll import dnsmos, render
 from synth.enroll.contract import PACK_SHAPE, FittedStyle
-from synth.fit.quality_guard import TOLERANCE, first_words, guard_passage, keep_quality, served_quality
+from synth.fit.quality_guard import (
+    MOST_GUARD_SENTENCES,
+    TOLERANCE,
+    first_words,
+    guard_passage,
+    keep_quality,
+    served_quality,
+)
 from synth.fit.stock import stock_packs
 from synth.fit.style_fit import TRAINING_SENTENCES
 
@@ -152,8 +159,17 @@ def test_the_guard_listens_to_sentences_the_fit_never_trained_on() -> None:
     # A fit sounds cleanest on what it trained on: the old guard's test sentence held a training sentence whole
     # and judged fits 0.12 DNSMOS kinder than other sentences did.
     for lang in ("en", "zh", "ja"):
-        heard = guard_passage(lang)
-        assert len(heard) == 2 and all(spoken == lang for _, spoken in heard)
+        assert len(guard_passage(lang)) == 2  # the served guard
+        heard = guard_passage(lang, MOST_GUARD_SENTENCES)  # and every sentence a guard could be told to hear
+        assert heard[:2] == guard_passage(lang) and len({text for text, _ in heard}) == MOST_GUARD_SENTENCES
+        assert all(spoken == lang for _, spoken in heard)
         for text, _ in heard:
             for trained in TRAINING_SENTENCES[lang]:
                 assert not _runs(text, lang) & _runs(trained, lang), (text, trained)
+
+
+def test_the_guard_refuses_a_sentence_count_it_has_no_sentences_for() -> None:
+    assert len(guard_passage("ja", 1)) == 1 and len(guard_passage("ko", 4)) == 4  # other languages hear Japanese
+    for count in (0, MOST_GUARD_SENTENCES + 1):
+        with pytest.raises(ValueError, match="sentences"):
+            guard_passage("en", count)

@@ -12,7 +12,7 @@ import torch
 from synth.engines.kokoro_layers import LAYER_GROUPS
 from synth.enroll.contract import PACK_SHAPE, FitTarget, FittedStyle
 from synth.fit import fit_style, kokoro_torch, nearest_stock_pack, resemblyzer_torch, style_fit
-from synth.fit.quality_guard import SCALES, GuardResult
+from synth.fit.quality_guard import SCALES, GuardResult, guard_passage
 from synth.fit.style_fit import GUARD_SHARES, TRAINING_SENTENCES, FitSettings, StepCounts, guard_reserve_s
 
 BUDGET_S = 40.0
@@ -123,11 +123,17 @@ def test_the_guard_keeps_back_a_score_for_every_share_at_what_a_score_costs_here
     assert guard_reserve_s(30.0, 6, 215.0, settings) == pytest.approx(settings.guard_max_share * 215.0)
 
 
-def only_the_start_sounds_clean(scored: list[float], cost_s: float = 0.0):  # type: ignore[no-untyped-def]
+def only_the_start_sounds_clean(  # type: ignore[no-untyped-def]
+    scored: list[float], cost_s: float = 0.0, passages: list[object] | None = None
+):
     """A stand-in for `served_quality` whose first score, the start pack's (taken before the fit), is the only clean
-    one. Each score costs `cost_s` CPU-seconds and appends to `scored` the CPU time it ended at."""
+    one. Each score costs `cost_s` CPU-seconds and appends to `scored` the CPU time it ended at; `passages` gets the
+    passage the guard was given."""
 
-    def served_quality(language_hint: str):  # type: ignore[no-untyped-def]
+    def served_quality(language_hint: str, passage: object = None):  # type: ignore[no-untyped-def]
+        if passages is not None:
+            passages.append(passage)
+
         def score(fitted: FittedStyle) -> float:
             until = time.process_time() + cost_s
             while time.process_time() < until:
@@ -164,13 +170,14 @@ def test_a_fit_told_its_steps_takes_exactly_those_and_its_guard_tries_every_shar
     english_target: FitTarget, start_pack: np.ndarray, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     scored: list[float] = []
-    monkeypatch.setattr(style_fit, "served_quality", only_the_start_sounds_clean(scored))
+    passages: list[object] = []
+    monkeypatch.setattr(style_fit, "served_quality", only_the_start_sounds_clean(scored, passages=passages))
     steps: list[StepCounts] = []
     offered: list[tuple[GuardResult, FittedStyle]] = []
     fit_style(
         # A budget of one CPU-second would take no step of the style or the layers, and no share to the guard.
         english_target, start_pack, progress=lambda f, s: None, cpu_budget_s=1.0,
-        settings=FitSettings(steps=StepCounts(pitch=2, style=1, layers=1)),
+        settings=FitSettings(steps=StepCounts(pitch=2, style=1, layers=1), guard_sentences=4),
         on_guard=lambda guard, whole: offered.append((guard, whole)), on_steps=steps.append,
     )
     assert steps == [StepCounts(2, 1, 1)]
@@ -178,6 +185,7 @@ def test_a_fit_told_its_steps_takes_exactly_those_and_its_guard_tries_every_shar
     assert whole.layers is not None and not np.array_equal(whole.pack, start_pack)
     assert [share for share, _ in decision.tried] == [style for style, _ in GUARD_SHARES]
     assert decision.scale == 0.0 and len(scored) == 1 + len(GUARD_SHARES)
+    assert passages == [guard_passage(english_target.language_hint, 4)]  # the guard hears the sentences it is told
 
 
 @pytest.mark.slow
@@ -250,6 +258,8 @@ def test_bad_inputs_are_refused(english_target: FitTarget, start_pack: np.ndarra
     for count in (0, 7):
         with pytest.raises(ValueError, match="training_sentences"):
             FitSettings(training_sentences=count)
+        with pytest.raises(ValueError, match="guard_sentences"):
+            FitSettings(guard_sentences=count)
     broken = dataclasses.replace(english_target, voiceprint=np.full(256, np.nan, np.float32))
     with pytest.raises(ValueError, match="voiceprint"):
         fit_style(broken, start_pack, progress=quiet)
