@@ -25,6 +25,8 @@ With --guard-replay (a guard_replay --each-sentence --more-sentences result on t
 had tolerance T (the share that guard keeps of the saved whole fit, the suppressor, and the colour fitted and
 guarded on it anew). At fixed steps the fit does not depend on the guard, so this is the whole served path. A
 served_guard_T voice that keeps the served share (or an earlier T's) is that voice, and takes its scores ("same_as").
+With --guard-policies (of guard_replay.GUARDS_OF_MORE_SENTENCES; a guard_replay --more-guard-sentences result) it
+scores "<policy>_guard_T" the same way: the voice served had the guard heard four or six sentences.
 Every voice's paired P.835 change from stock is summarised as "<voice>_minus_stock_p835".
 """
 
@@ -117,6 +119,8 @@ VOICES = ("stock", "served", "whole", "served_pack_only", "whole_denoised")
 BENCHMARK_ROW = {"stock": "stock", "served": "fitted", "whole": "unguarded_pack_only",
                  "served_pack_only": "fitted_pack_only"}
 SCORES = {"p835": "dnsmos_ovrl", "p808": "dnsmos_p808", "similarity": "normalised"}
+# The served style guard's rule, as guard_replay.GUARDS_OF_MORE_SENTENCES names it: the mean of its two sentences.
+SERVED_GUARD = "mean_of_2"
 
 
 def passages(lang: str) -> list[tuple[str, ...]]:
@@ -131,7 +135,7 @@ def mean_of(rows: list[dict[str, Any]], voice: str, score: str, which: slice) ->
 
 
 def scored_voices(rows: list[dict[str, Any]]) -> list[str]:
-    """The voices scored in `rows`, in the order first met (VOICES, then any served_guard_T)."""
+    """The voices scored in `rows`, in the order first met (VOICES, then any served_guard_T or <policy>_guard_T)."""
     names: dict[str, None] = {}
     for row in rows:
         names |= {key: None for key, value in row.items() if isinstance(value, dict) and "passages" in value}
@@ -199,20 +203,31 @@ def add_options(parser: argparse.ArgumentParser) -> None:
                         help="a guard_replay --each-sentence result on the same packs: with --guard-tolerances, also "
                              "score the voice served had the style guard had another tolerance")
     parser.add_argument("--guard-tolerances", default="", help="comma-separated, for --guard-replay")
+    parser.add_argument("--guard-policies", default=SERVED_GUARD,
+                        help="comma-separated guard_replay.GUARDS_OF_MORE_SENTENCES, for --guard-replay (default: the "
+                             "served guard's two sentences); another policy's voices are named <policy>_guard_T and "
+                             "need a guard_replay --more-guard-sentences result")
 
 
-def kept_shares(guard_replay: str, tolerances: str) -> dict[str, dict[str, tuple[float, float]]]:
-    """For each of the comma-separated `tolerances`: the (style, layers) share the served style guard (the mean of
-    its sentences' changes) keeps of each speaker's whole fit, replayed on a guard_replay result's scores (the
-    renders and scores are deterministic, so this is the share the fit would have kept)."""
-    from bench.guard_replay import clean_on_mean_of_sentences, replay
+def kept_shares(guard_replay: str, tolerances: str, policies: str = "") -> dict[str, dict[str, tuple[float, float]]]:
+    """For each guard policy (comma-separated `policies` of guard_replay.GUARDS_OF_MORE_SENTENCES, default the served
+    guard: the mean of its two sentences' changes) and each of the comma-separated `tolerances`: the (style, layers)
+    share it keeps of each speaker's whole fit, replayed on a guard_replay result's scores (the renders and scores
+    are deterministic, so this is the share the fit would have kept), by voice name (voice_name)."""
+    from bench.guard_replay import GUARDS_OF_MORE_SENTENCES, replay
 
     table = json.loads((RESULTS / f"{guard_replay}.json").read_text())["speakers"]
-    return {
-        tolerance: {k["speaker"]: tuple(k["kept"]) for k in replay(table, float(tolerance), clean_on_mean_of_sentences,
-                                                                   "mean_of_sentences")["kept"]}  # type: ignore[attr-defined]
-        for tolerance in tolerances.split(",") if tolerance
-    }
+    kept: dict[str, dict[str, tuple[float, float]]] = {}
+    for policy in (policies or SERVED_GUARD).split(","):
+        for tolerance in (t for t in tolerances.split(",") if t):
+            replayed = replay(table, float(tolerance), GUARDS_OF_MORE_SENTENCES[policy], policy)["kept"]
+            kept[voice_name(policy, tolerance)] = {k["speaker"]: tuple(k["kept"]) for k in replayed}  # type: ignore[attr-defined]
+    return kept
+
+
+def voice_name(policy: str, tolerance: str) -> str:
+    """served_guard_T for the served guard's rule at another tolerance, <policy>_guard_T for another guard's."""
+    return f"served_guard_{tolerance}" if policy == SERVED_GUARD else f"{policy}_guard_{tolerance}"
 
 
 def main(argv: list[str]) -> None:
@@ -223,16 +238,16 @@ def main(argv: list[str]) -> None:
     from synth.fit.colour_fit import fit_colour
     from synth.fit.style_fit import FitSettings, with_suppressor
 
-    kept_at = kept_shares(args.guard_replay, args.guard_tolerances) if args.guard_replay else {}
+    kept_at = kept_shares(args.guard_replay, args.guard_tolerances, args.guard_policies) if args.guard_replay else {}
     started = time.perf_counter()
     rows_in, probes, engine = saved_run(args.results, args.voices, args.speakers)
-    chosen = args.voices_to_score.split(",") + [f"served_guard_{tolerance}" for tolerance in kept_at]
+    chosen = args.voices_to_score.split(",") + list(kept_at)
     rows = []
     for row_in in rows_in:
         speaker = row_in["speaker"]
         whole = saved_whole_fit(args.packs, speaker)
         saved = saved_voice(args.packs, args.voices, row_in)
-        shares: dict[str, dict[str, Any]] = {}  # what each served_guard_T voice kept
+        shares: dict[str, dict[str, Any]] = {}  # what each served_guard_T (<policy>_guard_T) voice kept
         lang, served = saved.lang, saved.served
         voices: dict[str, tuple[Any, np.ndarray | None]] = {
             "stock": (FittedStyle(saved.stock), None),
@@ -246,9 +261,8 @@ def main(argv: list[str]) -> None:
             # renders are deterministic: s36's rebuilt voices reproduced the served ones to the last digit), so its
             # scores are copied rather than spoken again.
             voice_keeping = {tuple(row_in["guard"]["kept"]): "served"} if "served" in chosen else {}
-            for tolerance, kept in kept_at.items():  # what the fit would serve, its guard at `tolerance`
+            for name, kept in kept_at.items():  # what the fit would serve, had its guard been another
                 style_share, layer_share = kept[speaker]
-                name = f"served_guard_{tolerance}"
                 if (style_share, layer_share) in voice_keeping:
                     twin = voice_keeping[(style_share, layer_share)]
                     colour_share = saved.colour_share if twin == "served" else shares[twin]["colour_share"]

@@ -3,6 +3,7 @@ summary must be the arithmetic it claims."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -81,3 +82,20 @@ def test_saved_rows_are_those_of_the_speakers_asked_for() -> None:
     assert len(every) == 9
     assert [row["speaker"] for row in saved_rows("voice_similarity_s37_tol02", "zh_S0764,en_533")] == [
         "en_533", "zh_S0764"]
+
+
+def test_the_voices_another_guard_would_serve_are_named_by_its_policy(tmp_path: Path, monkeypatch: Any) -> None:
+    import json
+
+    import bench.more_sentences as more_sentences
+    from tests.fit.test_guard_replay import ROW
+
+    (tmp_path / "replay.json").write_text(json.dumps({"speakers": [ROW]}))
+    monkeypatch.setattr(more_sentences, "RESULTS", tmp_path)
+    kept = more_sentences.kept_shares("replay", "0.1,0.3", "mean_of_2,six_near_the_line")
+    # The served rule keeps the whole fit on its two sentences; six sentences near the line turn it away at 0.1.
+    assert kept == {
+        "served_guard_0.1": {"en_x": (1.0, 1.0)}, "served_guard_0.3": {"en_x": (1.0, 1.0)},
+        "six_near_the_line_guard_0.1": {"en_x": (0.6, 0.6)}, "six_near_the_line_guard_0.3": {"en_x": (1.0, 1.0)},
+    }
+    assert more_sentences.kept_shares("replay", "0.1") == {"served_guard_0.1": {"en_x": (1.0, 1.0)}}
