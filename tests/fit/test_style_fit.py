@@ -30,6 +30,9 @@ def speaker_similarity(pack: np.ndarray, target: FitTarget, layers: np.ndarray |
 
 
 @pytest.mark.slow
+# The pitch stage's share of the budget (6 CPU-s here) counts from the fit's start: a cold process on a slower CPU
+# (Ice Lake, first in its lane) spent it all on loading and took no pitch step.
+@pytest.mark.usefixtures("warm_fit")
 def test_fit_improves_the_objective_within_budget(english_target: FitTarget, start_pack: np.ndarray) -> None:
     seen: list[float] = []
     steps: list[StepCounts] = []
@@ -83,7 +86,7 @@ def test_a_fit_the_quality_guard_rejects_leaves_the_start_pack(
 ) -> None:
     scored: list[bool] = []
 
-    def worse_when_moved(language_hint: str):  # type: ignore[no-untyped-def]
+    def worse_when_moved(language_hint: str, passage: object = None):  # type: ignore[no-untyped-def]
         assert language_hint == english_target.language_hint
 
         def score(fitted: FittedStyle) -> float:
