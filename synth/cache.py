@@ -173,14 +173,21 @@ class RedisPhraseCache:
         self.metrics = metrics
         self.ttl_s = ttl_s
 
+    # A voice's entries, index and forgotten marker share the hash tag `{voice id}`, so that the put script, which
+    # touches all three, and the purge also run on Redis Cluster (as policy.redis_store's keys do).
     def _entry(self, key: PhraseKey) -> str:
-        return f"{self.prefix}phrase:{key.voice_id}:{key.voice_version}:{key.digest()}"
+        return f"{self.prefix}phrase:{{{key.voice_id}}}:{key.voice_version}:{key.digest()}"
 
     def _index(self, voice_id: str) -> str:
-        return f"{self.prefix}phrase-index:{voice_id}"
+        return f"{self.prefix}phrase-index:{{{voice_id}}}"
 
     def _forgotten(self, voice_id: str) -> str:
-        return f"{self.prefix}phrase-forgotten:{voice_id}"
+        return f"{self.prefix}phrase-forgotten:{{{voice_id}}}"
+
+    def _untagged_index(self, voice_id: str) -> str:
+        """The index's name before the keys had hash tags: its entries live out their TTL (a week) after an upgrade,
+        and a voice deleted meanwhile must lose them too."""
+        return f"{self.prefix}phrase-index:{voice_id}"
 
     async def get(self, key: PhraseKey) -> list[bytes] | None:
         blob = await self.redis.get(self._entry(key))
@@ -203,6 +210,15 @@ class RedisPhraseCache:
         if entries:
             await self.redis.delete(*entries)
             await self.redis.srem(index, *entries)
+        return len(entries) + await self._forget_untagged(voice_id, below_version)
+
+    async def _forget_untagged(self, voice_id: str, below_version: int) -> int:
+        # Untagged entries need not share a slot: one key per command.
+        index = self._untagged_index(voice_id)
+        entries = [e for e in await self.redis.smembers(index) if _entry_version(e) < below_version]
+        for entry in entries:
+            await self.redis.delete(entry)
+            await self.redis.srem(index, entry)
         return len(entries)
 
     async def close(self) -> None:
@@ -210,7 +226,7 @@ class RedisPhraseCache:
 
 
 def _entry_version(entry: bytes | str) -> int:
-    """The voice version in an entry's name (`...phrase:{voice id}:{version}:{digest}`)."""
+    """The voice version in an entry's name (`...phrase:{{voice id}}:{version}:{digest}`, or untagged)."""
     name = entry.decode() if isinstance(entry, bytes) else entry
     return int(name.rsplit(":", 2)[1])
 

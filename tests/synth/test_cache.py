@@ -90,3 +90,39 @@ async def test_memory_cache_evicts_least_recent_to_stay_in_bounds() -> None:
     for name in ("m0", "m2", "m3"):
         assert await cache.get(key(name)) is not None
     assert metrics.cache_evictions._value.get() == 1
+
+
+@pytest.fixture
+async def redis_cache() -> AsyncIterator[RedisPhraseCache]:
+    prefix = f"voxroom-test-{uuid.uuid4().hex[:8]}:"
+    store = RedisPhraseCache(REDIS_URL, prefix, Metrics())
+    yield store
+    keys = [k async for k in store.redis.scan_iter(match=f"{prefix}*")]
+    if keys:
+        await store.redis.delete(*keys)
+    await store.close()
+
+
+async def test_a_voices_keys_share_one_cluster_slot(redis_cache: RedisPhraseCache) -> None:
+    """The put script touches a voice's entry, index and marker at once: on Redis Cluster they must share a slot."""
+    from redis.crc import key_slot
+
+    for text in ("ok", "lol", "see you tomorrow"):
+        await redis_cache.put(key(text), [b"a" * 10])
+    await redis_cache.forget_voice("alice", below_version=1)  # raises the marker, deletes nothing
+    names = [k async for k in redis_cache.redis.scan_iter(match=f"{redis_cache.prefix}*")]
+    assert len(names) == 3 + 2  # three entries, the index, the forgotten marker
+    assert len({key_slot(name) for name in names}) == 1
+
+
+async def test_deletion_also_erases_entries_named_before_the_hash_tags(redis_cache: RedisPhraseCache) -> None:
+    """Entries an earlier release cached (untagged names) live out their TTL after an upgrade: a delete takes them."""
+    client, prefix = redis_cache.redis, redis_cache.prefix
+    old_entries = [f"{prefix}phrase:alice:{version}:{key('ok').digest()}" for version in (1, 2)]
+    for name in old_entries:
+        await client.set(name, pack_packets([b"old"]), ex=60)
+        await client.sadd(f"{prefix}phrase-index:alice", name)
+    await redis_cache.put(key("lol"), [b"new"])
+    assert await redis_cache.forget_voice("alice", below_version=2) == 2  # the tagged one and the old version 1
+    assert await client.exists(old_entries[0]) == 0 and await client.exists(old_entries[1]) == 1
+    assert await redis_cache.get(key("lol")) is None
