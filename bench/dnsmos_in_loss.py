@@ -44,7 +44,7 @@ def main(argv: list[str]) -> None:
     from synth.enroll import features, quality
     from synth.enroll.contract import FittedStyle
     from synth.fit import kokoro_torch, quality_torch
-    from synth.fit.style_fit import FitSettings, _speaker_loss, _training_tokens, stock_space
+    from synth.fit.style_fit import FitSettings, _speaker_loss, stock_space, training_tokens
 
     settings = FitSettings()
     sigma = stock_space(settings.principal_dims).sigma[:128]
@@ -64,7 +64,7 @@ def main(argv: list[str]) -> None:
         pack, layers = offered.pack, offered.layers
         z = torch.tensor(layers / sigma.numpy(), requires_grad=True)
         opt = torch.optim.Adam([z], lr=args.lr)
-        sentences = _training_tokens(lang)
+        sentences = training_tokens(lang)
         row: dict[str, object] = {"speaker": speaker, "stock": evaluate(FittedStyle(start_pack), speaker, lang)}
         row["whole_fit"] = evaluate(offered, speaker, lang)
         started, trained_ovrl = time.process_time(), []

@@ -2,8 +2,9 @@
 
 Two single-process pools, each niced and single-threaded so synthesis for everyone else
 keeps its CPU: one analyses uploads (quick, the uploader waits for it), one fits voices
-(minutes, one at a time). Progress comes back over a queue and is handed to the
-caller's callback on its event loop.
+(minutes, one at a time; it loads the fit's models when it starts, outside any voice's
+budget). Progress comes back over a queue and is handed to the caller's callback on its
+event loop.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import itertools
+import logging
 import multiprocessing
 import os
 import queue
@@ -18,6 +20,8 @@ import threading
 import time
 from collections.abc import Callable
 from typing import Any
+
+log = logging.getLogger(__name__)
 
 ProgressCallback = Callable[[float, str], None]
 
@@ -40,7 +44,7 @@ def _exit_with_parent(parent: int) -> None:
     threading.Thread(target=watch, name="parent-watch", daemon=True).start()
 
 
-def _init_worker(progress_queue: Any, niceness: int, parent: int) -> None:
+def _init_worker(progress_queue: Any, niceness: int, parent: int, warm_up_fit: bool = False) -> None:
     global _progress_queue
     _progress_queue = progress_queue
     _exit_with_parent(parent)
@@ -52,6 +56,21 @@ def _init_worker(progress_queue: Any, niceness: int, parent: int) -> None:
 
     torch.set_num_threads(1)
     torch.set_num_interop_threads(1)
+    if warm_up_fit:
+        _warm_up_fit()
+
+
+def _warm_up_fit() -> None:
+    """Load the fit's models before the first job, so that its CPU budget is spent on the voice (synth.fit.warm_up).
+    A failure here is logged and left to the job, which reports it as a fit error."""
+    try:
+        from synth.fit.warm_up import warm_up
+    except ImportError:  # the fit is not installed: jobs keep the start pack
+        return
+    try:
+        warm_up()
+    except Exception:
+        log.exception("the fit process could not load its models; the first fit will try again")
 
 
 def _report(job_id: int) -> ProgressCallback:
@@ -142,7 +161,7 @@ class EnrollmentWorkers:
                     max_workers=1,
                     mp_context=self._context,
                     initializer=_init_worker,
-                    initargs=(self._progress, self._niceness, os.getpid()),
+                    initargs=(self._progress, self._niceness, os.getpid(), name == "fit"),
                 )
                 self._pools[name] = pool
             if self._reader is None:

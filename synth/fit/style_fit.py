@@ -38,6 +38,7 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -56,6 +57,9 @@ from synth.fit.quality_guard import (
 )
 from synth.fit.stock import stock_packs
 from synth.fit.torch_features import speech_log_mel_stats
+
+if TYPE_CHECKING:
+    from synth.text.g2p import G2P
 
 log = logging.getLogger(__name__)
 Progress = Callable[[float, str], None]
@@ -210,16 +214,22 @@ def training_texts(language_hint: str, per_language: int = DEFAULT_TRAINING_SENT
     return [(text, lang) for lang in langs for text in TRAINING_SENTENCES[lang][:per_language]]
 
 
-def _training_tokens(language_hint: str, per_language: int = DEFAULT_TRAINING_SENTENCES) -> list[list[int]]:
-    from synth.text.g2p import G2P
-
-    g2p = G2P()
+def training_tokens(language_hint: str, per_language: int = DEFAULT_TRAINING_SENTENCES) -> list[list[int]]:
+    """Token ids of the training sentences (training_texts), one list per sentence."""
     tokens = []
     for text, lang in training_texts(language_hint, per_language):
-        ids = kokoro_torch.token_ids(g2p.phonemize(text, lang))
+        ids = kokoro_torch.token_ids(_g2p().phonemize(text, lang))
         if ids:
             tokens.append(ids)
     return tokens
+
+
+@functools.cache
+def _g2p() -> G2P:
+    """One text front end per process: each language's loads once (synth.fit.warm_up), not in every fit's budget."""
+    from synth.text.g2p import G2P
+
+    return G2P()
 
 
 def _layer_rows(groups: tuple[str, ...]) -> torch.Tensor:
@@ -408,7 +418,7 @@ def fit_style(
     else:
         guard_s = 0.0
     space = stock_space(settings.principal_dims)
-    sentences = _training_tokens(target.language_hint, settings.training_sentences)
+    sentences = training_tokens(target.language_hint, settings.training_sentences)
     kokoro_torch.graph()
     pack_t = torch.from_numpy(pack.reshape(-1, 256))
     d = torch.zeros(256, requires_grad=True)  # offset in stock-spread units

@@ -324,7 +324,7 @@ def test_the_stock_contrast_counts_only_what_a_render_has_of_the_stock_voices_be
 
 def test_the_fit_steps_through_as_many_training_sentences_as_asked() -> None:
     for lang in ("en", "zh", "ja"):
-        three, six = style_fit._training_tokens(lang, 3), style_fit._training_tokens(lang, 6)
+        three, six = style_fit.training_tokens(lang, 3), style_fit.training_tokens(lang, 6)
         assert len(three) == 3 and len(six) == 6 and six[:3] == three
         assert len({tuple(tokens) for tokens in six}) == 6 and all(len(tokens) > 10 for tokens in six)
     # A recording of unknown language trains on English and Japanese alike.

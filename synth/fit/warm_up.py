@@ -1,0 +1,49 @@
+"""Load what every fit uses once per process, before any voice's budget clock starts.
+
+A fit's CPU budget is the voice's; loading the serving engine, DNSMOS, a language's text front end, the
+differentiable graph and the fitting encoder is the process's. Left to the first fit, they took its budget: on a
+2-core Zen 3 EPYC, 17 CPU-s went before its first pitch step (5 loading, the first guard score 2 dearer than the
+next), so the first voice of a fresh process got 8 pitch and 4 style steps where the voices after it got 20 and 6
+to 10 (voice_similarity_s39.json; on Ice Lake 11 and 5 against 20 and 5 to 10, s38).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+log = logging.getLogger(__name__)
+
+LANGUAGES = ("en", "zh", "ja")
+
+
+def warm_up(languages: tuple[str, ...] = LANGUAGES) -> float:
+    """Load the fit's models and the text front ends of `languages`; returns the CPU-s it took.
+
+    Each step is a cache the fit reads (the loaders are memoised), so a fit after this spends its budget on the
+    voice alone."""
+    import torch
+
+    from synth.fit import kokoro_torch, quality_guard, resemblyzer_torch, style_fit
+    from synth.fit.stock import stock_packs
+
+    started = time.process_time()
+    for lang in languages:
+        # The serving engine and DNSMOS (loaded once), and the language's front end, by one short render scored.
+        quality_guard.served_quality(lang)
+    settings = style_fit.FitSettings()
+    style_fit.stock_space(settings.principal_dims)
+    kokoro_torch.graph()
+    # One predictor step on a training sentence and one fitting-encoder embedding: torch's first pass through
+    # each costs about twice the next (its kernels are chosen on first use).
+    for lang in languages:
+        style_fit.training_tokens(lang)  # the fit's own text front end, each language loaded once
+    tokens = style_fit.training_tokens(languages[0] if languages else "en")[0]
+    pack = next(iter(stock_packs().values()))
+    offset = torch.zeros(256, requires_grad=True)
+    style = kokoro_torch.style_row(pack, len(tokens)) + offset
+    kokoro_torch.run(tokens, style, with_audio=False).f0_hz.mean().backward()
+    resemblyzer_torch.embed(0.1 * torch.randn(24000))  # one second at the fit's 24 kHz
+    spent = time.process_time() - started
+    log.info("fit process warmed up in %.1f CPU-s (languages: %s)", spent, ", ".join(languages))
+    return spent
