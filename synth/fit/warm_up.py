@@ -2,9 +2,10 @@
 
 A fit's CPU budget is the voice's; loading the serving engine, DNSMOS, a language's text front end, the
 differentiable graph and the fitting encoder is the process's. Left to the first fit, they took its budget: on a
-2-core Zen 3 EPYC, 17 CPU-s went before its first pitch step (5 loading, the first guard score 2 dearer than the
-next), so the first voice of a fresh process got 8 pitch and 4 style steps where the voices after it got 20 and 6
-to 10 (voice_similarity_s39.json; on Ice Lake 11 and 5 against 20 and 5 to 10, s38).
+2-core Zen 3 EPYC about 18 of the pitch stage's 32 CPU-s went before its first step (half of them loading), and the
+predictor's first pass cost twice the next, which the stage's cautious cost estimate kept; so the first voice of a
+fresh process got 8 pitch and 4 style steps where the voices after it got 20 and 6 to 10 (voice_similarity_s39.json;
+on Ice Lake 11 and 5 against 20 and 5 to 10, s38).
 """
 
 from __future__ import annotations
