@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from collections.abc import AsyncIterator
 
@@ -24,13 +25,22 @@ async def cache(request: pytest.FixtureRequest) -> AsyncIterator[PhraseCache]:
         yield store
         await store.close()
         return
+    async with fresh_redis_cache() as redis_cache:
+        yield redis_cache
+
+
+@contextlib.asynccontextmanager
+async def fresh_redis_cache() -> AsyncIterator[RedisPhraseCache]:
+    """A cache on the real Redis under a prefix of its own, its keys deleted afterwards."""
     prefix = f"voxroom-test-{uuid.uuid4().hex[:8]}:"
-    redis_cache = RedisPhraseCache(REDIS_URL, prefix, Metrics())
-    yield redis_cache
-    keys = [k async for k in redis_cache.redis.scan_iter(match=f"{prefix}*")]
-    if keys:
-        await redis_cache.redis.delete(*keys)
-    await redis_cache.close()
+    store = RedisPhraseCache(REDIS_URL, prefix, Metrics())
+    try:
+        yield store
+    finally:
+        keys = [k async for k in store.redis.scan_iter(match=f"{prefix}*")]
+        if keys:
+            await store.redis.delete(*keys)
+        await store.close()
 
 
 def test_packets_round_trip_through_the_blob_format() -> None:
@@ -94,13 +104,8 @@ async def test_memory_cache_evicts_least_recent_to_stay_in_bounds() -> None:
 
 @pytest.fixture
 async def redis_cache() -> AsyncIterator[RedisPhraseCache]:
-    prefix = f"voxroom-test-{uuid.uuid4().hex[:8]}:"
-    store = RedisPhraseCache(REDIS_URL, prefix, Metrics())
-    yield store
-    keys = [k async for k in store.redis.scan_iter(match=f"{prefix}*")]
-    if keys:
-        await store.redis.delete(*keys)
-    await store.close()
+    async with fresh_redis_cache() as store:
+        yield store
 
 
 async def test_a_voices_keys_share_one_cluster_slot(redis_cache: RedisPhraseCache) -> None:
