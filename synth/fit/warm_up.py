@@ -30,19 +30,18 @@ def warm_up(languages: tuple[str, ...] = LANGUAGES) -> float:
 
     started = time.process_time()
     for lang in languages:
-        # The serving engine and DNSMOS (loaded once), and the language's front end, by one short render scored.
+        # The serving engine and DNSMOS (loaded once), and the language's front end, by one short render scored;
+        # then the fit's own front end for the language.
         quality_guard.served_quality(lang)
-    settings = style_fit.FitSettings()
-    style_fit.stock_space(settings.principal_dims)
+        style_fit.training_tokens(lang)
+    style_fit.stock_space(style_fit.FitSettings().principal_dims)
     kokoro_torch.graph()
     # One predictor step on a training sentence and one fitting-encoder embedding: torch's first pass through
     # each costs about twice the next (its kernels are chosen on first use).
-    for lang in languages:
-        style_fit.training_tokens(lang)  # the fit's own text front end, each language loaded once
     tokens = style_fit.training_tokens(languages[0] if languages else "en")[0]
     pack = next(iter(stock_packs().values()))
     offset = torch.zeros(256, requires_grad=True)
-    style = kokoro_torch.style_row(pack, len(tokens)) + offset
+    style = kokoro_torch.style_row(torch.tensor(pack.reshape(-1, 256)), len(tokens)) + offset  # as the fit holds it
     kokoro_torch.run(tokens, style, with_audio=False).f0_hz.mean().backward()
     resemblyzer_torch.embed(0.1 * torch.randn(24000))  # one second at the fit's 24 kHz
     spent = time.process_time() - started

@@ -36,12 +36,10 @@ def start_pack() -> np.ndarray:
 
 
 @pytest.fixture(scope="session")
-def warm_fit(english_target: FitTarget, start_pack: np.ndarray) -> None:
-    """Everything a fit loads once per process, loaded: the PyTorch copy of the engine, the stock voices' space,
-    the G2P, the fitting encoder. A fit's CPU budget counts those loads (about 5 CPU-s in a fresh process), so a
-    test with a small budget, run alone, took no step at all: it passed only after another test had fitted."""
-    from synth.fit import fit_style
-    from synth.fit.style_fit import FitSettings, StepCounts
+def warm_fit() -> None:
+    """Everything a fit loads once per process, loaded, as the fit worker does when it starts (synth.fit.warm_up).
+    A fit's CPU budget counts what it loads itself, so a test with a small budget, run alone, took no step at all:
+    it passed only after another test had fitted."""
+    from synth.fit.warm_up import warm_up
 
-    fit_style(english_target, start_pack, progress=lambda f, s: None,
-              settings=FitSettings(quality_guard=False, steps=StepCounts(1, 1, 1)))
+    warm_up(("en",))
