@@ -2,7 +2,7 @@
 
 Every one of the decoder's 58 adaptive instance norms (AdaIN: a linear map of the timbre half
 of the style, style[:128], to a per-channel scale and shift) reads the same 128 numbers. A voice
-fitted through that one vector stayed near a similar, different person (README, "Your voice"):
+fitted through that one vector stayed near a similar, different person (docs/voice-fit.md):
 128 numbers cannot move every layer where the speaker needs it. This adds one
 graph input, `layer_style` [58, 128]: layer l reads style[:128] + layer_style[l]. Zeros give the
 packaged graph's output exactly; a voice fit fills it in (`synth.fit.style_fit`).

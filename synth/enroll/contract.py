@@ -19,7 +19,7 @@ LANGUAGE_HINTS = ("zh", "en", "ja", "unknown")
 PACK_SHAPE = (510, 1, 256)
 # CPU seconds a voice fit may take unless the deployment says otherwise (VOXROOM_FIT_CPU_S): the goal is under
 # five CPU-minutes a voice, and a fit at this budget takes 200 on average, at most about 220, guard and colour
-# included (README, "Your voice").
+# included (docs/voice-fit.md).
 FIT_CPU_BUDGET_S = 240.0
 
 

@@ -27,7 +27,7 @@ from synth.fit.style_fit import training_texts
 SHARES = (1.0, 0.75, 0.5, 0.25)
 TOLERANCE = 0.05
 # The colour is measured on the first three training sentences of each language whatever the style fit trains on:
-# the runs that chose six for the style fit (README "Your voice") measured the colour on three, and each sentence
+# the runs that chose six for the style fit (docs/voice-fit.md) measured the colour on three, and each sentence
 # more is one more render and one more DNSMOS-scored second per share tried.
 COLOUR_SENTENCES = 3
 

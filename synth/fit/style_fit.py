@@ -24,7 +24,7 @@ where the style alone had stalled, at a DNSMOS 0.05 lower (3.10 against 3.14); a
 can turn this stage off (`per_layer_timbre=False`). Only the generator's last residual blocks
 (the 18 layers nearest the waveform, LAYER_GROUPS["upsample2"]) are fitted: they hold almost
 all of what the layers add to the likeness, and fits of theirs alone passed the quality guard
-more often (README, "Your voice"). Last, `synth.fit.quality_guard` keeps
+more often (docs/voice-fit.md). Last, `synth.fit.quality_guard` keeps
 the first of a few shares of the style and of the layers (GUARD_SHARES) whose served output
 scores no worse on DNSMOS than the start pack's. The judge used by the benchmark never
 appears here.
@@ -131,13 +131,13 @@ class FitSettings:
     w_pitch: float = 1.0
     # Weight of the pitch range (log-F0 spread) against the median in the pitch loss; 0: the median alone. At 0.5,
     # on the nine reference speakers, the whole fits lost 0.19 more P.835 for 0.026 more likeness, and zh_THCHS30-D4's
-    # fitted prosody half alone took its P.835 from 3.16 to 2.31 (README "Your voice").
+    # fitted prosody half alone took its P.835 from 3.16 to 2.31 (docs/voice-fit.md).
     w_pitch_spread: float = 0.0
     w_spectrum: float = 0.05
     # Compare the render's spectrum with the recording's after adding the recording's noise floor to the render
     # (torch_features.speech_log_mel_stats), so the fit matches the voice rather than the room's noise. Off: on
     # the nine reference speakers it changed neither the whole fits' DNSMOS nor their likeness beyond run-to-run
-    # spread (README, "Your voice").
+    # spread (docs/voice-fit.md).
     spectrum_in_room: bool = False
     w_prior_inside: float = 0.0005
     w_prior_outside: float = 0.003
@@ -150,12 +150,12 @@ class FitSettings:
     w_layer_prior: float = 0.0002
     # Weight of the stock-contrast term of the speaker loss: how far a render is more like each stock voice (by the
     # fitting encoder) than the recording is, averaged over the stock voices. 0: off. At 1 and 0.3 the whole fits
-    # were more alike (top-1 8/9) but rougher, and the guards kept less (README "Your voice").
+    # were more alike (top-1 8/9) but rougher, and the guards kept less (docs/voice-fit.md).
     w_stock_contrast: float = 0.0
     # How many of each language's TRAINING_SENTENCES the fit steps through, one per step. Six since s34: over six
     # runs of the nine reference speakers against five at three, the served voices were more alike (0.525 against
     # 0.514), top-1 45/54 against 34/45, P.835 0.002 below stock against 0.017 below, at the same fit time; the
-    # gain is mostly the Mandarin speakers' (README "Your voice"). The colour is still measured on three.
+    # gain is mostly the Mandarin speakers' (docs/voice-fit.md). The colour is still measured on three.
     training_sentences: int = DEFAULT_TRAINING_SENTENCES
     # Decoder parts (kokoro_layers.LAYER_GROUPS) whose per-layer timbre is fitted; the other rows stay zero.
     layer_groups: tuple[str, ...] = ("upsample2",)
@@ -168,7 +168,7 @@ class FitSettings:
     # surely, for about 2.5 CPU-s a sentence on each share tried (bench/guard_replay.py --more-guard-sentences).
     guard_sentences: int = GUARD_SENTENCES
     # Share of a noise suppressor's output (synth.output_denoise) mixed into a fitted voice's, after the guards,
-    # which hear the engine alone: the fits hiss, and the suppressor wins back P.835 DNSMOS (README "Your voice").
+    # which hear the engine alone: the fits hiss, and the suppressor wins back P.835 DNSMOS (docs/voice-fit.md).
     # 0 turns it off.
     denoise_output: float = 0.5
     # Exact steps per stage instead of the budget's (StepCounts): for comparing fits, never for serving.
