@@ -12,11 +12,12 @@ part of the second sentence unheard) and compares it with the start pack's same 
 A share is clean when the mean of those changes is within TOLERANCE. Replayed on three runs'
 fits (bench/guard_replay.py, 162 shares), the mean foresaw the benchmark's DNSMOS change as
 well as the worst of the two changes on two runs and better on the third (pooled r 0.39
-against 0.29), and kept more of the fits at a higher P.835 (README "Your voice").
+against 0.29), and kept more of the fits at a higher P.835 (docs/voice-fit.md).
 """
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -31,11 +32,11 @@ SCALES = (1.0, 0.6, 0.3)
 # sentences. Its two sentences judge a share only roughly (r 0.49 with the change over eighteen held-out sentences;
 # a fit moved by a hair moves the guard's change by an SD of about 0.03), so 0.02 turned away about a third of the
 # shares that sound as clean over eighteen sentences. Chosen by a rule set before the second of two runs
-# (bench/more_sentences.py --guard-tolerances, README "Your voice", s37): at 0.2 the served voices gained 0.06 of
+# (bench/more_sentences.py --guard-tolerances, docs/voice-fit.md, s37): at 0.2 the served voices gained 0.06 of
 # likeness and 4 top-1 passages of 54 on each run, and stayed at or above stock P.835 over eighteen sentences
 # (+0.012, +0.002) where 0.02 was +0.049, +0.032; one voice lost 0.21 there. On Ice Lake (s38) and Zen 3 (s39) it
 # fell 0.015 below stock on each, and 0.1 fell 0.004 below on s39, so no tolerance has cleared stock on every run; on
-# the mean of the four runs 0.1 is 0.008 above and 0.2 0.004 below (README "Your voice", s39: the team's call).
+# the mean of the four runs 0.1 is 0.008 above and 0.2 0.004 below (docs/voice-fit.md, s39: the team's call).
 TOLERANCE = 0.2
 # The guard listens to two sentences: the test sentence alone judged fits 0.12 DNSMOS kinder on average than
 # three other sentences did, partly because the fit had trained on half of its words. Neither sentence is a
@@ -96,20 +97,27 @@ def served_quality(
     with a fitted style by the serving (int8) engine, each heard on its own (repeated by DNSMOS to fill its
     window of about 9 s, so that a flaw in one sentence is not diluted by the other).
 
-    The engine and DNSMOS are loaded here, by one short render scored once, so that every score costs the same:
-    the fit times its first score to budget the guard's, and loading made that one 1.7 to 2.1 CPU-s (41 to 47%) dearer
-    (`python bench/guard_score_cost.py`)."""
-    from synth.enroll import dnsmos, render, speech
-
+    The engine, DNSMOS and the passage's language front end are loaded here (once per process: load_scoring), so
+    that every score costs the same: the fit times its first score to budget the guard's, and loading made that one
+    1.7 to 2.1 CPU-s (41 to 47%) dearer (`python bench/guard_score_cost.py`)."""
     texts = passage or guard_passage(language_hint)
-    warm_text, warm_lang = texts[0]
-    warm_up = render.render_text(next(iter(render.stock_packs().values())), first_words(warm_text), warm_lang)
-    dnsmos.score(speech.to_16k(warm_up, render.RATE), max_windows=1)
+    load_scoring(texts[0][1])
 
     def score(fitted: FittedStyle) -> np.ndarray:
         return np.array([passage_quality(sentence) for sentence in speak_sentences(fitted, texts)])
 
     return score
+
+
+@functools.cache
+def load_scoring(language: str) -> None:
+    """Load the serving engine, DNSMOS and `language`'s front end by one short render scored. Once per process and
+    language: each fit used to repeat it, 2 CPU-s of its budget spent on what was loaded already."""
+    from synth.enroll import dnsmos, render, speech
+
+    clause = first_words(render.TEST_SENTENCES[language])
+    warm_up = render.render_text(next(iter(render.stock_packs().values())), clause, language)
+    dnsmos.score(speech.to_16k(warm_up, render.RATE), max_windows=1)
 
 
 def passage_quality(audio24k: np.ndarray) -> float:

@@ -30,9 +30,9 @@ def warm_up(languages: tuple[str, ...] = LANGUAGES) -> float:
 
     started = time.process_time()
     for lang in languages:
-        # The serving engine and DNSMOS (loaded once), and the language's front end, by one short render scored;
-        # then the fit's own front end for the language.
-        quality_guard.served_quality(lang)
+        # The serving engine and DNSMOS (loaded once), and the language's front end, by one short render scored, as
+        # the guard's scorer loads them (once per process and language); then the fit's own front end for it.
+        quality_guard.load_scoring(lang)
         style_fit.training_tokens(lang)
     style_fit.stock_space(style_fit.FitSettings().principal_dims)
     kokoro_torch.graph()

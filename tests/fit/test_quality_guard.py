@@ -13,6 +13,7 @@ from synth.fit.quality_guard import (
     first_words,
     guard_passage,
     keep_quality,
+    load_scoring,
     served_quality,
 )
 from synth.fit.stock import stock_packs
@@ -122,6 +123,7 @@ def test_making_the_scorer_loads_the_engine_and_dnsmos_before_the_first_score(mo
 
     monkeypatch.setattr(render, "render_text", spoken)
     monkeypatch.setattr(dnsmos, "score", scored)
+    load_scoring.cache_clear()  # as in a fresh process
     for lang in ("en", "zh", "ja"):
         heard.clear()
         score = served_quality(lang)
@@ -130,7 +132,10 @@ def test_making_the_scorer_loads_the_engine_and_dnsmos_before_the_first_score(mo
         passage = guard_passage(lang)[0][0]
         assert clause == first_words(passage) and passage.startswith(str(clause)) and len(str(clause)) < len(passage)
         assert 0.3 < float(seconds) < 4.0  # type: ignore[arg-type]
+        # Once per process and language: the next fit's scorer loads nothing more (it cost each fit 2 CPU-s).
         heard.clear()
+        score = served_quality(lang)
+        assert heard == []
         score(FittedStyle(next(iter(stock_packs().values()))))
         # A score: the passage's two sentences, each heard on its own (one DNSMOS window each, nothing cut off).
         assert [what for what, _ in heard] == ["render", "render", "dnsmos", "dnsmos"]
