@@ -307,6 +307,21 @@ def _speaker_loss(
     return speaker, loss
 
 
+# CPU seconds per token of a pitch step (the predictor alone) and of a speaker step (a whole render), first guessed
+# from this machine class, then measured; a stage takes a step only if this many times its cost still fits.
+PITCH_STEP_COST_GUESS, SPEAKER_STEP_COST_GUESS = 0.04, 0.3
+PITCH_STEP_MARGIN, SPEAKER_STEP_MARGIN = 1.5, 1.2
+
+
+def _a_first_step_fits(cpu_budget_s: float, settings: FitSettings, first_sentence_tokens: int) -> bool:
+    """Whether the budget could give any stage its first step at the guessed costs, with nothing kept back for the
+    guard (so a False is sure: no stage would step)."""
+    pitch = settings.pitch_steps > 0 and (
+        PITCH_STEP_MARGIN * PITCH_STEP_COST_GUESS * first_sentence_tokens <= settings.pitch_budget_share * cpu_budget_s
+    )
+    return pitch or SPEAKER_STEP_MARGIN * SPEAKER_STEP_COST_GUESS * first_sentence_tokens <= cpu_budget_s
+
+
 class _SpeakerSteps:
     """Gradient steps on a render's speaker loss, one training sentence each, kept within a CPU budget."""
 
@@ -334,7 +349,7 @@ class _SpeakerSteps:
             tokens = self.sentences[self.step % len(self.sentences)]
             if count is not None and taken >= count:
                 return taken
-            if count is None and self.spent() + 1.2 * self.cost_per_token * len(tokens) > until_s:
+            if count is None and self.spent() + SPEAKER_STEP_MARGIN * self.cost_per_token * len(tokens) > until_s:
                 return taken
             t0 = time.process_time()
             opt.zero_grad()
@@ -408,6 +423,15 @@ def fit_style(
         return time.process_time() - start
 
     progress(0.0, "preparing the voice model")
+    sentences = training_tokens(target.language_hint, settings.training_sentences)
+    fixed = settings.steps  # exact steps per stage, or None: the budget decides
+    if fixed is None and not _a_first_step_fits(cpu_budget_s, settings, len(sentences[0])):
+        # Nothing can move the start pack, so the guard's score of it (several CPU-s) would be spent for nothing.
+        log.info("fit budget of %.1f CPU-s too small for a step: the start pack is kept", cpu_budget_s)
+        if on_steps is not None:
+            on_steps(StepCounts(0, 0, 0))
+        progress(1.0, "done")
+        return FittedStyle(pack, None)
     guard_shares = GUARD_SHARES if settings.style_budget_share < 1.0 else tuple((s, 0.0) for s in SCALES)
     if settings.quality_guard:
         score = served_quality(target.language_hint, guard_passage(target.language_hint, settings.guard_sentences))
@@ -418,7 +442,6 @@ def fit_style(
     else:
         guard_s = 0.0
     space = stock_space(settings.principal_dims)
-    sentences = training_tokens(target.language_hint, settings.training_sentences)
     kokoro_torch.graph()
     pack_t = torch.from_numpy(pack.reshape(-1, 256))
     d = torch.zeros(256, requires_grad=True)  # offset in stock-spread units
@@ -431,13 +454,11 @@ def fit_style(
     prosody_mask[128:] = 1.0
     timbre_mask = 1.0 - prosody_mask
     pitch_opt = torch.optim.Adam([d], lr=settings.pitch_lr)
-    # CPU seconds per token of a step, first guessed from this machine class, then measured.
-    pitch_cost_per_token, cost_per_token = 0.04, 0.3
-    fixed = settings.steps  # exact steps per stage, or None: the budget decides
+    pitch_cost_per_token, cost_per_token = PITCH_STEP_COST_GUESS, SPEAKER_STEP_COST_GUESS
     pitch_taken = 0
     for step in range(settings.pitch_steps if fixed is None else fixed.pitch):
         tokens = sentences[step % len(sentences)]
-        if fixed is None and spent() + 1.5 * pitch_cost_per_token * len(tokens) > (
+        if fixed is None and spent() + PITCH_STEP_MARGIN * pitch_cost_per_token * len(tokens) > (
             settings.pitch_budget_share * cpu_budget_s
         ):
             break

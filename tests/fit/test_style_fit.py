@@ -169,6 +169,23 @@ def test_slow_guard_scores_still_try_every_share_within_the_budget(
 
 
 @pytest.mark.slow
+def test_a_budget_too_small_for_any_step_keeps_the_start_pack_without_scoring_it(
+    english_target: FitTarget, start_pack: np.ndarray, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    scored: list[float] = []
+    monkeypatch.setattr(style_fit, "served_quality", only_the_start_sounds_clean(scored))
+    steps: list[StepCounts] = []
+    stages: list[str] = []
+    fitted = fit_style(
+        english_target, start_pack, progress=lambda f, s: stages.append(s), cpu_budget_s=1.0, on_steps=steps.append
+    )
+    assert steps == [StepCounts(0, 0, 0)]
+    assert np.array_equal(fitted.pack, start_pack) and fitted.layers is None and fitted.denoise == 0.0
+    assert scored == []  # the guard's score of the start pack would have bought nothing
+    assert stages[-1] == "done"
+
+
+@pytest.mark.slow
 def test_a_fit_told_its_steps_takes_exactly_those_and_its_guard_tries_every_share_past_the_budget(
     english_target: FitTarget, start_pack: np.ndarray, monkeypatch: pytest.MonkeyPatch
 ) -> None:
