@@ -112,7 +112,7 @@ def served_quality(
 @functools.cache
 def load_scoring(language: str) -> None:
     """Load the serving engine, DNSMOS and `language`'s front end by one short render scored. Once per process and
-    language: each fit used to repeat it, 2 CPU-s of its budget spent on what was loaded already."""
+    language: each fit used to repeat it, 1.1 to 1.4 CPU-s of its budget (Zen 4) spent on what was loaded already."""
     from synth.enroll import dnsmos, render, speech
 
     clause = first_words(render.TEST_SENTENCES[language])
