@@ -132,7 +132,7 @@ def test_making_the_scorer_loads_the_engine_and_dnsmos_before_the_first_score(mo
         passage = guard_passage(lang)[0][0]
         assert clause == first_words(passage) and passage.startswith(str(clause)) and len(str(clause)) < len(passage)
         assert 0.3 < float(seconds) < 4.0  # type: ignore[arg-type]
-        # Once per process and language: the next fit's scorer loads nothing more (it cost each fit 2 CPU-s).
+        # Once per process and language: the next fit's scorer loads nothing more (it cost each fit 1.1-1.4 CPU-s).
         heard.clear()
         score = served_quality(lang)
         assert heard == []
