@@ -185,6 +185,9 @@ def create_app(ctx: ServerContext) -> web.Application:
         await asyncio.gather(*ctx.tasks, return_exceptions=True)
         await ctx.scheduler.stop()
         await ctx.enrollment.close()
+        # The fit and analysis processes are the server's to end. Left running, a fit went on to its end (minutes
+        # on the default budget) while the interpreter's exit waited for it; its voice resumes at the next start.
+        await asyncio.to_thread(ctx.enrollment.workers.close)
         await ctx.policy.close()
         await ctx.cache.close()
         ctx.engine.close()

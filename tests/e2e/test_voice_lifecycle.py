@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import signal
 from pathlib import Path
 from typing import Any
 
@@ -117,3 +118,61 @@ async def test_enroll_consent_speak_grant_withdraw_delete(voice_server: ServerPr
     finally:
         await alice.close()
         await bot.close()
+
+
+def worker_processes(pid: int) -> list[int]:
+    """The processes whose parent is `pid` (Linux /proc), but multiprocessing's resource tracker, which ends by
+    itself once its parent has gone."""
+    children = []
+    for entry in Path("/proc").glob("[0-9]*"):
+        try:
+            parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            command = (entry / "cmdline").read_bytes()
+        except (OSError, ValueError, IndexError):
+            continue
+        if parent == pid and b"resource_tracker" not in command:
+            children.append(int(entry.name))
+    return children
+
+
+def still_running(pids: list[int]) -> list[int]:
+    return [pid for pid in pids if Path(f"/proc/{pid}").exists()]
+
+
+async def test_a_server_stopped_while_a_voice_fits_ends_at_once_and_the_fit_resumes_at_the_next_start(
+    tmp_path: Path,
+) -> None:
+    # The default budget: 240 CPU-s of one niced thread cannot pass in the minute the server is given to stop.
+    env = {"VOXROOM_FIT_CPU_S": "240", "VOXROOM_MAX_FIRST_AUDIO": "0"}
+    server = ServerProcess(tmp_path, env=env)
+    try:
+        recording = (SHARED_VOICES / "en_1688_enroll.wav").read_bytes()
+        status, _ = await http(
+            server, "POST", "/v1/voices?lang=en", "alice", data=recording, headers={"Content-Type": "audio/wav"}
+        )
+        assert status == 201
+        for _ in range(600):  # until the fit process reports its first step
+            _, me = await http(server, "GET", "/v1/voices/me", "alice")
+            if me["status"] == "fitting" and me["progress"]["fraction"] > 0:
+                break
+            await asyncio.sleep(0.2)
+        assert me["status"] == "fitting" and me["progress"]["fraction"] > 0, me
+        workers = worker_processes(server.process.pid)
+        assert len(workers) == 2, workers  # the analysis and fit processes
+
+        server.process.send_signal(signal.SIGTERM)
+        assert server.process.wait(timeout=60) == 0, server.log_text()[-2000:]
+        assert "Traceback" not in server.log_text()
+        # The fit process was ended with the server, not left to finish (or to notice its parent has gone).
+        assert still_running(workers) == []
+    finally:
+        server.stop()
+
+    # Nothing is lost: the next start resumes the unfinished fit.
+    again = ServerProcess(tmp_path, env=env)
+    try:
+        _, me = await http(again, "GET", "/v1/voices/me", "alice")
+        assert me["enrolled"] is True and me["status"] == "fitting"
+        assert "resumed 1 voice fit(s)" in again.log_text()
+    finally:
+        again.stop()
