@@ -2,8 +2,8 @@
 
 Two single-process pools, each niced and single-threaded so synthesis for everyone else
 keeps its CPU: one analyses uploads (quick, the uploader waits for it), one fits voices
-(minutes, one at a time; it loads the fit's models when it starts, outside any voice's
-budget). Progress comes back over a queue and is handed to the caller's callback on its
+(minutes, one at a time; before each fit it loads what that fit needs and the process has not
+loaded yet, outside the voice's budget). Progress comes back over a queue and is handed to the caller's callback on its
 event loop.
 """
 
@@ -44,7 +44,7 @@ def _exit_with_parent(parent: int) -> None:
     threading.Thread(target=watch, name="parent-watch", daemon=True).start()
 
 
-def _init_worker(progress_queue: Any, niceness: int, parent: int, warm_up_fit: bool = False) -> None:
+def _init_worker(progress_queue: Any, niceness: int, parent: int) -> None:
     global _progress_queue
     _progress_queue = progress_queue
     _exit_with_parent(parent)
@@ -56,21 +56,20 @@ def _init_worker(progress_queue: Any, niceness: int, parent: int, warm_up_fit: b
 
     torch.set_num_threads(1)
     torch.set_num_interop_threads(1)
-    if warm_up_fit:
-        _warm_up_fit()
 
 
-def _warm_up_fit() -> None:
-    """Load the fit's models before the first job, so that its CPU budget is spent on the voice (synth.fit.warm_up).
-    A failure here is logged and left to the job, which reports it as a fit error."""
+def _warm_up_fit(language_hint: str) -> None:
+    """Load what a fit of `language_hint` needs and this process has not loaded yet (the models with the first fit,
+    a language's front end with the first fit that speaks it), before the fit's budget clock starts
+    (synth.fit.warm_up). A failure here is logged and left to the fit, which reports it as a fit error."""
     try:
-        from synth.fit.warm_up import warm_up
+        from synth.fit.warm_up import fit_languages, warm_up
     except ImportError:  # the fit is not installed: jobs keep the start pack
         return
     try:
-        warm_up()
+        warm_up(fit_languages(language_hint))
     except Exception:
-        log.exception("the fit process could not load its models; the first fit will try again")
+        log.exception("the fit process could not load its models; the fit will try again")
 
 
 def _report(job_id: int) -> ProgressCallback:
@@ -97,8 +96,11 @@ def _run_fit(
 ) -> Any:
     from synth.enroll.tasks import fit_voice
 
+    progress = _report(job_id)
+    progress(0.0, "loading the voice fit")
+    _warm_up_fit(language_hint)  # outside the voice's budget: fit_voice starts its clock
     return fit_voice(
-        target_arrays, language_hint, start_pack, judge_print, cpu_budget_s, progress=_report(job_id),
+        target_arrays, language_hint, start_pack, judge_print, cpu_budget_s, progress=progress,
         per_layer_timbre=per_layer_timbre,
     )
 
@@ -161,7 +163,7 @@ class EnrollmentWorkers:
                     max_workers=1,
                     mp_context=self._context,
                     initializer=_init_worker,
-                    initargs=(self._progress, self._niceness, os.getpid(), name == "fit"),
+                    initargs=(self._progress, self._niceness, os.getpid()),
                 )
                 self._pools[name] = pool
             if self._reader is None:

@@ -67,8 +67,13 @@ def render(
 ) -> np.ndarray:
     """The test sentence for `lang` spoken with style pack `pack` (`colour`: synth.voice_colour; `layers`: the
     per-layer timbre, synth.engines.kokoro_layers; `denoise`: share of synth.output_denoise's output)."""
-    lang = lang if lang in TEST_SENTENCES else "ja"
+    lang = language_of_test_sentence(lang)
     return render_text(pack, TEST_SENTENCES[lang], lang, colour, layers, denoise)
+
+
+def language_of_test_sentence(language_hint: str) -> str:
+    """The language of the test sentence spoken for a recording in `language_hint` (Japanese when it is unknown)."""
+    return language_hint if language_hint in TEST_SENTENCES else "ja"
 
 
 def render_text(

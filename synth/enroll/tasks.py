@@ -118,8 +118,7 @@ def fit_voice(
         colour = fitted_colour.taps
         colour_share = fitted_colour.guard.scale if fitted_colour.guard is not None else 0.0
     progress(0.95, "scoring the new voice")
-    lang = language_hint if language_hint in render.TEST_SENTENCES else "ja"
-    rendered = render.render(pack, lang, colour, layers, fitted.denoise)
+    rendered = render.render(pack, render.language_of_test_sentence(language_hint), colour, layers, fitted.denoise)
     similarity_raw = judge.cosine(judge.embed_speech_of(rendered, render.RATE), judge_print)
     progress(1.0, "done")
     return FitResult(
