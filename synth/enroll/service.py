@@ -379,6 +379,8 @@ class EnrollmentService:
 
     async def close(self) -> None:
         """Stop waiting for fits (their voices resume at the next start); the workers' owner closes them."""
+        if self._fits:
+            log.info("stopping %d voice fit(s); they resume at the next start", len(self._fits))
         for task in list(self._fits.values()):
             task.cancel()
         self._fits.clear()

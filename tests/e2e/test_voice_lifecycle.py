@@ -161,6 +161,7 @@ async def test_a_server_stopped_while_a_voice_fits_ends_at_once_and_keeps_the_fi
         server.process.send_signal(signal.SIGTERM)
         assert server.process.wait(timeout=60) == 0, server.log_text()[-2000:]
         assert "Traceback" not in server.log_text()
+        assert "stopping 1 voice fit(s); they resume at the next start" in server.log_text()
         # The fit process was ended with the server, not left to finish (or to notice its parent has gone).
         assert still_running(workers) == []
     finally:
