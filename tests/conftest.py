@@ -19,7 +19,7 @@ REPO = Path(__file__).resolve().parent.parent
 # Real recordings of real speakers (sources and licences in tests/data/voices/SOURCES.md).
 SHARED_VOICES = REPO / "tests" / "data" / "voices"
 
-__all__ = ["REPO", "SHARED_VOICES", "TEST_SECRET", "ServerProcess", "free_port"]
+__all__ = ["REPO", "SHARED_VOICES", "TEST_SECRET", "ServerProcess", "child_processes", "free_port"]
 
 
 @pytest.fixture(scope="session")
@@ -83,8 +83,10 @@ SHUTDOWN_GRACE_S = 60.0
 _exit_status = 0
 
 
-def _child_processes() -> list[tuple[int, str]]:
-    """Direct children of this process, read from /proc (Linux; elsewhere nothing is found)."""
+def child_processes(parent: int | None = None) -> list[tuple[int, str]]:
+    """(pid, command) of the direct children of `parent` (this process by default), read from /proc (Linux;
+    elsewhere nothing is found)."""
+    parent = os.getpid() if parent is None else parent
     children = []
     for entry in Path("/proc").glob("[0-9]*"):
         try:
@@ -94,7 +96,7 @@ def _child_processes() -> list[tuple[int, str]]:
         except (OSError, ValueError, IndexError):
             continue
         # multiprocessing's resource tracker ends by itself once this process has gone.
-        if ppid == os.getpid() and command and "resource_tracker" not in command:
+        if ppid == parent and command and "resource_tracker" not in command:
             children.append((int(entry.name), command))
     return children
 
@@ -133,7 +135,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 
 def pytest_unconfigure(config: pytest.Config) -> None:
     threads = [t.name for t in threading.enumerate() if t is not threading.main_thread() and not t.daemon]
-    children = _child_processes()
+    children = child_processes()
     if threads or children:
         print(f"\nstill running after the tests: threads {threads}, processes {children}", file=sys.__stderr__)
     _end_children(children)

@@ -53,13 +53,14 @@ def warm_up(languages: tuple[str, ...] = LANGUAGES) -> float:
 
     started = time.process_time()
     new = [lang for lang in languages if lang not in _languages_loaded]
+    load_models = not _models_loaded
     for lang in new:
         # The serving engine and DNSMOS (loaded once), and the language's front end, by one short render scored, as
         # the guard's scorer loads them (once per process and language); then the fit's own front end for it.
         quality_guard.load_scoring(lang)
         style_fit.training_tokens(lang)
         _languages_loaded.add(lang)
-    if not _models_loaded:
+    if load_models:
         style_fit.stock_space(style_fit.FitSettings().principal_dims)
         kokoro_torch.graph()
         # One predictor step on a training sentence and one fitting-encoder embedding: torch's first pass through
@@ -73,6 +74,6 @@ def warm_up(languages: tuple[str, ...] = LANGUAGES) -> float:
         judge.embed(0.1 * np.random.default_rng(0).standard_normal(16000).astype(np.float32))  # scores the fit
         _models_loaded = True
     spent = time.process_time() - started
-    if new or spent > 0.5:
+    if new or load_models:
         log.info("fit process loaded its models in %.1f CPU-s (new languages: %s)", spent, ", ".join(new) or "none")
     return spent

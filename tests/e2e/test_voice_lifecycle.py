@@ -13,7 +13,7 @@ import pytest
 from bench.common import scrape_metrics
 from synth.voicestore import VoiceStore, load_or_create_deployment_key
 from tests.audio_checks import decode_opus, voiced_ratio
-from tests.conftest import SHARED_VOICES, ServerProcess
+from tests.conftest import SHARED_VOICES, ServerProcess, child_processes
 from voxroom.client import RequestRefused, VoxroomClient
 
 LONG = (
@@ -121,21 +121,6 @@ async def test_enroll_consent_speak_grant_withdraw_delete(voice_server: ServerPr
         await bot.close()
 
 
-def worker_processes(pid: int) -> list[int]:
-    """The processes whose parent is `pid` (Linux /proc), but multiprocessing's resource tracker, which ends by
-    itself once its parent has gone."""
-    children = []
-    for entry in Path("/proc").glob("[0-9]*"):
-        try:
-            parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-            command = (entry / "cmdline").read_bytes()
-        except (OSError, ValueError, IndexError):
-            continue
-        if parent == pid and b"resource_tracker" not in command:
-            children.append(int(entry.name))
-    return children
-
-
 def still_running(pids: list[int]) -> list[int]:
     return [pid for pid in pids if Path(f"/proc/{pid}").exists()]
 
@@ -152,7 +137,7 @@ async def test_a_server_stopped_while_a_voice_fits_ends_at_once_and_keeps_the_fi
         )
         assert status == 201
         for _ in range(300):  # until the fit's process has started on the voice
-            workers = worker_processes(server.process.pid)
+            workers = [pid for pid, _ in child_processes(server.process.pid)]
             if len(workers) == 2:  # the analysis and fit processes
                 break
             await asyncio.sleep(0.2)

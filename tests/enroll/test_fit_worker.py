@@ -36,9 +36,7 @@ def loaded_in_this_process(job_id: int) -> dict[str, Any]:
 async def test_each_fit_loads_what_it_needs_outside_its_budget_and_nothing_more() -> None:
     workers = EnrollmentWorkers(niceness=0)  # its own: a shared pool may have fitted a voice already
     try:
-        analysis = await workers._submit(
-            "analysis", _analyse, None, voice_path("en_1998_enroll.wav").read_bytes(), GateLimits(), "en"
-        )
+        analysis = await workers.analyse(voice_path("en_1998_enroll.wav").read_bytes(), GateLimits(), "en")
         assert analysis.accepted
         start = stock_packs()[analysis.start_stock]
 
@@ -66,8 +64,3 @@ async def test_each_fit_loads_what_it_needs_outside_its_budget_and_nothing_more(
     finally:
         workers.close()
 
-
-def _analyse(job_id: int, data: bytes, limits: GateLimits, language_hint: str) -> Any:
-    from synth.enroll.tasks import analyse_recording
-
-    return analyse_recording(data, limits, language_hint)
