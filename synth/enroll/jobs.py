@@ -58,16 +58,20 @@ def _init_worker(progress_queue: Any, niceness: int, parent: int) -> None:
     torch.set_num_interop_threads(1)
 
 
-def _warm_up_fit(language_hint: str) -> None:
+def _warm_up_fit(language_hint: str, progress: ProgressCallback) -> None:
     """Load what a fit of `language_hint` needs and this process has not loaded yet (the models with the first fit,
     a language's front end with the first fit that speaks it), before the fit's budget clock starts
-    (synth.fit.warm_up). A failure here is logged and left to the fit, which reports it as a fit error."""
+    (synth.fit.warm_up), saying so in the fit's progress only when there is something to load. A failure here is
+    logged and left to the fit, which reports it as a fit error."""
     try:
-        from synth.fit.warm_up import fit_languages, warm_up
+        from synth.fit.warm_up import fit_languages, still_to_load, warm_up
     except ImportError:  # the fit is not installed: jobs keep the start pack
         return
     try:
-        warm_up(fit_languages(language_hint))
+        languages = fit_languages(language_hint)
+        if still_to_load(languages):
+            progress(0.0, "loading the voice fit")
+            warm_up(languages)
     except Exception:
         log.exception("the fit process could not load its models; the fit will try again")
 
@@ -97,8 +101,7 @@ def _run_fit(
     from synth.enroll.tasks import fit_voice
 
     progress = _report(job_id)
-    progress(0.0, "loading the voice fit")
-    _warm_up_fit(language_hint)  # outside the voice's budget: fit_voice starts its clock
+    _warm_up_fit(language_hint, progress)  # outside the voice's budget: fit_voice starts its clock
     return fit_voice(
         target_arrays, language_hint, start_pack, judge_print, cpu_budget_s, progress=progress,
         per_layer_timbre=per_layer_timbre,

@@ -37,6 +37,11 @@ def fit_languages(language_hint: str) -> tuple[str, ...]:
     return tuple(lang for lang in LANGUAGES if lang in spoken)
 
 
+def still_to_load(languages: tuple[str, ...]) -> bool:
+    """Whether `warm_up(languages)` has anything left to load in this process (the fit's progress says so only then)."""
+    return not _models_loaded or any(lang not in _languages_loaded for lang in languages)
+
+
 def warm_up(languages: tuple[str, ...] = LANGUAGES) -> float:
     """Load the fit's models and the text front ends of `languages`, each once per process; returns the CPU-s it
     took (0 when all were loaded already).

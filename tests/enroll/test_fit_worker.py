@@ -40,8 +40,15 @@ async def test_each_fit_loads_what_it_needs_outside_its_budget_and_nothing_more(
         assert analysis.accepted
         start = stock_packs()[analysis.start_stock]
 
+        stages: list[list[str]] = []
+
         async def fit(language: str) -> Any:
-            return await workers.fit(analysis.target, language, start, analysis.judge_print, cpu_budget_s=1.0)
+            seen: list[str] = []
+            stages.append(seen)
+            return await workers.fit(
+                analysis.target, language, start, analysis.judge_print, cpu_budget_s=1.0,
+                progress=lambda _fraction, stage: seen.append(stage),
+            )
 
         assert await workers._submit("fit", loaded_in_this_process, None) == {
             **NOTHING, "front ends": {"en": False, "zh": False, "ja": False}
@@ -53,8 +60,13 @@ async def test_each_fit_loads_what_it_needs_outside_its_budget_and_nothing_more(
         # The first fit of the process loaded the models (several CPU-s on any CPU seen) before its clock started:
         # its budget clock read about what the second, warm fit's did.
         assert first.cpu_s < second.cpu_s + 1.0, (first.cpu_s, second.cpu_s)
+        # The voice's progress says "loading" only while there is something to load.
+        assert stages[0][:2] == ["loading the voice fit", "preparing the voice model"], stages[0]
+        assert stages[1][0] == "preparing the voice model", stages[1]
+        assert "loading the voice fit" not in stages[1], stages[1]
 
         await fit("zh")  # a Chinese voice's fit loads the Chinese front end; the Japanese one is never needed
+        assert stages[2][0] == "loading the voice fit", stages[2]
         assert (await workers._submit("fit", loaded_in_this_process, None))["front ends"] == {
             "en": True, "zh": True, "ja": False
         }
