@@ -124,14 +124,6 @@ def clean_on_each_sentence(start: Share, share: Share, tolerance: float) -> bool
     return worst_sentence(start, share, ("guard_each",)) >= -tolerance
 
 
-def clean_on_mean_of_sentences(start: Share, share: Share, tolerance: float) -> bool:
-    """The guard as it runs since s31 (quality_guard.keep_first_clean): its two sentences heard one by one, judged on
-    the mean of their changes from the start's same sentences."""
-    from synth.fit.quality_guard import sounds_clean
-
-    return sounds_clean([s - b for s, b in zip(share["guard_each"], start["guard_each"], strict=True)], tolerance)
-
-
 def heard_changes(start: Share, share: Share, count: int) -> list[float]:
     """A share's change from the start on each of the first `count` sentences a guard hears: its two, then the four
     of --more-guard-sentences."""
@@ -150,6 +142,11 @@ def clean_on_mean_of(count: int) -> Clean:
         return sounds_clean(heard_changes(start, share, count), tolerance)
 
     return clean
+
+
+# The guard as it runs since s31 (quality_guard.keep_first_clean): its two sentences heard one by one, judged on the
+# mean of their changes from the start's same sentences.
+clean_on_mean_of_sentences = clean_on_mean_of(2)
 
 
 def needs_more_sentences(start: Share, share: Share, tolerance: float) -> bool:
@@ -508,9 +505,11 @@ def more_sentences(table: list[dict], tolerances: str) -> dict[str, Any]:  # typ
     return found
 
 
-GUARDS_OF_MORE_SENTENCES: dict[str, Clean] = {
-    "mean_of_2": clean_on_mean_of(2), "mean_of_4": clean_on_mean_of(4), "mean_of_6": clean_on_mean_of(6),
-    "six_near_the_line": clean_on_six_near_the_line,
+# Each guard's rule, and how many sentences it hears for the start and for each share it tries (None: two, and
+# four more the first time a verdict is near the line; see sentences_heard).
+GUARDS_OF_MORE_SENTENCES: dict[str, tuple[Clean, int | None]] = {
+    "mean_of_2": (clean_on_mean_of(2), 2), "mean_of_4": (clean_on_mean_of(4), 4),
+    "mean_of_6": (clean_on_mean_of(6), 6), "six_near_the_line": (clean_on_six_near_the_line, None),
 }
 
 
@@ -529,23 +528,23 @@ def more_guard_sentences(table: list[dict], tolerances: str) -> dict[str, Any]: 
                                      for r in table for c in r["shares"][1:]])
             correlations[f"{count}_sentences_vs_{measure}"] = correlation(guard_change, dnsmos_change)
     found: dict[str, Any] = {"mean_of_sentences_vs_dnsmos_change": correlations}
-    for name, clean in GUARDS_OF_MORE_SENTENCES.items():
+    for name, (clean, per_hearing) in GUARDS_OF_MORE_SENTENCES.items():
         for measure in measures:
             policies = [replay(table, t, clean, name, measure) for t in levels]
             for t, policy in zip(levels, policies, strict=True):
                 kept: list[dict[str, Any]] = policy["kept"]  # type: ignore[assignment]
                 policy["guard_sentences_heard"] = sum(
-                    sentences_heard(row, k["tried"], name, t) for row, k in zip(table, kept, strict=True)
+                    sentences_heard(row, k["tried"], per_hearing, t) for row, k in zip(table, kept, strict=True)
                 )
             found[f"policies_{name}_on_{measure}"] = policies
     return found
 
 
-def sentences_heard(row: dict, tried: int, guard: str, tolerance: float) -> int:  # type: ignore[type-arg]
-    """Sentences a guard hears to choose for one speaker: its count for the start and each share tried; the
-    sequential guard its two for each, and the start's four more and each share's the first time it needs them."""
-    if guard != "six_near_the_line":
-        per_hearing = int(guard.rsplit("_", 1)[1])
+def sentences_heard(row: dict, tried: int, per_hearing: int | None, tolerance: float) -> int:  # type: ignore[type-arg]
+    """Sentences a guard hears to choose for one speaker: `per_hearing` for the start and each share tried; the
+    sequential guard (None) its two for each, and the start's four more and each share's the first time it needs
+    them."""
+    if per_hearing is not None:
         return per_hearing * (1 + tried)
     start, shares = row["shares"][0], row["shares"][1 : 1 + tried]
     looks = sum(needs_more_sentences(start, share, tolerance) for share in shares)

@@ -220,7 +220,7 @@ def kept_shares(guard_replay: str, tolerances: str, policies: str = "") -> dict[
     kept: dict[str, dict[str, tuple[float, float]]] = {}
     for policy in (policies or SERVED_GUARD).split(","):
         for tolerance in (t for t in tolerances.split(",") if t):
-            replayed = replay(table, float(tolerance), GUARDS_OF_MORE_SENTENCES[policy], policy)["kept"]
+            replayed = replay(table, float(tolerance), GUARDS_OF_MORE_SENTENCES[policy][0], policy)["kept"]
             kept[voice_name(policy, tolerance)] = {k["speaker"]: tuple(k["kept"]) for k in replayed}  # type: ignore[attr-defined]
     return kept
 
