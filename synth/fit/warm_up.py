@@ -37,9 +37,15 @@ def fit_languages(language_hint: str) -> tuple[str, ...]:
     return tuple(lang for lang in LANGUAGES if lang in spoken)
 
 
+def _to_load(languages: tuple[str, ...]) -> tuple[list[str], bool]:
+    """What `warm_up(languages)` has left to load in this process: the languages' front ends, and the models?"""
+    return [lang for lang in languages if lang not in _languages_loaded], not _models_loaded
+
+
 def still_to_load(languages: tuple[str, ...]) -> bool:
     """Whether `warm_up(languages)` has anything left to load in this process (the fit's progress says so only then)."""
-    return not _models_loaded or any(lang not in _languages_loaded for lang in languages)
+    new, load_models = _to_load(languages)
+    return bool(new) or load_models
 
 
 def warm_up(languages: tuple[str, ...] = LANGUAGES) -> float:
@@ -57,8 +63,7 @@ def warm_up(languages: tuple[str, ...] = LANGUAGES) -> float:
     from synth.fit.stock import stock_packs
 
     started = time.process_time()
-    new = [lang for lang in languages if lang not in _languages_loaded]
-    load_models = not _models_loaded
+    new, load_models = _to_load(languages)
     for lang in new:
         # The serving engine and DNSMOS (loaded once), and the language's front end, by one short render scored, as
         # the guard's scorer loads them (once per process and language); then the fit's own front end for it.

@@ -75,4 +75,3 @@ async def test_each_fit_loads_what_it_needs_outside_its_budget_and_nothing_more(
         assert light["differentiable graph"] == 0 and light["fitting encoder"] == 0
     finally:
         workers.close()
-
