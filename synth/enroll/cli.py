@@ -34,11 +34,18 @@ VOICES_SUBDIR = "voices"
 def open_service(
     data_dir: Path, voice_key: str = "", fit_cpu_budget_s: float = FIT_CPU_BUDGET_S, fit_per_layer_timbre: bool = True
 ) -> EnrollmentService:
-    """The enrollment service over `<data_dir>/voices`, keyed by the configured or stored deployment key."""
+    """The enrollment service over `<data_dir>/voices`, keyed by the configured or stored deployment key.
+
+    Its worker processes run at the command's own priority: a server's niceness keeps them from slowing
+    synthesis for a room, but no server runs beside this command and its user is waiting for it (run it
+    under `nice` to yield to other work)."""
     key = load_or_create_deployment_key(data_dir, voice_key)
     store = VoiceStore(data_dir / VOICES_SUBDIR, key)
     return EnrollmentService(
-        store, EnrollmentWorkers(), fit_cpu_budget_s=fit_cpu_budget_s, fit_per_layer_timbre=fit_per_layer_timbre
+        store,
+        EnrollmentWorkers(niceness=0),
+        fit_cpu_budget_s=fit_cpu_budget_s,
+        fit_per_layer_timbre=fit_per_layer_timbre,
     )
 
 
