@@ -163,6 +163,13 @@ class Metrics:
             buckets=(15, 30, 60, 120, 180, 240, 300, 450, 600),
             registry=r,
         )
+        self.voice_fit_wall = Histogram(
+            "voxroom_voice_fit_wall_seconds",
+            "Seconds on the clock from a voice fit's start to its result: far above its CPU seconds when the fit "
+            "waited behind another voice's or for a CPU that synthesis kept busy",
+            buckets=(15, 30, 60, 120, 240, 300, 450, 600, 900, 1800, 3600),
+            registry=r,
+        )
         self.voice_fit_similarity = Histogram(
             "voxroom_voice_fit_similarity",
             "Judged similarity of a fitted voice to its recording, 0 = a stranger, 1 = the same person",
@@ -187,6 +194,8 @@ class Metrics:
         self.voice_fits.labels("ready").inc()
         if outcome.cpu_s is not None:
             self.voice_fit_cpu.observe(outcome.cpu_s)
+        if outcome.wall_s is not None:
+            self.voice_fit_wall.observe(outcome.wall_s)
         if outcome.similarity is not None:
             self.voice_fit_similarity.observe(outcome.similarity)
         share = "skipped" if outcome.colour_share is None else f"{outcome.colour_share:g}"

@@ -51,6 +51,9 @@ class FitOutcome:
     cpu_s: float | None = None
     similarity: float | None = None  # the 0..1 score the owner sees
     colour_share: float | None = None  # None: the fit left no time for the colour
+    # Seconds on the clock from the fit's start to its result: its CPU seconds, plus loading, waiting behind another
+    # voice's fit, and waiting for a CPU that synthesis keeps busy (the fit process is niced).
+    wall_s: float | None = None
 
 
 FitObserver = Callable[[FitOutcome], None]
@@ -218,6 +221,7 @@ class EnrollmentService:
                 self._progress[owner] = (fraction, stage)
 
         task = asyncio.current_task()
+        started = time.monotonic()
         try:
             result = await self.workers.fit(
                 _unprefixed(record.arrays),
@@ -234,9 +238,11 @@ class EnrollmentService:
             log.exception("voice fit failed for one voice")
             await self._finish_fit(record, None, f"The voice fit failed ({type(exc).__name__}); try enrolling again.")
             return
-        await self._finish_fit(record, result, None)
+        await self._finish_fit(record, result, None, wall_s=time.monotonic() - started)
 
-    async def _finish_fit(self, record: VoiceRecord, result: Any, error: str | None) -> None:
+    async def _finish_fit(
+        self, record: VoiceRecord, result: Any, error: str | None, wall_s: float | None = None
+    ) -> None:
         owner = record.owner
         async with self._lock(owner):
             current = await asyncio.to_thread(self._load_quietly, owner)
@@ -271,21 +277,25 @@ class EnrollmentService:
             self._fits.pop(owner, None)
             if version != record.version and self.purge_cached_audio is not None:
                 await self.purge_cached_audio(owner, version)  # never served again: free the memory
-        self._report_fit(result, meta)
+        self._report_fit(result, meta, wall_s)
         if result is not None and self.on_voice_ready is not None:
             await self.on_voice_ready(
                 owner, {"voice_id": owner, "version": version, **wire_similarity(meta["similarity"])}
             )
 
-    def _report_fit(self, result: Any, meta: dict[str, Any]) -> None:
+    def _report_fit(self, result: Any, meta: dict[str, Any], wall_s: float | None) -> None:
         if result is None:
             outcome = FitOutcome(ready=False)
         else:
-            outcome = FitOutcome(True, result.cpu_s, meta["similarity"]["score"], result.colour_share)
+            outcome = FitOutcome(
+                True, result.cpu_s, meta["similarity"]["score"], colour_share=result.colour_share, wall_s=wall_s
+            )
             colour = "skipped, no time" if outcome.colour_share is None else f"{outcome.colour_share:.0%} kept"
             log.info(
-                "voice fit ready in %.0f CPU-s (%s): similarity %.2f, colour %s, noise suppressor %s of the output",
-                outcome.cpu_s, result.method, outcome.similarity, colour, f"{result.denoise:.0%}",
+                "voice fit ready in %.0f CPU-s, %s s on the clock (%s): similarity %.2f, colour %s, "
+                "noise suppressor %s of the output",
+                outcome.cpu_s, "?" if wall_s is None else f"{wall_s:.0f}", result.method, outcome.similarity, colour,
+                f"{result.denoise:.0%}",
             )
         if self.on_fit_finished is not None:
             self.on_fit_finished(outcome)
