@@ -1,8 +1,8 @@
 """`voxroom enroll FILE --user NAME`: enroll a recording from the command line, with progress.
 
-Uses the same gate, features and encrypted store as the HTTP upload. Run it while the
-server is stopped (a running server picks the voice up at its next start), or upload
-through POST /v1/voices instead.
+Uses the same gate, features and encrypted store as the HTTP upload. It runs only while no
+server uses the data dir (a running server would not see the voice until its next start, and
+would share its CPU with the fit); with a server running, upload through POST /v1/voices.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from synth.enroll.errors import EnrollmentError, RecordingRejected
 from synth.enroll.jobs import EnrollmentWorkers
 from synth.enroll.service import EnrollmentService
 from synth.voicestore import VoiceStore, load_or_create_deployment_key
+from voxroom.data_dir import in_use_by_a_server
 
 CONTENT_TYPES = {
     ".wav": "audio/wav",
@@ -61,7 +62,15 @@ def enroll_file_command(
     wait: bool = True,
     out: TextIO = sys.stderr,
 ) -> int:
-    """Enroll `path` as `user`'s voice. Returns the process exit code (0 ok, 1 unusable file, 2 refused)."""
+    """Enroll `path` as `user`'s voice. Returns the process exit code (0 ok, 1 unusable file or a data dir a
+    server is using, 2 refused)."""
+    if in_use_by_a_server(data_dir):
+        print(
+            f"error: a server is running on {data_dir}: upload through POST /v1/voices or the demo page, "
+            "or stop the server and run this again",
+            file=out,
+        )
+        return 1
     path = Path(path)
     content_type = CONTENT_TYPES.get(path.suffix.lower())
     if content_type is None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import io
 import signal
 from pathlib import Path
 from typing import Any
@@ -11,10 +12,12 @@ import aiohttp
 import pytest
 
 from bench.common import scrape_metrics
+from synth.enroll.cli import enroll_file_command
 from synth.voicestore import VoiceStore, load_or_create_deployment_key
 from tests.audio_checks import decode_opus, voiced_ratio
 from tests.conftest import SHARED_VOICES, ServerProcess, child_processes
 from voxroom.client import RequestRefused, VoxroomClient
+from voxroom.data_dir import in_use_by_a_server
 
 LONG = (
     "This is the first clause, then a second one follows, and a third one after that, "
@@ -121,6 +124,19 @@ async def test_enroll_consent_speak_grant_withdraw_delete(voice_server: ServerPr
         await bot.close()
 
 
+def test_voxroom_enroll_refuses_the_data_dir_of_a_running_server(voice_server: ServerProcess) -> None:
+    # The server would not see the voice until its next start, and the command's fit would take its CPU.
+    files_before = sorted(voice_server.data_dir.rglob("*"))
+    out = io.StringIO()
+    code = enroll_file_command(
+        SHARED_VOICES / "en_1998_enroll.wav", "carol", data_dir=voice_server.data_dir, fit_cpu_budget_s=1.0, out=out
+    )
+    assert code == 1
+    assert f"a server is running on {voice_server.data_dir}" in out.getvalue()
+    assert "POST /v1/voices" in out.getvalue()
+    assert sorted(voice_server.data_dir.rglob("*")) == files_before  # nothing written, no process started
+
+
 def still_running(pids: list[int]) -> list[int]:
     return [pid for pid in pids if Path(f"/proc/{pid}").exists()]
 
@@ -151,6 +167,7 @@ async def test_a_server_stopped_while_a_voice_fits_ends_at_once_and_keeps_the_fi
         assert still_running(workers) == []
     finally:
         server.stop()
+    assert not in_use_by_a_server(tmp_path)  # its claim on the data dir ended with it: `voxroom enroll` may run
     # Nothing is lost: the voice waits, still 'fitting', for the next start to resume its fit (resume_pending).
     store = VoiceStore(tmp_path / "voices", load_or_create_deployment_key(tmp_path, ""))
     record = store.load("alice")
