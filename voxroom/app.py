@@ -35,7 +35,7 @@ from synth.voices import VoiceResolver
 from synth.voicestore.keys import load_or_create_deployment_key
 from synth.voicestore.store import VoiceStore
 from synth.watermark.switch import watermark_chunk_filter
-from voxroom.data_dir import hold_as_server
+from voxroom.data_dir import DataDirInUse, hold_as_server
 from voxroom.metrics import Metrics
 from voxroom.settings import Settings, auto_on_off
 
@@ -211,7 +211,10 @@ def serve(settings: Settings) -> None:
         "embedded" if settings.embedded else "redis",
         settings.data_dir,
     )
-    claim = hold_as_server(settings.data_dir)  # `voxroom enroll` refuses a data dir a server is using
+    try:
+        claim = hold_as_server(settings.data_dir)  # shared with other servers, never with `voxroom enroll`
+    except DataDirInUse as exc:
+        raise SystemExit(f"error: {exc}") from None
     app = create_app(build_context(settings))
     try:
         web.run_app(app, host=settings.host, port=settings.port, print=None, access_log=None)

@@ -1,9 +1,9 @@
-"""A running server's claim on its data dir, so that `voxroom enroll` can tell it is there.
+"""Who is using a data dir: running servers, or one `voxroom enroll`, never both.
 
-Every server holds a shared lock on `<data dir>/server.lock` for as long as it runs (the kernel drops it
-when the process ends, however it ends), so several servers may share a data dir. The enroll command asks
-for the lock exclusively without waiting: if it cannot have it, a server is using the dir, would not see the
-new voice until its next start, and would share its CPU with the command's fit.
+Every server holds a shared lock on `<data dir>/server.lock` for as long as it runs, so several servers may
+share a data dir; `voxroom enroll` holds it exclusively for as long as it runs. Neither waits for the other:
+a server would not see a voice the command enrolls until its next start, and the command's fit would take
+the CPU that synthesis needs. The kernel drops a lock when its process ends, however it ends.
 """
 
 from __future__ import annotations
@@ -15,24 +15,31 @@ from typing import IO
 LOCK_NAME = "server.lock"
 
 
+class DataDirInUse(Exception):
+    """The other kind of user holds the data dir."""
+
+
 def hold_as_server(data_dir: Path) -> IO[bytes]:
     """Claim `data_dir` for a running server. Keep the returned file open for as long as the server runs."""
+    return _hold(data_dir, fcntl.LOCK_SH, f"voxroom enroll is running on {data_dir}: start the server once it ends")
+
+
+def hold_for_enrollment(data_dir: Path) -> IO[bytes]:
+    """Claim `data_dir` for `voxroom enroll`. Keep the returned file open until the command ends."""
+    return _hold(
+        data_dir,
+        fcntl.LOCK_EX,
+        f"a server (or another voxroom enroll) is running on {data_dir}: upload through POST /v1/voices or the "
+        "demo page, or stop the server and run this again",
+    )
+
+
+def _hold(data_dir: Path, kind: int, refusal: str) -> IO[bytes]:
     data_dir.mkdir(parents=True, exist_ok=True)
-    lock = open(data_dir / LOCK_NAME, "ab")  # noqa: SIM115  (held open for the server's life)
-    fcntl.flock(lock, fcntl.LOCK_SH)
-    return lock
-
-
-def in_use_by_a_server(data_dir: Path) -> bool:
-    """Whether a running server holds `data_dir` now."""
+    lock = open(data_dir / LOCK_NAME, "ab")  # noqa: SIM115  (held open by the caller)
     try:
-        lock = open(data_dir / LOCK_NAME, "rb")  # noqa: SIM115  (closed below)
-    except FileNotFoundError:  # no server has run on this dir
-        return False
-    with lock:
-        try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return True
-        fcntl.flock(lock, fcntl.LOCK_UN)
-        return False
+        fcntl.flock(lock, kind | fcntl.LOCK_NB)
+    except BlockingIOError:
+        lock.close()
+        raise DataDirInUse(refusal) from None
+    return lock

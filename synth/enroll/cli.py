@@ -1,8 +1,9 @@
 """`voxroom enroll FILE --user NAME`: enroll a recording from the command line, with progress.
 
 Uses the same gate, features and encrypted store as the HTTP upload. It runs only while no
-server uses the data dir (a running server would not see the voice until its next start, and
-would share its CPU with the fit); with a server running, upload through POST /v1/voices.
+server uses the data dir, and no server starts on it until the command ends (a running server
+would not see the voice until its next start, and would share its CPU with the fit); with a
+server running, upload through POST /v1/voices.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from synth.enroll.errors import EnrollmentError, RecordingRejected
 from synth.enroll.jobs import EnrollmentWorkers
 from synth.enroll.service import EnrollmentService
 from synth.voicestore import VoiceStore, load_or_create_deployment_key
-from voxroom.data_dir import in_use_by_a_server
+from voxroom.data_dir import DataDirInUse, hold_for_enrollment
 
 CONTENT_TYPES = {
     ".wav": "audio/wav",
@@ -64,13 +65,6 @@ def enroll_file_command(
 ) -> int:
     """Enroll `path` as `user`'s voice. Returns the process exit code (0 ok, 1 unusable file or a data dir a
     server is using, 2 refused)."""
-    if in_use_by_a_server(data_dir):
-        print(
-            f"error: a server is running on {data_dir}: upload through POST /v1/voices or the demo page, "
-            "or stop the server and run this again",
-            file=out,
-        )
-        return 1
     path = Path(path)
     content_type = CONTENT_TYPES.get(path.suffix.lower())
     if content_type is None:
@@ -81,8 +75,14 @@ def enroll_file_command(
     except OSError as exc:
         print(f"error: cannot read {path}: {exc.strerror}", file=out)
         return 1
-    service = open_service(data_dir, voice_key, fit_cpu_budget_s, fit_per_layer_timbre)
-    return asyncio.run(_enroll(service, data, content_type, user, language, wait, out))
+    try:
+        claim = hold_for_enrollment(data_dir)  # before anything is written; no server starts on the dir meanwhile
+    except DataDirInUse as exc:
+        print(f"error: {exc}", file=out)
+        return 1
+    with claim:
+        service = open_service(data_dir, voice_key, fit_cpu_budget_s, fit_per_layer_timbre)
+        return asyncio.run(_enroll(service, data, content_type, user, language, wait, out))
 
 
 async def _enroll(

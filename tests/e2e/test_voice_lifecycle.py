@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import io
+import os
 import signal
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +20,8 @@ from synth.voicestore import VoiceStore, load_or_create_deployment_key
 from tests.audio_checks import decode_opus, voiced_ratio
 from tests.conftest import SHARED_VOICES, ServerProcess, child_processes
 from voxroom.client import RequestRefused, VoxroomClient
-from voxroom.data_dir import in_use_by_a_server
+from voxroom.data_dir import hold_for_enrollment
+from voxroom.testing import free_port
 
 LONG = (
     "This is the first clause, then a second one follows, and a third one after that, "
@@ -132,9 +136,21 @@ def test_voxroom_enroll_refuses_the_data_dir_of_a_running_server(voice_server: S
         SHARED_VOICES / "en_1998_enroll.wav", "carol", data_dir=voice_server.data_dir, fit_cpu_budget_s=1.0, out=out
     )
     assert code == 1
-    assert f"a server is running on {voice_server.data_dir}" in out.getvalue()
+    assert f"a server (or another voxroom enroll) is running on {voice_server.data_dir}" in out.getvalue()
     assert "POST /v1/voices" in out.getvalue()
     assert sorted(voice_server.data_dir.rglob("*")) == files_before  # nothing written, no process started
+
+
+def test_a_server_does_not_start_on_a_data_dir_voxroom_enroll_is_using(tmp_path: Path) -> None:
+    with hold_for_enrollment(tmp_path):  # as `voxroom enroll` does while it runs
+        env = {**os.environ, "VOXROOM_DATA_DIR": str(tmp_path), "VOXROOM_PORT": str(free_port())}
+        started = subprocess.run(
+            [sys.executable, "-m", "voxroom.cli", "serve"], env=env, cwd=tmp_path, capture_output=True, text=True,
+            timeout=120,
+        )
+    assert started.returncode == 1
+    assert f"error: voxroom enroll is running on {tmp_path}: start the server once it ends" in started.stderr
+    assert "Traceback" not in started.stderr
 
 
 def still_running(pids: list[int]) -> list[int]:
@@ -167,7 +183,7 @@ async def test_a_server_stopped_while_a_voice_fits_ends_at_once_and_keeps_the_fi
         assert still_running(workers) == []
     finally:
         server.stop()
-    assert not in_use_by_a_server(tmp_path)  # its claim on the data dir ended with it: `voxroom enroll` may run
+    hold_for_enrollment(tmp_path).close()  # its claim on the data dir ended with it: `voxroom enroll` may run
     # Nothing is lost: the voice waits, still 'fitting', for the next start to resume its fit (resume_pending).
     store = VoiceStore(tmp_path / "voices", load_or_create_deployment_key(tmp_path, ""))
     record = store.load("alice")
