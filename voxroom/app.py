@@ -215,8 +215,6 @@ def serve(settings: Settings) -> None:
         claim = hold_as_server(settings.data_dir)  # shared with other servers, never with `voxroom enroll`
     except DataDirInUse as exc:
         raise SystemExit(f"error: {exc}") from None
-    app = create_app(build_context(settings))
-    try:
+    with claim:
+        app = create_app(build_context(settings))
         web.run_app(app, host=settings.host, port=settings.port, print=None, access_log=None)
-    finally:
-        claim.close()

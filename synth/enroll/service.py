@@ -236,13 +236,12 @@ class EnrollmentService:
             raise
         except Exception as exc:  # the stock voice stays usable; the owner sees why the fit stopped
             log.exception("voice fit failed for one voice")
-            await self._finish_fit(record, None, f"The voice fit failed ({type(exc).__name__}); try enrolling again.")
+            error = f"The voice fit failed ({type(exc).__name__}); try enrolling again."
+            await self._finish_fit(record, None, error, time.monotonic() - started)
             return
-        await self._finish_fit(record, result, None, wall_s=time.monotonic() - started)
+        await self._finish_fit(record, result, None, time.monotonic() - started)
 
-    async def _finish_fit(
-        self, record: VoiceRecord, result: Any, error: str | None, wall_s: float | None = None
-    ) -> None:
+    async def _finish_fit(self, record: VoiceRecord, result: Any, error: str | None, wall_s: float) -> None:
         owner = record.owner
         async with self._lock(owner):
             current = await asyncio.to_thread(self._load_quietly, owner)
@@ -283,7 +282,7 @@ class EnrollmentService:
                 owner, {"voice_id": owner, "version": version, **wire_similarity(meta["similarity"])}
             )
 
-    def _report_fit(self, result: Any, meta: dict[str, Any], wall_s: float | None) -> None:
+    def _report_fit(self, result: Any, meta: dict[str, Any], wall_s: float) -> None:
         if result is None:
             outcome = FitOutcome(ready=False)
         else:
@@ -292,10 +291,9 @@ class EnrollmentService:
             )
             colour = "skipped, no time" if outcome.colour_share is None else f"{outcome.colour_share:.0%} kept"
             log.info(
-                "voice fit ready in %.0f CPU-s, %s s on the clock (%s): similarity %.2f, colour %s, "
+                "voice fit ready in %.0f CPU-s, %.0f s on the clock (%s): similarity %.2f, colour %s, "
                 "noise suppressor %s of the output",
-                outcome.cpu_s, "?" if wall_s is None else f"{wall_s:.0f}", result.method, outcome.similarity, colour,
-                f"{result.denoise:.0%}",
+                outcome.cpu_s, wall_s, result.method, outcome.similarity, colour, f"{result.denoise:.0%}",
             )
         if self.on_fit_finished is not None:
             self.on_fit_finished(outcome)
