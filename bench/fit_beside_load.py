@@ -1,16 +1,19 @@
 """Does a voice fit slow synthesis for the rooms? A real server at 80% of its capacity, with a fit beside it.
 
 The server is first saturated to measure its capacity (as `load.py at80`), then offered the chat mix at
-`--share` of it. One voice is enrolled over HTTP, and windows of that traffic alternate (stopped, fitting,
-fitting, stopped, ...) between the fit process running and the fit process stopped with SIGSTOP: both kinds
-of window share one server, one phrase cache and one fit, so what differs between them is the fit's work on
-the CPU. A fit that ends is followed by another enrollment before the next fitting window.
+`--share` of it. One voice is enrolled over HTTP, and windows of that traffic take turns: the fit's processes
+stopped (SIGSTOP), running niced as the server starts them (`niced`), and running in Linux's idle scheduling
+class (`idle`, SCHED_IDLE, set on every thread by this script: run it as root). Every kind of window shares
+one server, one phrase cache and one fit, and the windows of a group are offered the same messages at the
+same moments, so what differs between them is the fit's work on the CPU. A fit that ends is followed by
+another enrollment before the next fitting window.
 
 Per window: first audio p50/p95 at another member, gapped and refused messages (load.py's figures), and the
-CPU the enrollment processes got. Summary: medians per kind of window, the spread between the stopped ones,
-and how long a fit of the default budget (240 CPU-s) would take on the clock at this load.
+CPU the enrollment processes got. Summary per kind: medians, the difference from the stopped window of the
+same group, the rule of the plan (commit 563258f), and how long a fit of the default budget (240 CPU-s)
+would take on the clock at this load.
 
-    python bench/fit_beside_load.py [--pairs 3] [--seconds 150] [--env VOXROOM_ENROLL_NICE=19] [--name NAME]
+    python bench/fit_beside_load.py [--groups 3] [--seconds 150] [--classes niced,idle] [--name NAME]
 """
 
 from __future__ import annotations
@@ -106,6 +109,17 @@ class FitBesideServer:
                 continue
         return total
 
+    def set_class(self, *, idle: bool) -> None:
+        """Every thread of the enrollment processes in Linux's idle scheduling class, or back in the normal one at
+        its niceness (leaving the idle class needs root or CAP_SYS_NICE)."""
+        policy = os.SCHED_IDLE if idle else os.SCHED_OTHER
+        for pid in self.processes():
+            for task in Path(f"/proc/{pid}/task").glob("[0-9]*"):
+                try:
+                    os.sched_setscheduler(int(task.name), policy, os.sched_param(0))
+                except ProcessLookupError:
+                    continue
+
     def signal_all(self, signum: int) -> None:
         for pid in self.processes():
             try:
@@ -116,12 +130,13 @@ class FitBesideServer:
 
 async def window(server: ServerProcess, fit: FitBesideServer, rooms: list[Any], kind: str, rate: float,
                  args: argparse.Namespace, rng: random.Random) -> dict[str, Any]:
-    if kind == "fitting":
+    if kind == "stopped":
+        fit.signal_all(signal.SIGSTOP)
+    else:
         fit.signal_all(signal.SIGCONT)
         if not await fit.fitting():
             await fit.enroll_next()
-    else:
-        fit.signal_all(signal.SIGSTOP)
+        fit.set_class(idle=kind == "idle")
     cpu0, started = fit.cpu_s(), time.perf_counter()
     level = await run_level(server, rooms, rate, args.seconds, args.repeat_rate, rng)
     wall = time.perf_counter() - started
@@ -135,13 +150,12 @@ async def window(server: ServerProcess, fit: FitBesideServer, rooms: list[Any], 
     return level
 
 
-def summarise(windows: list[dict[str, Any]]) -> dict[str, Any]:
-    by_kind = {kind: [w for w in windows if w["kind"] == kind] for kind in ("stopped", "fitting")}
+def summarise(windows: list[dict[str, Any]], kinds: list[str]) -> dict[str, Any]:
+    by_kind = {kind: [w for w in windows if w["kind"] == kind] for kind in kinds}
 
     def median(kind: str, value: Any) -> float:
         return round(statistics.median(value(w) for w in by_kind[kind]), 3)
 
-    stopped_p95 = [w["ttfa"]["p95_ms"] for w in by_kind["stopped"]]
     summary: dict[str, Any] = {
         kind: {
             "windows": len(rows),
@@ -154,24 +168,36 @@ def summarise(windows: list[dict[str, Any]]) -> dict[str, Any]:
         }
         for kind, rows in by_kind.items()
     }
-    fitting, stopped = summary["fitting"], summary["stopped"]
-    p95_excess = fitting["ttfa_p95_ms"] - stopped["ttfa_p95_ms"]
-    stopped_spread = max(stopped_p95) - min(stopped_p95)
-    # The plan's rule (commit 563258f): slower if the p95 excess is past the stopped windows' own spread, or the
-    # fitting windows' median gapped or refused count is above every stopped window's.
-    summary["p95_excess_ms"] = round(p95_excess, 1)
-    summary["stopped_p95_spread_ms"] = round(stopped_spread, 1)
-    summary["fit_slows_synthesis"] = bool(
-        p95_excess > stopped_spread
-        or statistics.median(fitting["gapped"]) > max(stopped["gapped"])
-        or statistics.median(fitting["refused_share"]) > max(stopped["refused_share"])
-    )
-    cores = fitting["fit_cpu_cores"]
-    summary["fit_wall_s_at_this_load"] = round(FIT_BUDGET_S / cores) if cores > 0 else None
+    stopped = summary["stopped"]
+    stopped_p95 = [w["ttfa"]["p95_ms"] for w in by_kind["stopped"]]
+    summary["stopped_p95_spread_ms"] = round(max(stopped_p95) - min(stopped_p95), 1)
+    window_of = {(w["group"], w["kind"]): w for w in windows}
+    groups = sorted({w["group"] for w in windows})
+    for kind in kinds:
+        if kind == "stopped":
+            continue
+        fitting = summary[kind]
+        fitting["p95_excess_ms"] = round(fitting["ttfa_p95_ms"] - stopped["ttfa_p95_ms"], 1)
+        # The plan's rule (commit 563258f): slower if the p95 excess is past the stopped windows' own spread, or
+        # the fitting windows' median gapped or refused count is above every stopped window's.
+        fitting["slows_synthesis"] = bool(
+            fitting["p95_excess_ms"] > summary["stopped_p95_spread_ms"]
+            or statistics.median(fitting["gapped"]) > max(stopped["gapped"])
+            or statistics.median(fitting["refused_share"]) > max(stopped["refused_share"])
+        )
+        # Paired: each group's window of this kind against its stopped window, on the same traffic.
+        for figure in ("p50_ms", "p95_ms"):
+            differences = [window_of[g, kind]["ttfa"][figure] - window_of[g, "stopped"]["ttfa"][figure]
+                           for g in groups]
+            fitting[f"paired_{figure}_differences"] = [round(d, 1) for d in differences]
+            fitting[f"paired_{figure}_median_difference"] = round(statistics.median(differences), 1)
+        cores = fitting["fit_cpu_cores"]
+        fitting["fit_wall_s_at_this_load"] = round(FIT_BUDGET_S / cores) if cores > 0 else None
     return summary
 
 
 async def run(server: ServerProcess, args: argparse.Namespace) -> dict[str, Any]:
+    kinds = ["stopped", *args.classes.split(",")]
     rng = random.Random(args.seed)
     rooms = await setup_rooms(server, args.rooms, args.members)
     fit = FitBesideServer(server)
@@ -185,16 +211,20 @@ async def run(server: ServerProcess, args: argparse.Namespace) -> dict[str, Any]
         rate = round(args.share * capacity / rendering_per_message(saturated, args.repeat_rate), 3)
         print(f"capacity {capacity} rendered audio-s/s: offering {rate} msg/s", flush=True)
         windows = []
-        for pair in range(args.pairs):
-            order = ("stopped", "fitting") if pair % 2 == 0 else ("fitting", "stopped")
+        for group in range(args.groups):
+            # The order turns from group to group, so that a drift over the run falls on every kind alike.
+            order = kinds[group % len(kinds):] + kinds[:group % len(kinds)]
             for kind in order:
-                windows.append(await window(server, fit, rooms, kind, rate, args, rng))
+                # Every window of a group is offered the same messages at the same moments, so their differences
+                # are the fit's and not the traffic's.
+                traffic = random.Random(args.seed * 1000 + group)
+                windows.append({"group": group, **await window(server, fit, rooms, kind, rate, args, traffic)})
     finally:
         fit.signal_all(signal.SIGCONT)  # a stopped process would hold up the server's shutdown
     for room in rooms:
         for member in room:
             await member.close()
-    summary = summarise(windows)
+    summary = summarise(windows, kinds)
     print(json.dumps(summary, indent=1), flush=True)
     return {"capacity_rendered_s_per_wall_s": capacity, "offered_msgs_per_s": rate, "voices_enrolled": fit.enrolled,
             "saturated": saturated, "windows": windows, "summary": summary}
@@ -202,7 +232,9 @@ async def run(server: ServerProcess, args: argparse.Namespace) -> dict[str, Any]
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--pairs", type=int, default=3, help="pairs of windows, one stopped and one fitting each")
+    parser.add_argument("--groups", type=int, default=3, help="groups of windows, one of each kind")
+    parser.add_argument("--classes", default="niced,idle",
+                        help="how the fit runs in its windows: niced (the server's niceness) and/or idle (SCHED_IDLE)")
     parser.add_argument("--seconds", type=float, default=150, help="traffic per window")
     parser.add_argument("--rooms", type=int, default=4)
     parser.add_argument("--members", type=int, default=3)
