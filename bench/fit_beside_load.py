@@ -35,7 +35,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import machine, write_result  # noqa: E402
+from bench.common import RESULTS, machine, write_result  # noqa: E402
 from bench.load import proc_stats, rendering_per_message, run_level, setup_rooms  # noqa: E402
 from voxroom.testing import ServerProcess  # noqa: E402
 
@@ -165,6 +165,8 @@ def summarise(windows: list[dict[str, Any]], kinds: list[str]) -> dict[str, Any]
             "ttfa_p50_ms": median(kind, lambda w: w["ttfa"]["p50_ms"]),
             "ttfa_p95_ms": median(kind, lambda w: w["ttfa"]["p95_ms"]),
             "gapped": [w["utterances_with_gaps"] for w in rows],
+            "gapped_of_accepted": f"{sum(w['utterances_with_gaps'] for w in rows)}/{sum(w['accepted'] for w in rows)}",
+            "windows_with_gaps": sum(w["utterances_with_gaps"] > 0 for w in rows),
             "refused_share": [w["refused_share"] for w in rows],
             "fit_cpu_cores": median(kind, lambda w: w["fit_cpu_cores"]),
             "server_cpu_cores": median(kind, lambda w: w["server_cpu_cores"]),
@@ -233,6 +235,18 @@ async def run(server: ServerProcess, args: argparse.Namespace) -> dict[str, Any]
             "saturated": saturated, "windows": windows, "summary": summary}
 
 
+def pool(names: list[str], out: str) -> None:
+    """Several runs' windows summarised as one run's: each run's groups stay its own (their traffic differs)."""
+    runs = {name: json.loads((RESULTS / f"{name}.json").read_text()) for name in names}
+    windows = [{**w, "group": f"{name}:{w['group']}"} for name, run in runs.items() for w in run["windows"]]
+    kinds = list(dict.fromkeys(w["kind"] for w in windows))
+    summary = summarise(windows, ["stopped", *(k for k in kinds if k != "stopped")])
+    print(json.dumps(summary, indent=1))
+    path = write_result(out, {"benchmark": "fit-beside-load", "pooled": names,
+                              "machines": [run["machine"] for run in runs.values()], "summary": summary})
+    print("written to", path)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--groups", type=int, default=3, help="groups of windows, one of each kind")
@@ -248,7 +262,12 @@ def main() -> None:
     parser.add_argument("--share", type=float, default=0.8, help="share of capacity to offer")
     parser.add_argument("--env", action="append", default=[], help="extra server setting NAME=VALUE")
     parser.add_argument("--name", default="fit_beside_load", help="result file name under bench/results/")
+    parser.add_argument("--pool", default=None,
+                        help="RUN1,RUN2: no run; the windows of these result files summarised together (as --name)")
     args = parser.parse_args()
+    if args.pool:
+        pool(args.pool.split(","), args.name)
+        return
     env = {"VOXROOM_ENGINE": "kokoro", "VOXROOM_DAILY_LIMIT": "1000000", "VOXROOM_RATE_ACCOUNT": "1000,1000",
            "VOXROOM_RATE_CONNECTION": "1000,1000", "VOXROOM_SEND_QUEUE": "4096", "VOXROOM_MAX_ACTIVE": "32",
            "VOXROOM_FIT_CPU_S": RUN_LONG_FIT_S}
