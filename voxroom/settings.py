@@ -195,7 +195,7 @@ SETTING_SPECS: list[tuple[str, str, Any, str]] = [
         "enroll_nice",
         "VOXROOM_ENROLL_NICE",
         int,
-        "niceness of the enrollment worker processes (they never slow synthesis)",
+        "niceness of the enrollment worker processes, so that synthesis takes the CPU first",
     ),
     ("watermark", "VOXROOM_WATERMARK", _bool, "mark every clause with the inaudible watermark (off is logged loudly)"),
     ("demo", "VOXROOM_DEMO", _bool, "demo mode: the page mints short-lived tokens for a display name"),

@@ -38,8 +38,8 @@ def open_service(
 ) -> EnrollmentService:
     """The enrollment service over `<data_dir>/voices`, keyed by the configured or stored deployment key.
 
-    Its worker processes run at the command's own priority: a server's niceness keeps them from slowing
-    synthesis for a room, but no server runs beside this command and its user is waiting for it (run it
+    Its worker processes run at the command's own priority: a server's niceness puts synthesis for a room
+    first, but no server runs beside this command and its user is waiting for it (run it
     under `nice` to yield to other work)."""
     key = load_or_create_deployment_key(data_dir, voice_key)
     store = VoiceStore(data_dir / VOICES_SUBDIR, key)

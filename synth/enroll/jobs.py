@@ -1,7 +1,7 @@
 """Background processes for enrollment: CPU-heavy work never runs in the serving process.
 
 Two single-process pools, each niced and single-threaded so synthesis for everyone else
-keeps its CPU: one analyses uploads (quick, the uploader waits for it), one fits voices
+takes the CPU first: one analyses uploads (quick, the uploader waits for it), one fits voices
 (minutes, one at a time; before each fit it loads what that fit needs and the process has
 not loaded yet, outside the voice's budget). Progress comes back over a queue and is handed
 to the caller's callback on its event loop.
