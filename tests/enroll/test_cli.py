@@ -28,14 +28,13 @@ def test_enrolls_a_good_recording_and_shows_progress(tmp_path: Path) -> None:
     assert record is not None and record.meta["status"] == "ready"
 
 
-def priority_of_new_workers(before: set[int]) -> set[tuple[int, int]]:
-    """(scheduling class, niceness) of each multiprocessing worker this process started since `before` (pids) was
-    taken."""
+def niceness_of_new_workers(before: set[int]) -> set[int]:
+    """The niceness of each multiprocessing worker this process started since `before` (pids) was taken."""
     seen = set()
     for pid, command in child_processes():
         if pid not in before and "multiprocessing" in command:
             try:
-                seen.add((os.sched_getscheduler(pid), os.getpriority(os.PRIO_PROCESS, pid)))
+                seen.add(os.getpriority(os.PRIO_PROCESS, pid))
             except ProcessLookupError:  # it ended between the listing and the question
                 pass
     return seen
@@ -46,16 +45,15 @@ def test_refuses_a_short_clip_with_advice_and_its_worker_runs_at_the_commands_pr
     clip.write_bytes(wav_bytes(load_voice("en_1998_enroll.wav")[: 3 * 24000]))
     out = io.StringIO()
     before = {pid for pid, _ in child_processes()}
-    priorities: set[tuple[int, int]] = set()
+    niceness: set[int] = set()
     with concurrent.futures.ThreadPoolExecutor(max_workers=1) as thread:
         running = thread.submit(enroll_file_command, clip, "bob", data_dir=tmp_path / "data", out=out)
         while not running.done():
-            priorities |= priority_of_new_workers(before)
+            niceness |= niceness_of_new_workers(before)
             time.sleep(0.05)
         code = running.result()
-    # No server runs beside the command and its user waits for it: its analysis is not niced, as a server's is
-    # (nor in another scheduling class).
-    assert priorities == {(os.sched_getscheduler(0), os.getpriority(os.PRIO_PROCESS, 0))}
+    # No server runs beside the command and its user waits for it: its analysis is not niced, as a server's is.
+    assert niceness == {os.getpriority(os.PRIO_PROCESS, 0)}
     assert code == 2
     assert quality.advice_speak_longer(7) in out.getvalue()
     assert not list((tmp_path / "data" / "voices").glob("*"))
