@@ -36,7 +36,14 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import RESULTS, machine, write_result  # noqa: E402
-from bench.load import proc_stats, rendering_per_message, run_level, setup_rooms  # noqa: E402
+from bench.load import (  # noqa: E402
+    add_traffic_arguments,
+    load_server_env,
+    proc_stats,
+    rendering_per_message,
+    run_level,
+    setup_rooms,
+)
 from voxroom.testing import ServerProcess  # noqa: E402
 
 VOICES = Path(__file__).resolve().parent.parent / "tests" / "data" / "voices"
@@ -253,14 +260,7 @@ def main() -> None:
     parser.add_argument("--classes", default="niced,idle",
                         help="how the fit runs in its windows: niced (the server's niceness) and/or idle (SCHED_IDLE)")
     parser.add_argument("--seconds", type=float, default=150, help="traffic per window")
-    parser.add_argument("--rooms", type=int, default=4)
-    parser.add_argument("--members", type=int, default=3)
-    parser.add_argument("--repeat-rate", type=float, default=0.35, help="share of short repeated replies")
-    parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument("--saturate-rate", type=float, default=3.0, help="messages per second to saturate")
-    parser.add_argument("--saturate-seconds", type=float, default=90)
-    parser.add_argument("--share", type=float, default=0.8, help="share of capacity to offer")
-    parser.add_argument("--env", action="append", default=[], help="extra server setting NAME=VALUE")
+    add_traffic_arguments(parser)
     parser.add_argument("--name", default="fit_beside_load", help="result file name under bench/results/")
     parser.add_argument("--pool", default=None,
                         help="RUN1,RUN2: no run; the windows of these result files summarised together (as --name)")
@@ -268,10 +268,7 @@ def main() -> None:
     if args.pool:
         pool(args.pool.split(","), args.name)
         return
-    env = {"VOXROOM_ENGINE": "kokoro", "VOXROOM_DAILY_LIMIT": "1000000", "VOXROOM_RATE_ACCOUNT": "1000,1000",
-           "VOXROOM_RATE_CONNECTION": "1000,1000", "VOXROOM_SEND_QUEUE": "4096", "VOXROOM_MAX_ACTIVE": "32",
-           "VOXROOM_FIT_CPU_S": RUN_LONG_FIT_S}
-    env.update(dict(item.split("=", 1) for item in args.env))
+    env = load_server_env(args, VOXROOM_ENGINE="kokoro", VOXROOM_FIT_CPU_S=RUN_LONG_FIT_S)
     with tempfile.TemporaryDirectory() as data_dir:
         server = ServerProcess(Path(data_dir), env=env)
         try:

@@ -434,32 +434,44 @@ def plot(result: dict[str, Any], path: Path) -> None:
     fig.savefig(path, dpi=110)
 
 
+def add_traffic_arguments(parser: argparse.ArgumentParser) -> None:
+    """The chat mix, its rooms, the saturated phase that measures capacity, and the server's settings."""
+    parser.add_argument("--rooms", type=int, default=4)
+    parser.add_argument("--members", type=int, default=3)
+    parser.add_argument("--repeat-rate", type=float, default=0.35, help="share of short repeated replies")
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--saturate-rate", type=float, default=3.0, help="messages per second to saturate")
+    parser.add_argument("--saturate-seconds", type=float, default=90)
+    parser.add_argument("--share", type=float, default=0.8, help="share of capacity to offer (load.py: at80 only)")
+    parser.add_argument("--env", action="append", default=[], help="extra server setting NAME=VALUE")
+
+
+def load_server_env(args: argparse.Namespace, **settings: str) -> dict[str, str]:
+    """The server's settings under load: limits out of the way of the offered traffic, then `settings`, then
+    --env."""
+    env = {"VOXROOM_DAILY_LIMIT": "1000000", "VOXROOM_RATE_ACCOUNT": "1000,1000",
+           "VOXROOM_RATE_CONNECTION": "1000,1000", "VOXROOM_SEND_QUEUE": "4096", "VOXROOM_MAX_ACTIVE": "32", **settings}
+    env.update(dict(item.split("=", 1) for item in args.env))
+    return env
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("mode", choices=("ramp", "fanout", "soak", "at80"), nargs="?", default="ramp")
-    parser.add_argument("--rooms", type=int, default=4)
-    parser.add_argument("--members", type=int, default=3)
+    add_traffic_arguments(parser)
     parser.add_argument("--levels", default="0.25,0.5,1,1.5,2")
     parser.add_argument("--seconds", type=float, default=40)
-    parser.add_argument("--repeat-rate", type=float, default=0.35, help="share of short repeated replies")
     parser.add_argument("--listeners", default="10,100,300,1000")
     parser.add_argument("--rate", type=float, default=0.5, help="soak: messages per second")
     parser.add_argument("--minutes", type=float, default=30)
-    parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument("--saturate-rate", type=float, default=3.0, help="at80: messages per second to saturate")
-    parser.add_argument("--saturate-seconds", type=float, default=90)
-    parser.add_argument("--share", type=float, default=0.8, help="at80: share of capacity to offer")
     parser.add_argument("--engine", default=None, help="kokoro for ramp and soak, fake for fanout")
-    parser.add_argument("--env", action="append", default=[], help="extra server setting NAME=VALUE")
     parser.add_argument("--keep-log", default=None, help="copy the server's log here when done")
     parser.add_argument("--name", default=None, help="result file name under bench/results/ (default: load_MODE)")
     args = parser.parse_args()
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))  # a thousand listeners need file descriptors
     args.engine = args.engine or ("fake" if args.mode == "fanout" else "kokoro")
-    env = {"VOXROOM_ENGINE": args.engine, "VOXROOM_DAILY_LIMIT": "1000000", "VOXROOM_RATE_ACCOUNT": "1000,1000",
-           "VOXROOM_RATE_CONNECTION": "1000,1000", "VOXROOM_SEND_QUEUE": "4096", "VOXROOM_MAX_ACTIVE": "32"}
-    env.update(dict(item.split("=", 1) for item in args.env))
+    env = load_server_env(args, VOXROOM_ENGINE=args.engine)
     with tempfile.TemporaryDirectory() as data_dir:
         server = ServerProcess(Path(data_dir), env=env)
         try:
