@@ -201,11 +201,11 @@ async def test_two_listeners_of_one_room_both_hear_it(server: ServerProcess) -> 
         await speaker.utterance(accepted["utterance"])
         for listener in listeners:
             await wait_until(lambda lst=listener: max(lst.rms, default=0) > SPEECH_RMS, 20, "both to hear it")
-        # One listener leaving does not silence the other.
+        # One listener leaving does not silence the other: its frames keep coming. Counted, not timed: beside the
+        # other lane's synthesis 0.5 s once brought 11 frames where 15 were asked (the media clock is tested above).
         await listeners[0].close()
         count = len(listeners[1].rms)
-        await asyncio.sleep(0.5)
-        assert len(listeners[1].rms) - count >= 15
+        await wait_until(lambda: len(listeners[1].rms) - count >= 50, 10, "the other listener's next second of frames")
     finally:
         for listener in listeners:
             await listener.close()
