@@ -34,6 +34,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import concurrent.futures
+import contextlib
 import dataclasses
 import heapq
 import itertools
@@ -55,6 +56,7 @@ from synth.admission import (
 )
 from synth.engines.base import ClauseRequest, Engine
 from synth.text.segment import spoken_seconds
+from synth.yielding import RenderCount
 from voxroom.errors import ErrorCode, VoxroomError
 from voxroom.metrics import Metrics
 
@@ -134,8 +136,11 @@ class Scheduler:
         fairness_step_s: float = 0.5,
         max_wait_s: float = 0.01,
         max_first_audio_s: float = 1.2,
+        render_count: RenderCount | None = None,
     ) -> None:
         self.engine = engine
+        # Clauses being rendered, for a fit process that waits while there are any (synth.yielding).
+        self.render_count = render_count
         self.metrics = metrics
         self.workers = workers
         self.max_active = max_active
@@ -587,19 +592,20 @@ class Scheduler:
             first_predicted = first_piece_s = 0.0  # set for a streamed clause
             self._busy_until[index] = now + predicted
             try:
-                if streamed:
-                    assert only.pieces is not None
-                    first_predicted = self.first_piece.predict(only.speech_s)
-                    pcm, first_piece_s = await loop.run_in_executor(
-                        self._pool, self._stream, only.clause, only.pieces, loop, only.first_piece_out
-                    )
-                    audio = [pcm]
-                    self.first_piece.observe(only.speech_s, first_piece_s)
-                else:
-                    audio = await loop.run_in_executor(self._pool, self.engine.synthesize_batch, clauses)
-                    for item, pcm in zip(batch, audio, strict=True):
-                        if item.pieces is not None:  # rendered whole (or batched with others): heard whole
-                            item.pieces.put_nowait(pcm)
+                with self._counted_as_rendering():
+                    if streamed:
+                        assert only.pieces is not None
+                        first_predicted = self.first_piece.predict(only.speech_s)
+                        pcm, first_piece_s = await loop.run_in_executor(
+                            self._pool, self._stream, only.clause, only.pieces, loop, only.first_piece_out
+                        )
+                        audio = [pcm]
+                        self.first_piece.observe(only.speech_s, first_piece_s)
+                    else:
+                        audio = await loop.run_in_executor(self._pool, self.engine.synthesize_batch, clauses)
+                        for item, pcm in zip(batch, audio, strict=True):
+                            if item.pieces is not None:  # rendered whole (or batched with others): heard whole
+                                item.pieces.put_nowait(pcm)
             finally:
                 self._busy_until[index] = 0.0
             elapsed = time.perf_counter() - started
@@ -628,6 +634,9 @@ class Scheduler:
             for item in batch:
                 if not item.future.done():
                     item.future.set_exception(exc)
+
+    def _counted_as_rendering(self) -> contextlib.AbstractContextManager[None]:
+        return self.render_count.rendering() if self.render_count is not None else contextlib.nullcontext()
 
     def _first_piece_watch(self) -> Callable[[], None]:
         """Counts a first piece as pending until the returned callback is called (once counts)."""

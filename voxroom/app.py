@@ -97,7 +97,7 @@ def build_enrollment(settings: Settings) -> EnrollmentService:
     )
     return EnrollmentService(
         store,
-        EnrollmentWorkers(niceness=settings.enroll_nice),
+        EnrollmentWorkers(niceness=settings.enroll_nice, yield_to_synthesis=settings.fit_yield),
         fit_cpu_budget_s=settings.fit_cpu_s,
         fit_per_layer_timbre=settings.fit_layers,
         max_upload_bytes=settings.enroll_max_mb * 1024 * 1024,
@@ -134,6 +134,7 @@ def build_context(settings: Settings) -> ServerContext:
         workers=settings.engine_workers,
         max_active=settings.max_active_utterances,
         max_first_audio_s=settings.max_first_audio_s,
+        render_count=enrollment.workers.render_count,
     )
     ctx = ServerContext(
         settings=settings,

@@ -75,6 +75,7 @@ class Settings:
     fit_layers: bool = True
     enroll_max_mb: int = 32
     enroll_nice: int = 10
+    fit_yield: bool = False
     demo: bool = False
     daily_limit: int = 50
     daily_limit_overrides: str = ""
@@ -196,6 +197,12 @@ SETTING_SPECS: list[tuple[str, str, Any, str]] = [
         "VOXROOM_ENROLL_NICE",
         int,
         "niceness of the enrollment worker processes, so that synthesis takes the CPU first",
+    ),
+    (
+        "fit_yield",
+        "VOXROOM_FIT_YIELD",
+        _bool,
+        "the fit process waits while the server renders speech, so a fit never runs beside a room's synthesis",
     ),
     ("watermark", "VOXROOM_WATERMARK", _bool, "mark every clause with the inaudible watermark (off is logged loudly)"),
     ("demo", "VOXROOM_DEMO", _bool, "demo mode: the page mints short-lived tokens for a display name"),

@@ -30,6 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from synth.engines.kokoro_layers import LAYER_STYLE_INPUT, add_layer_style_input, zero_layers
+from synth.yielding import wait_while_rendering
 
 SAMPLES_PER_FRAME = 600  # one aligned text frame is 25 ms at 24 kHz
 HARMONICS = 9  # the harmonic source's sines: F0 and 8 overtones
@@ -145,6 +146,7 @@ class SplitKokoro:
         self._run_options = run_options
 
     def features(self, tokens: list[int], style: np.ndarray, speed: float) -> Features:
+        wait_while_rendering()  # in a fit process, the server's speech first; elsewhere it returns at once
         text, f0, energy = self._front.run(  # type: ignore[attr-defined]
             None,
             {
@@ -157,6 +159,7 @@ class SplitKokoro:
         return Features(text, f0, energy)
 
     def phase(self, features: Features) -> np.ndarray:
+        wait_while_rendering()
         (phase,) = self._phase.run(None, {_F0: features.f0}, self._run_options)  # type: ignore[attr-defined]
         return np.asarray(phase, dtype=np.float32)
 
@@ -176,6 +179,7 @@ class SplitKokoro:
             if phase is None:
                 raise ValueError("a window after frame 0 needs the clause's phase")
             phase0 = phase[:, 2 * start - 1 : 2 * start, :]
+        wait_while_rendering()
         (audio,) = self._decoder.run(  # type: ignore[attr-defined]
             None,
             {

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from synth.enroll.packaged_models import packaged_file, single_thread_session
+from synth.yielding import wait_while_rendering
 
 RATE = 16000
 WINDOW = int(9.01 * RATE)
@@ -41,6 +42,11 @@ def _session():  # type: ignore[no-untyped-def]
     return single_thread_session(model_path())
 
 
+def _score_window(window: np.ndarray) -> np.ndarray:
+    wait_while_rendering()  # in a fit process, the server's speech first (synth.yielding)
+    return _session().run(None, {"input_1": window[None]})[0][0]
+
+
 def score(pcm16k: np.ndarray, max_windows: int = MAX_WINDOWS) -> MosScores:
     audio = np.clip(pcm16k.astype(np.float32), -1.0, 1.0)
     if audio.size == 0:
@@ -50,6 +56,6 @@ def score(pcm16k: np.ndarray, max_windows: int = MAX_WINDOWS) -> MosScores:
     last = audio.size - WINDOW
     count = min(max_windows, 1 + last // RATE)
     starts = np.linspace(0, last, count).astype(int)
-    raw = np.array([_session().run(None, {"input_1": audio[s : s + WINDOW][None]})[0][0] for s in starts])
+    raw = np.array([_score_window(audio[s : s + WINDOW]) for s in starts])
     sig, bak, ovrl = (float(scale(raw[:, i]).mean()) for i, scale in enumerate((SIG_SCALE, BAK_SCALE, OVRL_SCALE)))
     return MosScores(sig, bak, ovrl)

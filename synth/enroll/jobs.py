@@ -3,8 +3,9 @@
 Two single-process pools, each niced and single-threaded so synthesis for everyone else
 takes the CPU first: one analyses uploads (quick, the uploader waits for it), one fits voices
 (minutes, one at a time; before each fit it loads what that fit needs and the process has
-not loaded yet, outside the voice's budget). Progress comes back over a queue and is handed
-to the caller's callback on its event loop.
+not loaded yet, outside the voice's budget). With `yield_to_synthesis`, the fit process also
+waits while the server renders speech (synth.yielding). Progress comes back over a
+queue and is handed to the caller's callback on its event loop.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ import threading
 import time
 from collections.abc import Callable
 from typing import Any
+
+from synth.yielding import RenderCount
 
 log = logging.getLogger(__name__)
 
@@ -44,10 +47,13 @@ def _exit_with_parent(parent: int) -> None:
     threading.Thread(target=watch, name="parent-watch", daemon=True).start()
 
 
-def _init_worker(progress_queue: Any, niceness: int, parent: int) -> None:
+def _init_worker(progress_queue: Any, niceness: int, parent: int, render_count: Any = None) -> None:
     global _progress_queue
     _progress_queue = progress_queue
     _exit_with_parent(parent)
+    from synth import yielding
+
+    yielding.follow(render_count)
     for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ[name] = "1"
     if niceness:
@@ -98,22 +104,29 @@ def _run_fit(
     cpu_budget_s: float,
     per_layer_timbre: bool,
 ) -> Any:
+    from synth import yielding
     from synth.enroll.tasks import fit_voice
 
     progress = _report(job_id)
+    yielding.wait_while_rendering()
     _warm_up_fit(language_hint, progress)  # outside the voice's budget: fit_voice starts its clock
-    return fit_voice(
-        target_arrays, language_hint, start_pack, judge_print, cpu_budget_s, progress=progress,
-        per_layer_timbre=per_layer_timbre,
-    )
+    with yielding.checks_between_operations():
+        return fit_voice(
+            target_arrays, language_hint, start_pack, judge_print, cpu_budget_s, progress=progress,
+            per_layer_timbre=per_layer_timbre,
+        )
 
 
 class EnrollmentWorkers:
-    """The analysis process and the fit process, started on first use."""
+    """The analysis process and the fit process, started on first use.
 
-    def __init__(self, *, niceness: int = 10) -> None:
+    `yield_to_synthesis`: the fit process waits while `render_count` (which the server's scheduler keeps) says
+    that speech is being rendered. The analysis does not: its uploader is waiting for it."""
+
+    def __init__(self, *, niceness: int = 10, yield_to_synthesis: bool = False) -> None:
         self._niceness = niceness
         self._context = multiprocessing.get_context("spawn")
+        self.render_count = RenderCount(self._context) if yield_to_synthesis else None
         self._progress: Any = self._context.Queue()
         self._pools: dict[str, concurrent.futures.ProcessPoolExecutor] = {}
         self._callbacks: dict[int, tuple[asyncio.AbstractEventLoop, ProgressCallback]] = {}
@@ -166,13 +179,16 @@ class EnrollmentWorkers:
                     max_workers=1,
                     mp_context=self._context,
                     initializer=_init_worker,
-                    initargs=(self._progress, self._niceness, os.getpid()),
+                    initargs=(self._progress, self._niceness, os.getpid(), self._followed_count(name)),
                 )
                 self._pools[name] = pool
             if self._reader is None:
                 self._reader = threading.Thread(target=self._read_progress, name="enroll-progress", daemon=True)
                 self._reader.start()
             return pool
+
+    def _followed_count(self, pool_name: str) -> Any:
+        return self.render_count.shared if pool_name == "fit" and self.render_count is not None else None
 
     def _read_progress(self) -> None:
         while True:

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from synth.enroll.packaged_models import packaged_file, single_thread_session
+from synth.yielding import wait_while_rendering
 
 RATE = 16000
 WINDOW = 80
@@ -60,6 +61,7 @@ def embed(speech16k: np.ndarray) -> np.ndarray:
         feats = np.pad(feats, ((0, WINDOW - feats.shape[0]), (0, 0)))
     count = 1 + (feats.shape[0] - WINDOW) // STRIDE
     windows = np.stack([feats[i * STRIDE : i * STRIDE + WINDOW] for i in range(count)])
+    wait_while_rendering()  # in a fit process, the server's speech first (synth.yielding)
     out = _session().run(None, {"mel_window": windows})[0]
     out = out / (np.linalg.norm(out, axis=-1, keepdims=True) + 1e-12)
     mean = out.mean(axis=0)

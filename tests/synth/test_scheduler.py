@@ -438,3 +438,29 @@ async def test_a_stream_whose_continuation_renders_slowly_plays_on_when_the_engi
         assert engine.streamed[1:] == ([clauses[1].text] if streams else [])
     finally:
         await scheduler.stop()
+
+
+async def test_the_render_count_is_held_while_the_engine_renders_and_only_then() -> None:
+    import multiprocessing
+
+    from synth.yielding import RenderCount
+
+    count = RenderCount(multiprocessing.get_context("spawn"))
+    seen: list[int] = []
+
+    class Watched(FakeEngine):
+        def synthesize_batch(self, clauses):  # type: ignore[no-untyped-def]
+            seen.append(count.value)
+            return super().synthesize_batch(clauses)
+
+    engine = Watched(max_batch=1, compute_s_per_audio_s=0.1)
+    scheduler = Scheduler(engine, Metrics(), workers=2, render_count=count)
+    await scheduler.start()
+    try:
+        assert count.value == 0
+        await asyncio.gather(*(scheduler.submit(clause(engine, f"clause {i}"), deadline=0, wanted=always)
+                               for i in range(4)))
+        assert len(seen) == 4 and all(1 <= value <= 2 for value in seen), seen
+        assert count.value == 0
+    finally:
+        await scheduler.stop()

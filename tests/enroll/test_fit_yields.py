@@ -1,0 +1,60 @@
+"""A server's fit process waits while the server renders speech, mid-fit, and finishes its budget afterwards."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from pathlib import Path
+
+from synth.enroll.jobs import EnrollmentWorkers
+from synth.enroll.quality import GateLimits
+from synth.fit.stock import stock_packs
+from tests.enroll.conftest import voice_path
+
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICKS  # utime, stime
+
+
+def fit_process(workers: EnrollmentWorkers) -> int:
+    (process,) = workers._pools["fit"]._processes.values()  # type: ignore[attr-defined]
+    return int(process.pid)
+
+
+async def test_the_fit_process_waits_while_the_server_renders_and_finishes_its_budget_after() -> None:
+    workers = EnrollmentWorkers(niceness=0, yield_to_synthesis=True)
+    assert workers.render_count is not None
+    try:
+        analysis = await workers.analyse(voice_path("en_1998_enroll.wav").read_bytes(), GateLimits(), "en")
+        start = stock_packs()[analysis.start_stock]
+
+        def fit(budget_s: float, stages: list[str]) -> asyncio.Future:  # type: ignore[type-arg]
+            return asyncio.ensure_future(workers.fit(
+                analysis.target, "en", start, analysis.judge_print, cpu_budget_s=budget_s,
+                progress=lambda _fraction, stage: stages.append(stage),
+            ))
+
+        await fit(1.0, [])  # loads the models: what follows is the fit's own work
+        stages: list[str] = []
+        fitting = fit(6.0, stages)
+        while not stages:
+            await asyncio.sleep(0.05)
+        pid = fit_process(workers)
+        with workers.render_count.rendering():
+            # An engine or quality-model call under way when the count rose runs to its end (at most a second or
+            # two on one thread); then the process only looks at the count, every few milliseconds.
+            await asyncio.sleep(2.5)
+            before, stages_before = cpu_seconds(pid), len(stages)
+            await asyncio.sleep(2.0)
+            used = cpu_seconds(pid) - before
+            assert not fitting.done()
+            assert used < 0.25, f"the fit process ran {used:.2f} CPU-s of 2 s while the server was rendering"
+            assert len(stages) == stages_before, stages[stages_before:]
+        result = await asyncio.wait_for(fitting, timeout=300)
+        assert len(stages) > stages_before, stages  # it went on: the rest of its stages came after
+        assert result.similarity_raw is not None and result.cpu_s < 6.0 * 3, result.cpu_s
+    finally:
+        workers.close()

@@ -1,0 +1,55 @@
+"""A process that follows the server's render count waits while it is above zero, between tensor operations too."""
+
+from __future__ import annotations
+
+import multiprocessing
+import threading
+from collections.abc import Iterator
+
+import pytest
+import torch
+
+from synth import yielding
+
+
+@pytest.fixture
+def count() -> Iterator[yielding.RenderCount]:
+    shared = yielding.RenderCount(multiprocessing.get_context("spawn"))
+    yielding.follow(shared.shared)
+    yield shared
+    yielding.follow(None)
+
+
+def a_gradient_step(done: threading.Event) -> None:
+    weights = torch.randn(64, 64, requires_grad=True)
+    with yielding.checks_between_operations():
+        out = torch.tanh(torch.randn(8, 64) @ weights)
+        out.sum().backward()
+    done.set()
+
+
+def test_the_count_is_held_while_rendering_and_released_after_even_on_error(count: yielding.RenderCount) -> None:
+    with count.rendering(), count.rendering():
+        assert count.value == 2
+    with pytest.raises(RuntimeError), count.rendering():
+        raise RuntimeError("the engine failed")
+    assert count.value == 0
+
+
+def test_a_gradient_step_waits_while_the_server_renders_and_goes_on_after(count: yielding.RenderCount) -> None:
+    done = threading.Event()
+    with count.rendering():
+        step = threading.Thread(target=a_gradient_step, args=(done,), daemon=True)
+        step.start()
+        # Milliseconds of work without the count: held for a second, the step has not got through.
+        assert not done.wait(1.0)
+    assert done.wait(30.0)
+    step.join()
+
+
+def test_without_a_server_to_follow_nothing_waits() -> None:
+    yielding.follow(None)
+    assert yielding.wait_while_rendering() == 0.0
+    done = threading.Event()
+    a_gradient_step(done)
+    assert done.is_set()
