@@ -13,13 +13,16 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 # How often a waiting fit looks again: short beside a clause's render (tenths of a second), long beside the read.
 POLL_S = 0.005
+# A wait this long is told (`on_long_wait`): the owner's progress says why the fit stands still.
+LONG_WAIT_S = 2.0
 
 _shared_count: Any = None  # this process's view of the server's count (a fit process with a server), else None
+_on_long_wait: Callable[[], None] | None = None
 
 
 class RenderCount:
@@ -52,6 +55,12 @@ def follow(shared_count: Any) -> None:
     _shared_count = shared_count
 
 
+def on_long_wait(callback: Callable[[], None] | None) -> None:
+    """Call `callback` once in each wait that lasts LONG_WAIT_S (None: tell no one)."""
+    global _on_long_wait
+    _on_long_wait = callback
+
+
 def wait_while_rendering() -> float:
     """Sleep while the server renders speech; the seconds waited (0.0 at once when it is not, or in a process
     that follows no server)."""
@@ -59,8 +68,12 @@ def wait_while_rendering() -> float:
     if count is None or count.value <= 0:
         return 0.0
     started = time.monotonic()
+    told = False
     while count.value > 0:
         time.sleep(POLL_S)
+        if not told and _on_long_wait is not None and time.monotonic() - started >= LONG_WAIT_S:
+            told = True
+            _on_long_wait()
     return time.monotonic() - started
 
 

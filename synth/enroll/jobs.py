@@ -28,6 +28,9 @@ log = logging.getLogger(__name__)
 
 ProgressCallback = Callable[[float, str], None]
 
+# The stage a fit's progress shows while it has waited a while for the server's renders (synth.yielding).
+WAITING_STAGE = "paused while the server speaks for the rooms"
+
 _progress_queue: Any = None  # set in each worker process by _init_worker
 _STOP = None
 
@@ -82,17 +85,25 @@ def _warm_up_fit(language_hint: str, progress: ProgressCallback) -> None:
         log.exception("the fit process could not load its models; the fit will try again")
 
 
-def _report(job_id: int) -> ProgressCallback:
-    def report(fraction: float, stage: str) -> None:
-        _progress_queue.put((job_id, float(fraction), stage))
+class _Report:
+    """A job's progress, sent to the server; it keeps the last fraction, so that a stage without one can be told."""
 
-    return report
+    def __init__(self, job_id: int) -> None:
+        self.job_id = job_id
+        self.fraction = 0.0
+
+    def __call__(self, fraction: float, stage: str) -> None:
+        self.fraction = float(fraction)
+        _progress_queue.put((self.job_id, self.fraction, stage))
+
+    def waiting_for_synthesis(self) -> None:
+        self(self.fraction, WAITING_STAGE)
 
 
 def _run_analysis(job_id: int, data: bytes, limits: Any, language_hint: str) -> Any:
     from synth.enroll.tasks import analyse_recording
 
-    return analyse_recording(data, limits, language_hint, progress=_report(job_id))
+    return analyse_recording(data, limits, language_hint, progress=_Report(job_id))
 
 
 def _run_fit(
@@ -107,14 +118,18 @@ def _run_fit(
     from synth import yielding
     from synth.enroll.tasks import fit_voice
 
-    progress = _report(job_id)
-    yielding.wait_while_rendering()
-    _warm_up_fit(language_hint, progress)  # outside the voice's budget: fit_voice starts its clock
-    with yielding.checks_between_operations():
-        return fit_voice(
-            target_arrays, language_hint, start_pack, judge_print, cpu_budget_s, progress=progress,
-            per_layer_timbre=per_layer_timbre,
-        )
+    progress = _Report(job_id)
+    yielding.on_long_wait(progress.waiting_for_synthesis)
+    try:
+        yielding.wait_while_rendering()
+        _warm_up_fit(language_hint, progress)  # outside the voice's budget: fit_voice starts its clock
+        with yielding.checks_between_operations():
+            return fit_voice(
+                target_arrays, language_hint, start_pack, judge_print, cpu_budget_s, progress=progress,
+                per_layer_timbre=per_layer_timbre,
+            )
+    finally:
+        yielding.on_long_wait(None)
 
 
 class EnrollmentWorkers:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import multiprocessing
 import threading
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -53,3 +54,32 @@ def test_without_a_server_to_follow_nothing_waits() -> None:
     done = threading.Event()
     a_gradient_step(done)
     assert done.is_set()
+
+
+def rendering_for(count: yielding.RenderCount, seconds: float) -> threading.Thread:
+    """A render of `seconds` on another thread, under way when this returns."""
+    entered = threading.Event()
+
+    def render() -> None:
+        with count.rendering():
+            entered.set()
+            time.sleep(seconds)
+
+    thread = threading.Thread(target=render, daemon=True)
+    thread.start()
+    entered.wait()
+    return thread
+
+
+def test_a_long_wait_is_told_once_and_a_short_one_not_at_all(count: yielding.RenderCount) -> None:
+    told: list[int] = []
+    yielding.on_long_wait(lambda: told.append(count.value))
+    try:
+        rendering_for(count, 0.2)
+        assert 0.1 < yielding.wait_while_rendering() < yielding.LONG_WAIT_S
+        assert told == []
+        rendering_for(count, yielding.LONG_WAIT_S + 0.5)
+        assert yielding.wait_while_rendering() >= yielding.LONG_WAIT_S
+        assert told == [1] and count.value == 0
+    finally:
+        yielding.on_long_wait(None)
