@@ -2,8 +2,9 @@
 
 The server is first saturated to measure its capacity (as `load.py at80`), then offered the chat mix at
 `--share` of it. One voice is enrolled over HTTP, and windows of that traffic take turns: the fit's processes
-stopped (SIGSTOP), running niced as the server starts them (`niced`), and running in Linux's idle scheduling
-class (`idle`, SCHED_IDLE, set on every thread by this script: run it as root). Every kind of window shares
+stopped (SIGSTOP), running as the server runs them (`niced`: niced and, unless `--env VOXROOM_FIT_YIELD=off`,
+waiting while the server renders speech), and running in Linux's idle scheduling class (`idle`, SCHED_IDLE,
+set on every thread by this script: run it as root). Every kind of window shares
 one server, one phrase cache and one fit, and the windows of a group are offered the same messages at the
 same moments, so what differs between them is the fit's work on the CPU. The fit is given a budget that
 outlasts the run (a fit that ends is followed by another enrollment before the next fitting window).
@@ -258,7 +259,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--groups", type=int, default=3, help="groups of windows, one of each kind")
     parser.add_argument("--classes", default="niced,idle",
-                        help="how the fit runs in its windows: niced (the server's niceness) and/or idle (SCHED_IDLE)")
+                        help="how the fit runs in its windows: niced (as the server runs it) and/or idle (SCHED_IDLE)")
     parser.add_argument("--seconds", type=float, default=150, help="traffic per window")
     add_traffic_arguments(parser)
     parser.add_argument("--name", default="fit_beside_load", help="result file name under bench/results/")

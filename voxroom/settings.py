@@ -75,7 +75,7 @@ class Settings:
     fit_layers: bool = True
     enroll_max_mb: int = 32
     enroll_nice: int = 10
-    fit_yield: bool = False
+    fit_yield: bool = True
     demo: bool = False
     daily_limit: int = 50
     daily_limit_overrides: str = ""

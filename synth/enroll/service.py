@@ -52,7 +52,7 @@ class FitOutcome:
     similarity: float | None = None  # the 0..1 score the owner sees
     colour_share: float | None = None  # None: the fit left no time for the colour
     # Seconds on the clock from the fit's start to its result: its CPU seconds, plus loading, waiting behind another
-    # voice's fit, and waiting for a CPU that synthesis keeps busy (the fit process is niced).
+    # voice's fit, and waiting while the server renders speech (synth.yielding) or keeps the CPU busy (it is niced).
     wall_s: float | None = None
 
 
