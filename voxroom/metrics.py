@@ -166,7 +166,7 @@ class Metrics:
         self.voice_fit_wall = Histogram(
             "voxroom_voice_fit_wall_seconds",
             "Seconds on the clock from a voice fit's start to its result: far above its CPU seconds when the fit "
-            "waited behind another voice's or for a CPU that synthesis kept busy",
+            "waited behind another voice's, while the server rendered speech, or for a CPU that synthesis kept busy",
             buckets=(15, 30, 60, 120, 240, 300, 450, 600, 900, 1800, 3600),
             registry=r,
         )
