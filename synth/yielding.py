@@ -4,7 +4,7 @@ Niceness alone hands a fit only the CPU that synthesis leaves free, yet a fit ru
 slowed a busy room (bench/fit_beside_load.py: the two share caches and memory). So the server counts the clauses
 it is rendering in one integer in shared memory (`RenderCount`), and the fit process checks it often
 (`wait_while_rendering`): between the fit's tensor operations, forward and backward (autograd's saved-tensor
-hooks, `checks_between_operations`), and before each call of the engine or a quality model. While the count is
+hooks, `checks_between_operations`), and before each call of the engine, DNSMOS or the judge. While the count is
 above zero the fit sleeps. Its budget is CPU time, so waiting costs it time on the clock, never steps.
 """
 
@@ -32,7 +32,8 @@ class RenderCount:
 
     def __init__(self, context: Any) -> None:
         self.shared = context.RawValue("i", 0)
-        self._lock = threading.Lock()  # renders start on the event loop and in engine threads alike
+        # The scheduler counts from its event loop; the lock keeps the count right for any caller on another thread.
+        self._lock = threading.Lock()
 
     @contextlib.contextmanager
     def rendering(self) -> Iterator[None]:

@@ -202,7 +202,7 @@ SETTING_SPECS: list[tuple[str, str, Any, str]] = [
         "fit_yield",
         "VOXROOM_FIT_YIELD",
         _bool,
-        "the fit process waits while the server renders speech, so a fit never runs beside a room's synthesis",
+        "the fit process waits while the server renders speech, so a fit does not run beside a room's synthesis",
     ),
     ("watermark", "VOXROOM_WATERMARK", _bool, "mark every clause with the inaudible watermark (off is logged loudly)"),
     ("demo", "VOXROOM_DEMO", _bool, "demo mode: the page mints short-lived tokens for a display name"),

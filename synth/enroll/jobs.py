@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from synth.yielding import RenderCount
+from synth import yielding
 
 log = logging.getLogger(__name__)
 
@@ -54,8 +54,6 @@ def _init_worker(progress_queue: Any, niceness: int, parent: int, render_count: 
     global _progress_queue
     _progress_queue = progress_queue
     _exit_with_parent(parent)
-    from synth import yielding
-
     yielding.follow(render_count)
     for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ[name] = "1"
@@ -115,7 +113,6 @@ def _run_fit(
     cpu_budget_s: float,
     per_layer_timbre: bool,
 ) -> Any:
-    from synth import yielding
     from synth.enroll.tasks import fit_voice
 
     progress = _Report(job_id)
@@ -141,7 +138,7 @@ class EnrollmentWorkers:
     def __init__(self, *, niceness: int = 10, yield_to_synthesis: bool = False) -> None:
         self._niceness = niceness
         self._context = multiprocessing.get_context("spawn")
-        self.render_count = RenderCount(self._context) if yield_to_synthesis else None
+        self.render_count = yielding.RenderCount(self._context) if yield_to_synthesis else None
         self._progress: Any = self._context.Queue()
         self._pools: dict[str, concurrent.futures.ProcessPoolExecutor] = {}
         self._callbacks: dict[int, tuple[asyncio.AbstractEventLoop, ProgressCallback]] = {}
