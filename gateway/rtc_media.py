@@ -155,5 +155,6 @@ class RoomSpeech:
             delay = next_at - loop.time()
             if delay < -MAX_LATE_S:
                 next_at = loop.time()  # the loop was blocked: carry on from now, without a burst
-            elif delay > 0:
-                await asyncio.sleep(delay)
+            # Yield even when late: catching up must let each listener take each frame, or a listener that
+            # keeps up would overflow its small backlog and lose frames.
+            await asyncio.sleep(max(0.0, delay))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 
 import numpy as np
@@ -68,6 +69,37 @@ async def test_every_listener_gets_the_same_paced_frames(speech_packets: list[by
     assert skipped[0] == also[0].pts // 960
     with pytest.raises(MediaStreamError):
         await first.recv()  # closed with the room's audio
+
+
+async def test_a_listener_kept_up_loses_nothing_when_the_loop_stalls() -> None:
+    """After the event loop was blocked, the pacer catches up frame by frame, letting each listener take each one.
+
+    Catching up in one burst overflowed a listener's small backlog, so a listener that was keeping up lost frames too
+    (and the room's skip count counted them against the lagging listener's)."""
+    skipped = [0]
+
+    def count_skip() -> None:
+        skipped[0] += 1
+
+    speech = RoomSpeech("lobby", on_frame_skipped=count_skip)
+    listener = speech.subscribe()
+    heard: list[int] = []
+
+    async def drain() -> None:
+        while True:
+            heard.append((await listener.recv()).pts)
+
+    draining = asyncio.get_running_loop().create_task(drain())
+    try:
+        await asyncio.sleep(0.1)
+        time.sleep(0.15)  # noqa: ASYNC251 -- on purpose: the loop is blocked, about 7 frames fall due at once
+        await asyncio.sleep(0.1)
+    finally:
+        draining.cancel()
+        await speech.close()
+    assert len(heard) > 10
+    assert skipped[0] == 0
+    assert heard == list(range(0, 960 * len(heard), 960))
 
 
 async def test_a_listener_that_stops_leaves_the_others_playing() -> None:
