@@ -23,6 +23,10 @@ MAX_SECONDS = 300.0
 # CPU seconds of the fit budget kept for the colour: up to six short renders (about 1.5 CPU-s per second
 # of audio on a 2-core AVX2 machine) and up to five quality scores (about 1 CPU-s each).
 COLOUR_CPU_S = 25.0
+# The colour still runs when the style fit overran its share by a little (its last step or quality score can end
+# past it): the colour's renders come first and its quality checks stop at the budget's end. Requiring the whole
+# COLOUR_CPU_S made any overrun, however small, cost the voice its colour.
+COLOUR_MIN_CPU_S = 0.8 * COLOUR_CPU_S
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -112,7 +116,7 @@ def fit_voice(
     pack = check_pack(fitted.pack)
     layers = None if fitted.layers is None else check_layers(fitted.layers)
     colour, colour_share = None, None
-    if time.process_time() + COLOUR_CPU_S <= started + cpu_budget_s:  # else no time to show it sounds clean
+    if started + cpu_budget_s - time.process_time() >= COLOUR_MIN_CPU_S:  # else no time to show it sounds clean
         progress(0.85, "matching the colour of the recording")
         fitted_colour = fit_colour(target, pack, layers=layers, deadline=started + cpu_budget_s)
         colour = fitted_colour.taps
