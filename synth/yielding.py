@@ -6,6 +6,9 @@ it is rendering in one integer in shared memory (`RenderCount`), and the fit pro
 (`wait_while_rendering`): between the fit's tensor operations, forward and backward (autograd's saved-tensor
 hooks, `checks_between_operations`), and before each call of the engine, DNSMOS or the judge. While the count is
 above zero the fit sleeps. Its budget is CPU time, so waiting costs it time on the clock, never steps.
+
+The fit process writes back how long it has been paused, so that `/metrics` shows a fit that a saturated server
+keeps standing still (`RenderCount.paused_now_s`, `paused_total_s`).
 """
 
 from __future__ import annotations
@@ -14,46 +17,72 @@ import contextlib
 import threading
 import time
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, NamedTuple
 
 # How often a waiting fit looks again: short beside a clause's render (tenths of a second), long beside the read.
 POLL_S = 0.005
 # A wait this long is told (`on_long_wait`): the owner's progress says why the fit stands still.
 LONG_WAIT_S = 2.0
 
-_shared_count: Any = None  # this process's view of the server's count (a fit process with a server), else None
+_shared: SharedRenderState | None = None  # this process's view of the server's (a fit process with a server), else None
 _on_long_wait: Callable[[], None] | None = None
+
+
+class SharedRenderState(NamedTuple):
+    """The shared memory between the server and its fit process; each value has one writer."""
+
+    count: Any  # clauses being rendered (the server writes)
+    paused_since: Any  # time.monotonic() when the current wait began, 0.0 when not waiting (the fit process writes)
+    paused_s: Any  # seconds of the waits that have ended (the fit process writes)
 
 
 class RenderCount:
     """Clauses the server is rendering now, in shared memory that the fit process reads without a lock.
 
-    Made from the multiprocessing context that starts the fit process, and handed to it when it starts."""
+    Made from the multiprocessing context that starts the fit process, and handed to it (`shared`) when it starts."""
 
     def __init__(self, context: Any) -> None:
-        self.shared = context.RawValue("i", 0)
+        self.shared = SharedRenderState(
+            count=context.RawValue("i", 0), paused_since=context.RawValue("d", 0.0), paused_s=context.RawValue("d", 0.0)
+        )
         # The scheduler counts from its event loop; the lock keeps the count right for any caller on another thread.
         self._lock = threading.Lock()
 
     @contextlib.contextmanager
     def rendering(self) -> Iterator[None]:
         with self._lock:
-            self.shared.value += 1
+            self.shared.count.value += 1
         try:
             yield
         finally:
             with self._lock:
-                self.shared.value -= 1
+                self.shared.count.value -= 1
 
     @property
     def value(self) -> int:
-        return int(self.shared.value)
+        return int(self.shared.count.value)
+
+    def paused_now_s(self) -> float:
+        """How long the fit process has been waiting, in the wait under way (0.0: it is not waiting)."""
+        since = float(self.shared.paused_since.value)
+        return max(0.0, time.monotonic() - since) if since else 0.0
+
+    def paused_total_s(self) -> float:
+        """Seconds the fit process has waited since the server started, the wait under way included."""
+        return float(self.shared.paused_s.value) + self.paused_now_s()
+
+    def fit_process_died(self) -> None:
+        """A fit process killed mid-wait never ends its wait: end it for it, so the gauge does not grow forever."""
+        since = float(self.shared.paused_since.value)
+        if since:
+            self.shared.paused_s.value += max(0.0, time.monotonic() - since)
+            self.shared.paused_since.value = 0.0
 
 
-def follow(shared_count: Any) -> None:
-    """Make this process wait on `shared_count` (a RenderCount's `shared`); None: never wait."""
-    global _shared_count
-    _shared_count = shared_count
+def follow(shared: SharedRenderState | None) -> None:
+    """Make this process wait on `shared` (a RenderCount's) and report its waits there; None: never wait."""
+    global _shared
+    _shared = shared
 
 
 def on_long_wait(callback: Callable[[], None] | None) -> None:
@@ -65,17 +94,23 @@ def on_long_wait(callback: Callable[[], None] | None) -> None:
 def wait_while_rendering() -> float:
     """Sleep while the server renders speech; the seconds waited (0.0 at once when it is not, or in a process
     that follows no server)."""
-    count = _shared_count
-    if count is None or count.value <= 0:
+    shared = _shared
+    if shared is None or shared.count.value <= 0:
         return 0.0
     started = time.monotonic()
+    shared.paused_since.value = started
     told = False
-    while count.value > 0:
-        time.sleep(POLL_S)
-        if not told and _on_long_wait is not None and time.monotonic() - started >= LONG_WAIT_S:
-            told = True
-            _on_long_wait()
-    return time.monotonic() - started
+    try:
+        while shared.count.value > 0:
+            time.sleep(POLL_S)
+            if not told and _on_long_wait is not None and time.monotonic() - started >= LONG_WAIT_S:
+                told = True
+                _on_long_wait()
+    finally:
+        waited = time.monotonic() - started
+        shared.paused_s.value += waited
+        shared.paused_since.value = 0.0
+    return waited
 
 
 def _wait_and_keep(tensor: Any) -> Any:

@@ -2,14 +2,41 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 if TYPE_CHECKING:
     from synth.enroll.service import FitOutcome
+    from synth.yielding import RenderCount
 
 LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.5, 5.0, 10.0)
+
+
+class FitPauses:
+    """The fit process's waits while the server renders speech (synth.yielding), read when /metrics is scraped.
+
+    The gauge is the one for an alert: a fit paused for minutes on end is a server whose rooms keep the CPU busy,
+    so new voices stay on their nearest stock voice. Zeros when fits do not wait (`VOXROOM_FIT_YIELD=off`)."""
+
+    def __init__(self) -> None:
+        self.render_count: RenderCount | None = None
+
+    def collect(self) -> Iterator[Metric]:
+        count = self.render_count
+        yield GaugeMetricFamily(
+            "voxroom_voice_fit_paused_now_seconds",
+            "How long the running voice fit has been paused, in its wait under way, while the server renders speech "
+            "(0: not paused)",
+            value=count.paused_now_s() if count is not None else 0.0,
+        )
+        yield CounterMetricFamily(
+            "voxroom_voice_fit_paused_seconds",
+            "Seconds voice fits have spent paused while the server rendered speech",
+            value=count.paused_total_s() if count is not None else 0.0,
+        )
 
 
 class Metrics:
@@ -182,6 +209,8 @@ class Metrics:
             ["share"],
             registry=r,
         )
+        self.fit_pauses = FitPauses()
+        r.register(self.fit_pauses)
 
     def record_embed(self, cpu_s: float, audio_s: float) -> None:
         self.watermark_embed.observe(cpu_s)

@@ -50,11 +50,11 @@ def _exit_with_parent(parent: int) -> None:
     threading.Thread(target=watch, name="parent-watch", daemon=True).start()
 
 
-def _init_worker(progress_queue: Any, niceness: int, parent: int, render_count: Any = None) -> None:
+def _init_worker(progress_queue: Any, niceness: int, parent: int, render_state: Any = None) -> None:
     global _progress_queue
     _progress_queue = progress_queue
     _exit_with_parent(parent)
-    yielding.follow(render_count)
+    yielding.follow(render_state)
     for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ[name] = "1"
     if niceness:
@@ -179,6 +179,8 @@ class EnrollmentWorkers:
         except concurrent.futures.process.BrokenProcessPool:
             # The process died (killed, out of memory): start a fresh one for the next job.
             self._pools.pop(pool_name, None)
+            if pool_name == "fit" and self.render_count is not None:
+                self.render_count.fit_process_died()
             raise
         finally:
             self._callbacks.pop(job_id, None)
@@ -191,7 +193,7 @@ class EnrollmentWorkers:
                     max_workers=1,
                     mp_context=self._context,
                     initializer=_init_worker,
-                    initargs=(self._progress, self._niceness, os.getpid(), self._followed_count(name)),
+                    initargs=(self._progress, self._niceness, os.getpid(), self._followed_state(name)),
                 )
                 self._pools[name] = pool
             if self._reader is None:
@@ -199,7 +201,7 @@ class EnrollmentWorkers:
                 self._reader.start()
             return pool
 
-    def _followed_count(self, pool_name: str) -> Any:
+    def _followed_state(self, pool_name: str) -> Any:
         return self.render_count.shared if pool_name == "fit" and self.render_count is not None else None
 
     def _read_progress(self) -> None:

@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import os
+import signal
 from pathlib import Path
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from synth.enroll.jobs import WAITING_STAGE, EnrollmentWorkers
 from synth.enroll.quality import GateLimits
 from synth.fit.stock import stock_packs
 from tests.enroll.conftest import voice_path
+from voxroom.metrics import Metrics
 
 TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -17,6 +23,14 @@ TICKS = os.sysconf("SC_CLK_TCK")
 def cpu_seconds(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / TICKS  # utime, stime
+
+
+def scraped(metrics: Metrics) -> dict[str, float]:
+    return {
+        sample.name: sample.value
+        for family in text_string_to_metric_families(metrics.render().decode())
+        for sample in family.samples
+    }
 
 
 def fit_process(workers: EnrollmentWorkers) -> int:
@@ -27,6 +41,8 @@ def fit_process(workers: EnrollmentWorkers) -> int:
 async def test_the_fit_process_waits_while_the_server_renders_and_finishes_its_budget_after() -> None:
     workers = EnrollmentWorkers(niceness=0, yield_to_synthesis=True)
     assert workers.render_count is not None
+    metrics = Metrics()
+    metrics.fit_pauses.render_count = workers.render_count
     try:
         analysis = await workers.analyse(voice_path("en_1998_enroll.wav").read_bytes(), GateLimits(), "en")
         start = stock_packs()[analysis.start_stock]
@@ -54,10 +70,32 @@ async def test_the_fit_process_waits_while_the_server_renders_and_finishes_its_b
             assert not fitting.done()
             assert used < 0.25, f"the fit process ran {used:.2f} CPU-s of 2 s while the server was rendering"
             assert set(stages[stages_before:]) <= {WAITING_STAGE}, stages[stages_before:]
-            # The owner's progress says why the fit stands still (once the wait has lasted a while).
+            # The owner's progress says why the fit stands still (once the wait has lasted a while), and so does
+            # /metrics, from what the fit process writes back.
             assert WAITING_STAGE in stages[held_from:], stages[held_from:]
+            paused = scraped(metrics)
+            assert 2.0 < paused["voxroom_voice_fit_paused_now_seconds"] < 6.0, paused
+            assert paused["voxroom_voice_fit_paused_seconds_total"] >= paused["voxroom_voice_fit_paused_now_seconds"]
+        # It went on and finished its budget (the hold may have fallen in its last stage, scoring the new voice,
+        # which tells no more stages after it).
         result = await asyncio.wait_for(fitting, timeout=300)
-        assert stages[-1] != WAITING_STAGE, stages  # it went on: the rest of its stages came after
         assert result.similarity_raw is not None and result.cpu_s < 6.0 * 3, result.cpu_s
+        after = scraped(metrics)
+        assert after["voxroom_voice_fit_paused_now_seconds"] == 0.0
+        assert after["voxroom_voice_fit_paused_seconds_total"] > 5.0
+
+        # A fit process killed while it waits never ends its wait itself: the server ends it, or the gauge that
+        # an alert watches would grow for ever.
+        stages = []
+        fitting = fit(6.0, stages)
+        while not stages:
+            await asyncio.sleep(0.05)
+        with workers.render_count.rendering():
+            while workers.render_count.paused_now_s() == 0.0:
+                await asyncio.sleep(0.05)
+            os.kill(fit_process(workers), signal.SIGKILL)
+            with pytest.raises(concurrent.futures.process.BrokenProcessPool):
+                await asyncio.wait_for(fitting, timeout=30)
+            assert scraped(metrics)["voxroom_voice_fit_paused_now_seconds"] == 0.0
     finally:
         workers.close()

@@ -83,3 +83,17 @@ def test_a_long_wait_is_told_once_and_a_short_one_not_at_all(count: yielding.Ren
         assert told == [1] and count.value == 0
     finally:
         yielding.on_long_wait(None)
+
+
+def test_the_server_sees_how_long_the_fit_has_been_waiting(count: yielding.RenderCount) -> None:
+    render = rendering_for(count, 0.8)
+    waited: list[float] = []
+    waiting = threading.Thread(target=lambda: waited.append(yielding.wait_while_rendering()), daemon=True)
+    waiting.start()
+    time.sleep(0.4)
+    assert 0.2 < count.paused_now_s() < 0.8
+    render.join()
+    waiting.join()
+    assert count.paused_now_s() == 0.0
+    assert count.paused_total_s() == pytest.approx(waited[0])
+    assert 0.3 < waited[0] < 2.0
