@@ -94,10 +94,11 @@ def test_out_of_time_it_keeps_only_what_was_shown_clean() -> None:
 
 @pytest.mark.slow
 def test_served_quality_scores_real_speech_above_noise() -> None:
-    score = served_quality("en")
+    # The guard's first sentence alone: a score per sentence is checked below, with the whole passage.
+    score = served_quality("en", guard_passage("en")[:1])
     pack = next(iter(stock_packs().values()))
     clean = score(FittedStyle(pack))
-    assert clean.shape == (2,) and np.all((clean > 2.0) & (clean <= 5.0))  # one score per guard sentence
+    assert clean.shape == (1,) and np.all((clean > 2.0) & (clean <= 5.0))
     noisy = pack.copy()  # the timbre half scrambled; the prosody half (durations, pitch) left alone
     noisy[..., :128] += np.random.default_rng(0).normal(0, 1.5, noisy[..., :128].shape).astype(np.float32)
     assert np.all(score(FittedStyle(noisy)) < clean - 0.3)
@@ -136,6 +137,8 @@ def test_making_the_scorer_loads_the_engine_and_dnsmos_before_the_first_score(mo
         heard.clear()
         score = served_quality(lang)
         assert heard == []
+        if lang != "en":
+            continue  # a score is the same code in every language: heard once, in English (renders are dear)
         score(FittedStyle(next(iter(stock_packs().values()))))
         # A score: the passage's two sentences, each heard on its own (one DNSMOS window each, nothing cut off).
         assert [what for what, _ in heard] == ["render", "render", "dnsmos", "dnsmos"]
