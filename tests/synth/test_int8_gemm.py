@@ -192,10 +192,10 @@ def test_every_unstrided_convolution_of_the_packaged_decoder_is_rewritten() -> N
 
 @pytest.mark.parametrize("pair_safe", [None, True], ids=["as-this-cpu-chooses", "pair-safe"])
 def test_the_engine_speaks_the_same_through_the_rewritten_decoder(pair_safe: bool | None) -> None:
-    packaged = KokoroEngine(threads=2, int8_gemm=False)
-    rewritten = KokoroEngine(threads=2, int8_gemm=True, pair_safe=pair_safe)
     if pair_safe and not cpu_has_vnni():
         pytest.skip("this CPU has no VNNI: the first case was pair-safe already")
+    packaged = KokoroEngine(threads=2, int8_gemm=False)
+    rewritten = KokoroEngine(threads=2, int8_gemm=True, pair_safe=pair_safe)
     pack = packaged.stock_pack("jf_alpha")
     for text, lang in (("Sorry, my connection dropped for a second.", "en"), ("明天早上九点在公司门口见面吧", "zh")):
         tokens = packaged.tokens_for(packaged.g2p.phonemize(text, lang))
