@@ -75,8 +75,8 @@ class RenderCount:
         """A fit process killed mid-wait never ends its wait: end it for it, so the gauge does not grow forever."""
         since = float(self.shared.paused_since.value)
         if since:
-            self.shared.paused_s.value += max(0.0, time.monotonic() - since)
             self.shared.paused_since.value = 0.0
+            self.shared.paused_s.value += max(0.0, time.monotonic() - since)
 
 
 def follow(shared: SharedRenderState | None) -> None:
@@ -108,8 +108,10 @@ def wait_while_rendering() -> float:
                 _on_long_wait()
     finally:
         waited = time.monotonic() - started
-        shared.paused_s.value += waited
+        # In this order, a reader between the two writes sees too little, never too much (FitPauses keeps the
+        # total from going down).
         shared.paused_since.value = 0.0
+        shared.paused_s.value += waited
     return waited
 
 

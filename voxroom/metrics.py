@@ -23,9 +23,13 @@ class FitPauses:
 
     def __init__(self) -> None:
         self.render_count: RenderCount | None = None
+        self._total_s = 0.0
 
     def collect(self) -> Iterator[Metric]:
         count = self.render_count
+        # The fit process ends a wait in two writes (the wait under way cleared, then the total raised): a scrape
+        # between them reads too little, and a counter must never go down, so the last total stands until then.
+        self._total_s = max(self._total_s, count.paused_total_s() if count is not None else 0.0)
         yield GaugeMetricFamily(
             "voxroom_voice_fit_paused_now_seconds",
             "How long the running voice fit has been paused, in its wait under way, while the server renders speech "
@@ -35,7 +39,7 @@ class FitPauses:
         yield CounterMetricFamily(
             "voxroom_voice_fit_paused_seconds",
             "Seconds voice fits have spent paused while the server rendered speech",
-            value=count.paused_total_s() if count is not None else 0.0,
+            value=self._total_s,
         )
 
 

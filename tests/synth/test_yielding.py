@@ -97,3 +97,27 @@ def test_the_server_sees_how_long_the_fit_has_been_waiting(count: yielding.Rende
     assert count.paused_now_s() == 0.0
     assert count.paused_total_s() == pytest.approx(waited[0])
     assert 0.3 < waited[0] < 2.0
+
+
+def test_the_total_paused_never_goes_down_between_the_fit_process_s_two_writes(count: yielding.RenderCount) -> None:
+    from voxroom.metrics import Metrics
+
+    metrics = Metrics()
+    metrics.fit_pauses.render_count = count
+
+    def total() -> float:
+        return next(
+            sample.value
+            for family in metrics.fit_pauses.collect()
+            for sample in family.samples
+            if sample.name == "voxroom_voice_fit_paused_seconds_total"
+        )
+
+    # A wait of 2 s under way, then ended as the fit process ends it: the wait cleared, then the total raised.
+    count.shared.paused_since.value = time.monotonic() - 2.0
+    during = total()
+    assert during == pytest.approx(2.0, abs=0.05)
+    count.shared.paused_since.value = 0.0
+    assert total() == during  # read between the two writes: the last total stands
+    count.shared.paused_s.value += 2.0
+    assert total() == pytest.approx(2.0, abs=0.05)
