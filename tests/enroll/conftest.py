@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
 import wave
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 
 from synth.audio_io import decode_audio
-from synth.enroll.jobs import EnrollmentWorkers
+from synth.enroll.jobs import EnrollmentWorkers, ProgressCallback
 
 VOICES = Path(__file__).resolve().parents[1] / "data" / "voices"
 RATE = 24000
@@ -75,10 +77,42 @@ def one_thread() -> None:
     torch.set_num_threads(1)
 
 
+class AnalysesOnce(EnrollmentWorkers):
+    """The real background processes, except that a recording analysed once in this test session is not analysed
+    again: the analysis is deterministic (the same bytes, limits and language give the same result) and took 16 s of
+    a slow CPU for a minute's recording, five times over for one file's tests. Its progress is told again as it was.
+    Tests of the analysis itself call it directly (test_quality, test_formats_and_features, test_cli)."""
+
+    def __init__(self) -> None:
+        super().__init__(niceness=0)
+        self._analysed: dict[tuple[str, str, str], tuple[Any, list[tuple[float, str]]]] = {}
+
+    async def analyse(
+        self, data: bytes, limits: Any, language_hint: str, progress: ProgressCallback | None = None
+    ) -> Any:
+        key = (hashlib.sha256(data).hexdigest(), repr(limits), language_hint)
+        if key in self._analysed:
+            result, told = self._analysed[key]
+            for fraction, stage in told:
+                if progress is not None:
+                    progress(fraction, stage)
+            return result
+        told = []
+
+        def tell(fraction: float, stage: str) -> None:
+            told.append((fraction, stage))
+            if progress is not None:
+                progress(fraction, stage)
+
+        result = await super().analyse(data, limits, language_hint, tell)
+        self._analysed[key] = (result, told)
+        return result
+
+
 @pytest.fixture(scope="session")
 def workers() -> Iterator[EnrollmentWorkers]:
     """The real background processes, shared by every test that enrolls (they take seconds to start)."""
-    pool = EnrollmentWorkers(niceness=0)
+    pool = AnalysesOnce()
     yield pool
     pool.close()
 
