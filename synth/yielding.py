@@ -62,14 +62,22 @@ class RenderCount:
     def value(self) -> int:
         return int(self.shared.count.value)
 
-    def paused_now_s(self) -> float:
-        """How long the fit process has been waiting, in the wait under way (0.0: it is not waiting)."""
+    def pauses(self) -> tuple[float, float]:
+        """(seconds of the fit process's wait under way, 0.0 when it is not waiting; seconds of all its waits since
+        the server started, that one included), from one reading.
+
+        The ended waits are read first: the fit process clears a wait before adding it to them, so a wait that ends
+        between the two reads is missed for now, never counted twice."""
+        ended = float(self.shared.paused_s.value)
         since = float(self.shared.paused_since.value)
-        return max(0.0, time.monotonic() - since) if since else 0.0
+        now = max(0.0, time.monotonic() - since) if since else 0.0
+        return now, ended + now
+
+    def paused_now_s(self) -> float:
+        return self.pauses()[0]
 
     def paused_total_s(self) -> float:
-        """Seconds the fit process has waited since the server started, the wait under way included."""
-        return float(self.shared.paused_s.value) + self.paused_now_s()
+        return self.pauses()[1]
 
     def fit_process_died(self) -> None:
         """A fit process killed mid-wait never ends its wait: end it for it, so the gauge does not grow forever."""

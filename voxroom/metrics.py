@@ -26,15 +26,15 @@ class FitPauses:
         self._total_s = 0.0
 
     def collect(self) -> Iterator[Metric]:
-        count = self.render_count
+        now_s, total_s = self.render_count.pauses() if self.render_count is not None else (0.0, 0.0)
         # The fit process ends a wait in two writes (the wait under way cleared, then the total raised): a scrape
         # between them reads too little, and a counter must never go down, so the last total stands until then.
-        self._total_s = max(self._total_s, count.paused_total_s() if count is not None else 0.0)
+        self._total_s = max(self._total_s, total_s)
         yield GaugeMetricFamily(
             "voxroom_voice_fit_paused_now_seconds",
             "How long the running voice fit has been paused, in its wait under way, while the server renders speech "
             "(0: not paused)",
-            value=count.paused_now_s() if count is not None else 0.0,
+            value=now_s,
         )
         yield CounterMetricFamily(
             "voxroom_voice_fit_paused_seconds",
