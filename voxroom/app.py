@@ -126,6 +126,7 @@ def build_context(settings: Settings) -> ServerContext:
     metrics = Metrics()
     enrollment = build_enrollment(settings)
     metrics.fit_pauses.render_count = enrollment.workers.render_count
+    metrics.fit_backlog.read = enrollment.fit_backlog
     engine = create_engine(settings.engine, **engine_options(settings))
     # Marking runs per clause off the event loop, before Opus; one watermarker is shared by threads.
     chunk_filter, watermarker = watermark_chunk_filter(settings.watermark, on_embed=metrics.record_embed)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
@@ -40,6 +40,29 @@ class FitPauses:
             "voxroom_voice_fit_paused_seconds",
             "Seconds voice fits have spent paused while the server rendered speech",
             value=self._total_s,
+        )
+
+
+class FitBacklog:
+    """Voices still waiting for their fit, read when /metrics is scraped.
+
+    Fits run one at a time in one process, so a burst of enrollments queues: the oldest unfinished fit's age says
+    how long a voice has stayed on its nearest stock voice, whether it queued, ran or paused for the rooms."""
+
+    def __init__(self) -> None:
+        self.read: Callable[[], tuple[int, float]] | None = None  # EnrollmentService.fit_backlog
+
+    def collect(self) -> Iterator[Metric]:
+        pending, oldest_s = self.read() if self.read is not None else (0, 0.0)
+        yield GaugeMetricFamily(
+            "voxroom_voice_fits_pending",
+            "Voices whose fit has not finished: running, or queued behind another voice's fit",
+            value=pending,
+        )
+        yield GaugeMetricFamily(
+            "voxroom_voice_fit_oldest_pending_seconds",
+            "Seconds on the clock since the oldest unfinished voice fit was started (0: none pending)",
+            value=oldest_s,
         )
 
 
@@ -215,6 +238,8 @@ class Metrics:
         )
         self.fit_pauses = FitPauses()
         r.register(self.fit_pauses)
+        self.fit_backlog = FitBacklog()
+        r.register(self.fit_backlog)
 
     def record_embed(self, cpu_s: float, audio_s: float) -> None:
         self.watermark_embed.observe(cpu_s)

@@ -141,6 +141,7 @@ class EnrollmentService:
         self._voices: dict[str, Voice] = {}
         self._progress: dict[str, tuple[float, str]] = {}
         self._fits: dict[str, asyncio.Task[None]] = {}
+        self._fit_started: dict[str, float] = {}  # time.monotonic() when each pending fit was started
 
     # -- enrollment ---------------------------------------------------------------------------
 
@@ -212,6 +213,7 @@ class EnrollmentService:
         task = asyncio.get_running_loop().create_task(self._fit(record), name=f"voice-fit:{record.owner}")
         task.add_done_callback(_report_crash)
         self._fits[record.owner] = task
+        self._fit_started[record.owner] = time.monotonic()
 
     async def _fit(self, record: VoiceRecord) -> None:
         owner = record.owner
@@ -274,6 +276,7 @@ class EnrollmentService:
             self._voices[owner] = _voice_of(updated)
             self._progress.pop(owner, None)
             self._fits.pop(owner, None)
+            self._fit_started.pop(owner, None)
             if version != record.version and self.purge_cached_audio is not None:
                 await self.purge_cached_audio(owner, version)  # never served again: free the memory
         self._report_fit(result, meta, wall_s)
@@ -306,6 +309,13 @@ class EnrollmentService:
             self._progress[record.owner] = (0.0, "waiting for the voice fit")
             self._start_fit(record)
         return len(pending)
+
+    def fit_backlog(self) -> tuple[int, float]:
+        """Voices whose fit has not finished (running, or queued behind another's), and the oldest one's seconds
+        on the clock since its fit was started (0 when none). A fit resumed at start-up counts from the restart."""
+        now = time.monotonic()
+        ages = [now - self._fit_started.get(owner, now) for owner in list(self._fits)]
+        return len(ages), max(ages, default=0.0)
 
     async def wait_for_fit(self, owner: str) -> None:
         task = self._fits.get(owner)
@@ -351,6 +361,7 @@ class EnrollmentService:
         """Erase the voice, its grants and every cached audio made from it. True if there was a voice."""
         async with self._lock(owner):
             task = self._fits.pop(owner, None)
+            self._fit_started.pop(owner, None)
             if task is not None:
                 task.cancel()
             existing = await asyncio.to_thread(self._load_quietly, owner)
@@ -392,6 +403,7 @@ class EnrollmentService:
         for task in list(self._fits.values()):
             task.cancel()
         self._fits.clear()
+        self._fit_started.clear()
 
     def _lock(self, owner: str) -> asyncio.Lock:
         return self._locks.setdefault(owner, asyncio.Lock())

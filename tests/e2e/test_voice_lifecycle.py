@@ -51,6 +51,9 @@ async def test_enroll_consent_speak_grant_withdraw_delete(voice_server: ServerPr
     )
     assert status == 201, enrolled
     assert enrolled["quality"]["verdict"] == "ok" and 0.0 <= enrolled["similarity"] <= 1.0
+    # On call, /metrics shows the voice waiting for its fit (5 CPU-s here: seconds on the clock).
+    backlog = scrape_metrics(server.http)
+    assert backlog["voxroom_voice_fits_pending"] >= 1 and backlog["voxroom_voice_fit_oldest_pending_seconds"] > 0
 
     alice = await VoxroomClient.connect(server.ws_url, server.token("alice"))
     bot = await VoxroomClient.connect(server.ws_url, server.token("bot-7", kind="bot"))

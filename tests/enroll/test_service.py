@@ -277,9 +277,16 @@ async def test_a_fitted_voice_keeps_its_colour_encrypted_and_speaks_with_it(
     try:
         # en_3005: the recording whose colour the quality check keeps most reliably (whole in 15 of the last 17
         # benchmark fits). en_533's, used before, was refused outright on an AVX2 CPU (Zen 2), en_3005's kept.
+        metrics.fit_backlog.read = svc.fit_backlog  # as the server wires it (voxroom.app.build_context)
         enrolled = time.monotonic()
         await svc.enroll("fay", voice_path("en_3005_enroll.wav").read_bytes(), "audio/wav", language_hint="en")
+        # While the voice fits, an operator sees it waiting (its fit runs for tens of CPU-seconds).
+        await asyncio.sleep(0.2)
+        assert metric(metrics, "voxroom_voice_fits_pending") == 1.0
+        assert 0.2 <= metric(metrics, "voxroom_voice_fit_oldest_pending_seconds") < time.monotonic() - enrolled
         await svc.wait_for_fit("fay")
+        assert metric(metrics, "voxroom_voice_fits_pending") == 0.0
+        assert metric(metrics, "voxroom_voice_fit_oldest_pending_seconds") == 0.0
         waited = time.monotonic() - enrolled
         voice = await svc.voice_for("fay")
         assert voice is not None and voice.colour is not None and voice.colour.shape == (voice_colour.TAPS,)
@@ -373,5 +380,58 @@ async def test_a_failed_fit_keeps_the_stock_voice_and_is_counted(tmp_path: Path,
         assert metric(metrics, "voxroom_voice_fits_total", outcome="failed") == 1.0
         assert metric(metrics, "voxroom_voice_fits_total", outcome="ready") == 0.0
         assert metric(metrics, "voxroom_voice_fit_cpu_seconds_count") == 0.0
+    finally:
+        await svc.close()
+
+
+class FitsHeld:
+    """The real workers, but every fit waits until the test releases it, then dies as in FitFails (no CPU spent)."""
+
+    def __init__(self, workers: EnrollmentWorkers) -> None:
+        self.workers = workers
+        self.release = asyncio.Event()
+
+    async def analyse(self, *args: Any, **kwargs: Any) -> Any:
+        return await self.workers.analyse(*args, **kwargs)
+
+    async def fit(self, *args: Any, **kwargs: Any) -> Any:
+        await self.release.wait()
+        raise RuntimeError("the fit process died")
+
+
+async def test_metrics_show_how_many_voices_wait_for_their_fit_and_for_how_long(
+    tmp_path: Path, workers: EnrollmentWorkers
+) -> None:
+    store = VoiceStore(tmp_path / "voices", load_or_create_deployment_key(tmp_path))
+    metrics = Metrics()
+    held = FitsHeld(workers)
+    svc = EnrollmentService(store, held, on_fit_finished=metrics.record_voice_fit)  # type: ignore[arg-type]
+    metrics.fit_backlog.read = svc.fit_backlog  # as the server wires it (voxroom.app.build_context)
+    recording = voice_path("en_533_enroll.wav").read_bytes()
+
+    def backlog() -> tuple[float, float]:
+        pending = metric(metrics, "voxroom_voice_fits_pending")
+        return pending, metric(metrics, "voxroom_voice_fit_oldest_pending_seconds")
+
+    try:
+        assert backlog() == (0.0, 0.0)
+        await svc.enroll("gus", recording, "audio/wav")
+        gus_started = time.monotonic()
+        await asyncio.sleep(0.3)
+        await svc.enroll("hal", recording, "audio/wav")
+        pending, oldest = backlog()
+        assert pending == 2.0 and 0.3 <= oldest <= time.monotonic() - gus_started + 0.1, oldest
+        # Deleting a voice ends its wait; re-enrolling one starts its fit, and its wait, anew.
+        await svc.delete("gus")
+        await asyncio.sleep(0.3)
+        hal_again = time.monotonic()
+        await svc.enroll("hal", recording, "audio/wav")
+        pending, oldest = backlog()
+        assert pending == 1.0 and oldest <= time.monotonic() - hal_again, oldest
+        # A fit that ends, even by failing, leaves the backlog.
+        held.release.set()
+        await svc.wait_for_fit("hal")
+        assert (await svc.status("hal"))["status"] == "failed"
+        assert backlog() == (0.0, 0.0)
     finally:
         await svc.close()
