@@ -1,8 +1,9 @@
 """What the fit's checks for the server's renders cost the fit (synth.yielding), in CPU seconds of its budget.
 
 A fit of fixed step counts (so both arms do the same work), in this process on one thread, with and without
-the checks between tensor operations, in alternating order. The count it follows stays at zero: what is
-measured is the checks alone, never a wait. The budget is CPU time, so this share of it is steps lost.
+the checks between tensor operations, in alternating order. The count it follows stays at zero and its job is never
+cancelled: what is measured is the checks alone (the render count and the cancelled jobs read, as a served fit
+reads them), never a wait. The budget is CPU time, so this share of it is steps lost.
 
     python bench/fit_yield_overhead.py [--pairs 3] [--steps 4,8,8]
 """
@@ -46,12 +47,13 @@ def main() -> None:
     start = stock_packs()[sorted(stock_packs())[0]]
     settings = FitSettings(steps=StepCounts.parse(args.steps))
     warm_up(("en",))
-    count = yielding.RenderCount(multiprocessing.get_context("spawn"))
-    yielding.follow(count.shared)
+    context = multiprocessing.get_context("spawn")
+    count, cancels = yielding.RenderCount(context), yielding.CancelledJobs(context)
+    yielding.follow(count.shared, cancels.ids)
 
     def one_fit(checked: bool) -> float:
         began = time.process_time()
-        with yielding.checks_between_operations() if checked else contextlib.nullcontext():
+        with yielding.running_job(1), yielding.checks_between_operations() if checked else contextlib.nullcontext():
             fit_style(target, start, progress=lambda f, s: None, cpu_budget_s=1e6, settings=settings)
         return time.process_time() - began
 

@@ -9,6 +9,10 @@ above zero the fit sleeps. Its budget is CPU time, so waiting costs it time on t
 
 The fit process writes back how long it has been paused, so that `/metrics` shows a fit that a saturated server
 keeps standing still (`RenderCount.paused_now_s`, `paused_total_s`).
+
+The same checks stop a fit the server no longer wants (its voice deleted or enrolled again: `CancelledJobs`), so
+that a deleted voice's features do not stay in the fit process, nor its fit hold the next voice's back, for up to a
+whole budget.
 """
 
 from __future__ import annotations
@@ -26,6 +30,32 @@ LONG_WAIT_S = 2.0
 
 _shared: SharedRenderState | None = None  # this process's view of the server's (a fit process with a server), else None
 _on_long_wait: Callable[[], None] | None = None
+_cancelled: Any = None  # CancelledJobs.ids, in a fit process
+_job = 0  # the job this process runs now (0: none)
+
+
+class FitCancelled(Exception):
+    """The server no longer wants the fit under way: its voice was deleted or enrolled again."""
+
+
+class CancelledJobs:
+    """The ids of fit jobs the server has dropped, in shared memory: the server writes, the fit process reads at
+    each of its checks (`wait_while_rendering`) and stops the job it runs if it is among them.
+
+    Made from the multiprocessing context that starts the fit process, and handed to it (`ids`) when it starts."""
+
+    # The running job and the one the process pool has already handed to the process, with room to spare.
+    SLOTS = 4
+
+    def __init__(self, context: Any) -> None:
+        self.ids = context.RawArray("q", self.SLOTS)  # job ids start at 1: a zero is an empty slot
+        self._next = 0
+        self._lock = threading.Lock()
+
+    def cancel(self, job_id: int) -> None:
+        with self._lock:
+            self.ids[self._next % self.SLOTS] = job_id
+            self._next += 1
 
 
 class SharedRenderState(NamedTuple):
@@ -87,10 +117,33 @@ class RenderCount:
             self.shared.paused_s.value += max(0.0, time.monotonic() - since)
 
 
-def follow(shared: SharedRenderState | None) -> None:
-    """Make this process wait on `shared` (a RenderCount's) and report its waits there; None: never wait."""
-    global _shared
+def follow(shared: SharedRenderState | None, cancelled: Any = None) -> None:
+    """Make this process wait on `shared` (a RenderCount's) and report its waits there (None: never wait), and stop
+    the jobs that `cancelled` (a CancelledJobs' ids) names."""
+    global _shared, _cancelled
     _shared = shared
+    _cancelled = cancelled
+
+
+@contextlib.contextmanager
+def running_job(job_id: int) -> Iterator[None]:
+    """The checks within this block stop with FitCancelled once the server cancels `job_id`."""
+    global _job
+    _job = job_id
+    try:
+        yield
+    finally:
+        _job = 0
+
+
+def is_cancelled(job_id: int) -> bool:
+    cancelled = _cancelled
+    return cancelled is not None and job_id != 0 and job_id in cancelled[:]
+
+
+def _stop_if_cancelled() -> None:
+    if is_cancelled(_job):
+        raise FitCancelled(f"job {_job} was cancelled")
 
 
 def on_long_wait(callback: Callable[[], None] | None) -> None:
@@ -101,7 +154,8 @@ def on_long_wait(callback: Callable[[], None] | None) -> None:
 
 def wait_while_rendering() -> float:
     """Sleep while the server renders speech; the seconds waited (0.0 at once when it is not, or in a process
-    that follows no server)."""
+    that follows no server). Raises FitCancelled, also mid-wait, once the server has cancelled the job."""
+    _stop_if_cancelled()
     shared = _shared
     if shared is None or shared.count.value <= 0:
         return 0.0
@@ -111,6 +165,7 @@ def wait_while_rendering() -> float:
     try:
         while shared.count.value > 0:
             time.sleep(POLL_S)
+            _stop_if_cancelled()
             if not told and _on_long_wait is not None and time.monotonic() - started >= LONG_WAIT_S:
                 told = True
                 _on_long_wait()

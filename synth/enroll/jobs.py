@@ -4,8 +4,9 @@ Two single-process pools, each niced and single-threaded so synthesis for everyo
 takes the CPU first: one analyses uploads (quick, the uploader waits for it), one fits voices
 (minutes, one at a time; before each fit it loads what that fit needs and the process has
 not loaded yet, outside the voice's budget). With `yield_to_synthesis`, the fit process also
-waits while the server renders speech (synth.yielding). Progress comes back over a
-queue and is handed to the caller's callback on its event loop.
+waits while the server renders speech (synth.yielding). A fit whose caller stops waiting for it
+(its voice deleted or enrolled again) stops at the fit process's next check. Progress comes back
+over a queue and is handed to the caller's callback on its event loop.
 """
 
 from __future__ import annotations
@@ -50,11 +51,13 @@ def _exit_with_parent(parent: int) -> None:
     threading.Thread(target=watch, name="parent-watch", daemon=True).start()
 
 
-def _init_worker(progress_queue: Any, niceness: int, parent: int, render_state: Any = None) -> None:
+def _init_worker(
+    progress_queue: Any, niceness: int, parent: int, render_state: Any = None, cancelled: Any = None
+) -> None:
     global _progress_queue
     _progress_queue = progress_queue
     _exit_with_parent(parent)
-    yielding.follow(render_state)
+    yielding.follow(render_state, cancelled)
     for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ[name] = "1"
     if niceness:
@@ -79,6 +82,8 @@ def _warm_up_fit(language_hint: str, progress: ProgressCallback) -> None:
         if still_to_load(languages):
             progress(0.0, "loading the voice fit")
             warm_up(languages)
+    except yielding.FitCancelled:
+        raise
     except Exception:
         log.exception("the fit process could not load its models; the fit will try again")
 
@@ -118,13 +123,20 @@ def _run_fit(
     progress = _Report(job_id)
     yielding.on_long_wait(progress.waiting_for_synthesis)
     try:
-        yielding.wait_while_rendering()
-        _warm_up_fit(language_hint, progress)  # outside the voice's budget: fit_voice starts its clock
-        with yielding.checks_between_operations():
-            return fit_voice(
-                target_arrays, language_hint, start_pack, judge_print, cpu_budget_s, progress=progress,
-                per_layer_timbre=per_layer_timbre,
-            )
+        with yielding.running_job(job_id):
+            yielding.wait_while_rendering()
+            _warm_up_fit(language_hint, progress)  # outside the voice's budget: fit_voice starts its clock
+            with yielding.checks_between_operations():
+                return fit_voice(
+                    target_arrays, language_hint, start_pack, judge_print, cpu_budget_s, progress=progress,
+                    per_layer_timbre=per_layer_timbre,
+                )
+    except Exception as exc:
+        # Raised in a check; autograd may hand it on wrapped, when a check in the backward pass raised it.
+        if isinstance(exc, yielding.FitCancelled) or yielding.is_cancelled(job_id):
+            log.info("a voice fit was cancelled by the server; stopped")
+            return None  # nobody waits for it
+        raise
     finally:
         yielding.on_long_wait(None)
 
@@ -139,6 +151,8 @@ class EnrollmentWorkers:
         self._niceness = niceness
         self._context = multiprocessing.get_context("spawn")
         self.render_count = yielding.RenderCount(self._context) if yield_to_synthesis else None
+        # A fit whose caller stops waiting (its voice deleted or enrolled again) is stopped in the fit process.
+        self.fit_cancels = yielding.CancelledJobs(self._context)
         self._progress: Any = self._context.Queue()
         self._pools: dict[str, concurrent.futures.ProcessPoolExecutor] = {}
         self._callbacks: dict[int, tuple[asyncio.AbstractEventLoop, ProgressCallback]] = {}
@@ -176,6 +190,10 @@ class EnrollmentWorkers:
         try:
             future = self._pool(pool_name).submit(fn, job_id, *args)
             return await asyncio.wrap_future(future)
+        except asyncio.CancelledError:
+            if pool_name == "fit":  # a queued job is dropped by the pool; one in the process stops at its next check
+                self.fit_cancels.cancel(job_id)
+            raise
         except concurrent.futures.process.BrokenProcessPool:
             # The process died (killed, out of memory): start a fresh one for the next job.
             self._pools.pop(pool_name, None)
@@ -193,7 +211,7 @@ class EnrollmentWorkers:
                     max_workers=1,
                     mp_context=self._context,
                     initializer=_init_worker,
-                    initargs=(self._progress, self._niceness, os.getpid(), self._followed_state(name)),
+                    initargs=(self._progress, self._niceness, os.getpid(), *self._followed_state(name)),
                 )
                 self._pools[name] = pool
             if self._reader is None:
@@ -201,8 +219,10 @@ class EnrollmentWorkers:
                 self._reader.start()
             return pool
 
-    def _followed_state(self, pool_name: str) -> Any:
-        return self.render_count.shared if pool_name == "fit" and self.render_count is not None else None
+    def _followed_state(self, pool_name: str) -> tuple[Any, Any]:
+        if pool_name != "fit":
+            return None, None
+        return (self.render_count.shared if self.render_count is not None else None), self.fit_cancels.ids
 
     def _read_progress(self) -> None:
         while True:

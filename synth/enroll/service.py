@@ -209,7 +209,7 @@ class EnrollmentService:
     def _start_fit(self, record: VoiceRecord) -> None:
         old = self._fits.pop(record.owner, None)
         if old is not None:
-            old.cancel()  # its result would belong to the replaced voice; the worker finishes it unheard
+            old.cancel()  # its result would belong to the replaced voice; the fit process stops it (jobs.py)
         task = asyncio.get_running_loop().create_task(self._fit(record), name=f"voice-fit:{record.owner}")
         task.add_done_callback(_report_crash)
         self._fits[record.owner] = task
