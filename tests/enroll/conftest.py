@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import io
+import os
 import wave
 from collections.abc import Iterator
 from pathlib import Path
@@ -152,3 +154,21 @@ def kokoro():  # type: ignore[no-untyped-def]
     engine = KokoroEngine(threads=1)
     yield engine
     engine.close()
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU seconds a process has run (user and system), from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
+
+
+def fit_in_background(
+    workers: EnrollmentWorkers, analysis: Any, budget_s: float, stages: list[str]
+) -> asyncio.Task:  # type: ignore[type-arg]
+    """An English fit of an analysed recording from its nearest stock voice, as a task; its stages go to `stages`."""
+    from synth.fit.stock import stock_packs
+
+    return asyncio.ensure_future(workers.fit(
+        analysis.target, "en", stock_packs()[analysis.start_stock], analysis.judge_print, cpu_budget_s=budget_s,
+        progress=lambda _fraction, stage: stages.append(stage),
+    ))

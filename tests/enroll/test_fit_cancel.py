@@ -5,23 +5,15 @@ from __future__ import annotations
 import asyncio
 import os
 import time
-from pathlib import Path
 
 import pytest
 
 from synth.enroll.jobs import EnrollmentWorkers
 from synth.enroll.quality import GateLimits
-from synth.fit.stock import stock_packs
-from tests.enroll.conftest import voice_path
+from tests.enroll.conftest import cpu_seconds, fit_in_background, voice_path
 
 # Far past this test's patience: a fit that was not stopped would hold the process for minutes.
 LONG_BUDGET_S = 600.0
-TICKS = os.sysconf("SC_CLK_TCK")
-
-
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICKS  # utime, stime
 
 
 def process_id(job_id: int) -> int:
@@ -33,13 +25,9 @@ async def test_a_cancelled_fit_stops_in_the_fit_process_and_a_queued_one_never_s
     workers: EnrollmentWorkers,
 ) -> None:
     analysis = await workers.analyse(voice_path("en_533_enroll.wav").read_bytes(), GateLimits(), "en")
-    start = stock_packs()[analysis.start_stock]
 
     def fit(budget_s: float, stages: list[str]) -> asyncio.Task:  # type: ignore[type-arg]
-        return asyncio.ensure_future(workers.fit(
-            analysis.target, "en", start, analysis.judge_print, cpu_budget_s=budget_s,
-            progress=lambda _fraction, stage: stages.append(stage),
-        ))
+        return fit_in_background(workers, analysis, budget_s, stages)
 
     await fit(1.0, [])  # the process loads its models: what follows is the fit's own work
     pid = await workers._submit("fit", process_id, None)

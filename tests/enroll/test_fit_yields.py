@@ -6,23 +6,14 @@ import asyncio
 import concurrent.futures
 import os
 import signal
-from pathlib import Path
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from synth.enroll.jobs import WAITING_STAGE, EnrollmentWorkers
 from synth.enroll.quality import GateLimits
-from synth.fit.stock import stock_packs
-from tests.enroll.conftest import voice_path
+from tests.enroll.conftest import cpu_seconds, fit_in_background, voice_path
 from voxroom.metrics import Metrics
-
-TICKS = os.sysconf("SC_CLK_TCK")
-
-
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICKS  # utime, stime
 
 
 def scraped(metrics: Metrics) -> dict[str, float]:
@@ -45,13 +36,9 @@ async def test_the_fit_process_waits_while_the_server_renders_and_finishes_its_b
     metrics.fit_pauses.render_count = workers.render_count
     try:
         analysis = await workers.analyse(voice_path("en_1998_enroll.wav").read_bytes(), GateLimits(), "en")
-        start = stock_packs()[analysis.start_stock]
 
-        def fit(budget_s: float, stages: list[str]) -> asyncio.Future:  # type: ignore[type-arg]
-            return asyncio.ensure_future(workers.fit(
-                analysis.target, "en", start, analysis.judge_print, cpu_budget_s=budget_s,
-                progress=lambda _fraction, stage: stages.append(stage),
-            ))
+        def fit(budget_s: float, stages: list[str]) -> asyncio.Task:  # type: ignore[type-arg]
+            return fit_in_background(workers, analysis, budget_s, stages)
 
         await fit(1.0, [])  # loads the models: what follows is the fit's own work
         stages: list[str] = []
