@@ -187,11 +187,14 @@ class EnrollmentWorkers:
         loop = asyncio.get_running_loop()
         if progress is not None:
             self._callbacks[job_id] = (loop, progress)
+        future: concurrent.futures.Future[Any] | None = None
         try:
-            future = self._pool(pool_name).submit(fn, job_id, *args)
+            future = self._pool(pool_name).submit(fn, job_id, *args)  # raises BrokenProcessPool too, below
             return await asyncio.wrap_future(future)
         except asyncio.CancelledError:
-            if pool_name == "fit":  # a queued job is dropped by the pool; one in the process stops at its next check
+            # A job the pool still holds is dropped there; one it has handed to the process stops at the process's
+            # next check. Only those take a slot of CancelledJobs' few, so none overwrites a job still running.
+            if pool_name == "fit" and future is not None and not future.cancel() and not future.done():
                 self.fit_cancels.cancel(job_id)
             raise
         except concurrent.futures.process.BrokenProcessPool:

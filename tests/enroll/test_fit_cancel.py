@@ -10,6 +10,7 @@ import pytest
 
 from synth.enroll.jobs import EnrollmentWorkers
 from synth.enroll.quality import GateLimits
+from synth.yielding import CancelledJobs
 from tests.enroll.conftest import cpu_seconds, fit_in_background, voice_path
 
 # Far past this test's patience: a fit that was not stopped would hold the process for minutes.
@@ -21,7 +22,7 @@ def process_id(job_id: int) -> int:
     return os.getpid()
 
 
-async def test_a_cancelled_fit_stops_in_the_fit_process_and_a_queued_one_never_starts(
+async def test_a_cancelled_fit_stops_in_the_fit_process_and_queued_ones_never_start(
     workers: EnrollmentWorkers,
 ) -> None:
     analysis = await workers.analyse(voice_path("en_533_enroll.wav").read_bytes(), GateLimits(), "en")
@@ -33,14 +34,18 @@ async def test_a_cancelled_fit_stops_in_the_fit_process_and_a_queued_one_never_s
     pid = await workers._submit("fit", process_id, None)
     running_stages: list[str] = []
     running = fit(LONG_BUDGET_S, running_stages)
-    queued = fit(LONG_BUDGET_S, [])  # the pool has handed it to the process already, or keeps it
+    # Voices enrolled behind it: the pool hands the first to the process ahead of time, and keeps the rest.
+    queued = [fit(LONG_BUDGET_S, []) for _ in range(2 * CancelledJobs.SLOTS)]
     while len(running_stages) < 2:  # past its start, into the fit's work
         await asyncio.sleep(0.05)
     await asyncio.sleep(1.0)
 
-    queued.cancel()
+    # The running fit first: cancelling more fits after it than there are slots for cancelled jobs must not let it
+    # run on (only jobs the process holds take a slot).
     running.cancel()
-    for task in (queued, running):
+    for task in queued:
+        task.cancel()
+    for task in (running, *queued):
         with pytest.raises(asyncio.CancelledError):
             await task
     cancelled_at, cpu_at_cancel = time.monotonic(), cpu_seconds(pid)
