@@ -16,7 +16,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -57,6 +57,11 @@ class FitOutcome:
 
 
 FitObserver = Callable[[FitOutcome], None]
+
+
+class PendingFit(NamedTuple):
+    task: asyncio.Task[None]
+    started: float  # time.monotonic() at its start: its time on the clock and its age in /metrics count from it
 
 
 @dataclasses.dataclass(frozen=True)
@@ -140,8 +145,7 @@ class EnrollmentService:
         self._locks: dict[str, asyncio.Lock] = {}
         self._voices: dict[str, Voice] = {}
         self._progress: dict[str, tuple[float, str]] = {}
-        self._fits: dict[str, asyncio.Task[None]] = {}
-        self._fit_started: dict[str, float] = {}  # time.monotonic() when each pending fit was started
+        self._fits: dict[str, PendingFit] = {}
 
     # -- enrollment ---------------------------------------------------------------------------
 
@@ -209,21 +213,21 @@ class EnrollmentService:
     def _start_fit(self, record: VoiceRecord) -> None:
         old = self._fits.pop(record.owner, None)
         if old is not None:
-            old.cancel()  # its result would belong to the replaced voice; the fit process stops it (jobs.py)
-        task = asyncio.get_running_loop().create_task(self._fit(record), name=f"voice-fit:{record.owner}")
+            old.task.cancel()  # its result would belong to the replaced voice; the fit process stops it (jobs.py)
+        started = time.monotonic()
+        task = asyncio.get_running_loop().create_task(self._fit(record, started), name=f"voice-fit:{record.owner}")
         task.add_done_callback(_report_crash)
-        self._fits[record.owner] = task
-        self._fit_started[record.owner] = time.monotonic()
+        self._fits[record.owner] = PendingFit(task, started)
 
-    async def _fit(self, record: VoiceRecord) -> None:
+    async def _fit(self, record: VoiceRecord, started: float) -> None:
         owner = record.owner
 
         def progress(fraction: float, stage: str) -> None:
-            if self._fits.get(owner) is task:
+            pending = self._fits.get(owner)
+            if pending is not None and pending.task is task:
                 self._progress[owner] = (fraction, stage)
 
         task = asyncio.current_task()
-        started = time.monotonic()
         try:
             result = await self.workers.fit(
                 _unprefixed(record.arrays),
@@ -276,7 +280,6 @@ class EnrollmentService:
             self._voices[owner] = _voice_of(updated)
             self._progress.pop(owner, None)
             self._fits.pop(owner, None)
-            self._fit_started.pop(owner, None)
             if version != record.version and self.purge_cached_audio is not None:
                 await self.purge_cached_audio(owner, version)  # never served again: free the memory
         self._report_fit(result, meta, wall_s)
@@ -314,13 +317,13 @@ class EnrollmentService:
         """Voices whose fit has not finished (running, or queued behind another's), and the oldest one's seconds
         on the clock since its fit was started (0 when none). A fit resumed at start-up counts from the restart."""
         now = time.monotonic()
-        ages = [now - self._fit_started.get(owner, now) for owner in list(self._fits)]
+        ages = [now - pending.started for pending in list(self._fits.values())]
         return len(ages), max(ages, default=0.0)
 
     async def wait_for_fit(self, owner: str) -> None:
-        task = self._fits.get(owner)
-        if task is not None:
-            await asyncio.shield(task)
+        pending = self._fits.get(owner)
+        if pending is not None:
+            await asyncio.shield(pending.task)
 
     # -- status and deletion ------------------------------------------------------------------
 
@@ -360,10 +363,9 @@ class EnrollmentService:
     async def delete(self, owner: str) -> bool:
         """Erase the voice, its grants and every cached audio made from it. True if there was a voice."""
         async with self._lock(owner):
-            task = self._fits.pop(owner, None)
-            self._fit_started.pop(owner, None)
-            if task is not None:
-                task.cancel()
+            pending = self._fits.pop(owner, None)
+            if pending is not None:
+                pending.task.cancel()
             existing = await asyncio.to_thread(self._load_quietly, owner)
             existed = await asyncio.to_thread(self.store.delete, owner)
             self._voices.pop(owner, None)
@@ -400,10 +402,9 @@ class EnrollmentService:
         """Stop waiting for fits (their voices resume at the next start); the workers' owner closes them."""
         if self._fits:
             log.info("stopping %d voice fit(s); they resume at the next start", len(self._fits))
-        for task in list(self._fits.values()):
-            task.cancel()
+        for pending in list(self._fits.values()):
+            pending.task.cancel()
         self._fits.clear()
-        self._fit_started.clear()
 
     def _lock(self, owner: str) -> asyncio.Lock:
         return self._locks.setdefault(owner, asyncio.Lock())
